@@ -1,0 +1,79 @@
+import type { Config } from './config.ts';
+import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.ts';
+import { migrate } from './db/migrate.ts';
+import { createDb, type DbOptions } from './db/prisma.ts';
+import { createEventBus } from './events/bus.ts';
+import { startGraphQLServer } from './graphql/server.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { ensureQueues, startBoss } from './operations/queues.ts';
+import { createRegistry, type OperationType } from './operations/registry.ts';
+import { startRunner } from './operations/runner.ts';
+import { diagnosticsSleep } from './operations/types/diagnostics-sleep.ts';
+import type { Resources } from './resources.ts';
+
+/** The built-in operation types. */
+export const BUILT_IN_TYPES: OperationType[] = [diagnosticsSleep];
+
+export interface AppOptions {
+  logger?: Logger;
+  /** Operation types to register instead of the built-in ones. */
+  types?: OperationType[];
+  db?: DbOptions;
+}
+
+/** A running opsgraph process: its resources, its GraphQL URL (API role) and a way to stop it. */
+export interface App {
+  resources: Resources;
+  /** The GraphQL endpoint, when this process serves the API. */
+  url: string | undefined;
+  /** Drains: stops taking jobs, lets running ones finish up to the grace period, closes everything. */
+  close(): Promise<void>;
+}
+
+/** Starts opsgraph with the roles in `config.role`: migrations, pg-boss, workers, GraphQL server. */
+export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const logger =
+    options.logger ?? createLogger({ instance: config.instanceId.slice(0, 8), role: config.role });
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse())
+      await close().catch((error) => logger.error('close failed', { error }));
+  };
+  try {
+    let databaseUrl = config.databaseUrl;
+    if (!databaseUrl) {
+      const embedded: EmbeddedDatabase = await startEmbeddedPostgres(
+        config.dataDir,
+        config.embeddedPostgresPort,
+      );
+      closers.push(() => embedded.stop());
+      databaseUrl = embedded.url;
+      logger.info('started embedded PostgreSQL', { dataDir: config.dataDir });
+    }
+    await migrate(databaseUrl);
+    const db = createDb(databaseUrl, options.db);
+    closers.push(() => db.$disconnect());
+    const boss = await startBoss(config, databaseUrl, logger);
+    closers.push(() => boss.stop({ graceful: false, timeout: 5000 }));
+    const registry = createRegistry(options.types ?? BUILT_IN_TYPES);
+    await ensureQueues(boss, registry);
+    const bus = createEventBus({ redisUrl: config.redisUrl, prefix: config.channelPrefix, logger });
+    closers.push(() => bus.close());
+    const resources: Resources = { config, db, boss, bus, registry, logger };
+
+    let url: string | undefined;
+    if (config.role !== 'worker') {
+      const server = await startGraphQLServer(resources);
+      closers.push(() => server.close());
+      url = server.url;
+    }
+    if (config.role !== 'api') {
+      const runner = await startRunner(resources);
+      closers.push(() => runner.stop(config.shutdownGraceMs));
+    }
+    return { resources, url, close: closeAll };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}

@@ -1,0 +1,55 @@
+import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
+import { builder } from './builder.ts';
+
+/** Every expected failure returned as data implements this interface. */
+export const ErrorInterface = builder.interfaceRef<Error>('Error').implement({
+  description: 'An expected failure, returned as data in a result union.',
+  fields: (t) => ({
+    message: t.exposeString('message', { description: 'Human-readable explanation.' }),
+  }),
+});
+
+const Problem = builder
+  .objectRef<{ path: (string | number)[]; message: string }>('ValidationProblem')
+  .implement({
+    description: 'One problem with the request.',
+    fields: (t) => ({
+      path: t.stringList({
+        description:
+          'Where the problem is, from the argument name down (array indexes as numbers in strings).',
+        resolve: (problem) => problem.path.map(String),
+      }),
+      message: t.exposeString('message'),
+    }),
+  });
+
+builder.objectType(ValidationError, {
+  name: 'ValidationError',
+  description: 'The request was malformed; every problem is listed with its path.',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof ValidationError,
+  fields: (t) => ({
+    problems: t.field({ type: [Problem], resolve: (error) => error.problems }),
+  }),
+});
+
+builder.objectType(NotFoundError, {
+  name: 'NotFoundError',
+  description: 'Nothing with that id exists that the viewer may see.',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof NotFoundError,
+  fields: (t) => ({
+    resource: t.exposeString('resource'),
+    id: t.exposeID('id'),
+  }),
+});
+
+builder.objectType(ForbiddenError, {
+  name: 'ForbiddenError',
+  description: 'The viewer may see the target but not do this to it.',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof ForbiddenError,
+  fields: (t) => ({
+    action: t.exposeString('action'),
+  }),
+});

@@ -1,0 +1,149 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GraphQLError } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { createYoga, type YogaInitialContext } from 'graphql-yoga';
+import { WebSocketServer } from 'ws';
+import { InvalidTokenError, resolveViewer } from '../auth/viewer.ts';
+import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
+import type { Resources } from '../resources.ts';
+import type { Context } from './context.ts';
+import { schema } from './schema.ts';
+
+type Enveloped = {
+  execute: (args: unknown) => ReturnType<typeof import('graphql').execute>;
+  subscribe: (args: unknown) => ReturnType<typeof import('graphql').subscribe>;
+};
+
+export interface GraphQLServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Codes for domain errors that reach clients as GraphQL errors (queries and subscriptions). */
+const EXPOSED: [new (...args: never[]) => Error, string][] = [
+  [ValidationError, 'BAD_USER_INPUT'],
+  [NotFoundError, 'NOT_FOUND'],
+  [ForbiddenError, 'FORBIDDEN'],
+  [InvalidTokenError, 'UNAUTHENTICATED'],
+];
+
+/** Keeps GraphQLErrors and known domain errors; masks everything else with a stable code. */
+function maskError(error: unknown, message: string, resources: Resources): Error {
+  const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+  if (original instanceof GraphQLError) return original;
+  for (const [type, code] of EXPOSED) {
+    if (original instanceof type) {
+      const extensions: Record<string, unknown> = { code };
+      if (original instanceof ValidationError) extensions.problems = original.problems;
+      return new GraphQLError(original.message, { extensions });
+    }
+  }
+  resources.logger.error('unexpected error', { error: original });
+  return new GraphQLError(message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+}
+
+/** Serves GraphQL over HTTP (with GraphiQL), WebSocket (graphql-ws) and SSE on `/graphql`. */
+export async function startGraphQLServer(resources: Resources): Promise<GraphQLServer> {
+  const { config, db } = resources;
+  const viewerFrom = async (authorization: string | null | undefined) => {
+    try {
+      return await resolveViewer(db, config.jwtSecret, authorization);
+    } catch (error) {
+      if (error instanceof InvalidTokenError) {
+        throw new GraphQLError(error.message, {
+          extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } },
+        });
+      }
+      throw error;
+    }
+  };
+
+  const yoga = createYoga<Record<string, unknown>, Context>({
+    schema,
+    graphqlEndpoint: '/graphql',
+    landingPage: false,
+    graphiql: {
+      title: 'opsgraph',
+      subscriptionsProtocol: 'WS',
+      defaultQuery:
+        '# Set the header {"Authorization": "Bearer <token from npm run token>"}\n{ viewer { name } operationTypes { name description } }\n',
+    },
+    logging: false,
+    maskedErrors: { maskError: (error, message) => maskError(error, message, resources) },
+    context: async (initial: YogaInitialContext & { viewer?: Context['viewer'] }) => ({
+      resources,
+      viewer:
+        initial.viewer !== undefined
+          ? initial.viewer
+          : await viewerFrom(initial.request.headers.get('authorization')),
+    }),
+  });
+
+  const server = createServer(yoga);
+  const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
+  const wsCleanup = useServer(
+    {
+      // Yoga's enveloped execute/subscribe travel in rootValue (set in onSubscribe below).
+      execute: (args) => (args.rootValue as Enveloped).execute(args),
+      subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
+      onConnect: async (ctx) => {
+        const authorization = (ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization) as
+          | string
+          | undefined;
+        try {
+          (ctx.extra as { viewer?: unknown }).viewer = await resolveViewer(
+            db,
+            config.jwtSecret,
+            authorization,
+          );
+          return true;
+        } catch {
+          return false; // closes with 4403 Forbidden
+        }
+      },
+      onSubscribe: async (ctx, _id, payload) => {
+        const {
+          schema: s,
+          execute,
+          subscribe,
+          contextFactory,
+          parse,
+          validate,
+        } = yoga.getEnveloped({
+          ...ctx,
+          req: ctx.extra.request,
+          socket: ctx.extra.socket,
+          params: payload,
+          viewer: (ctx.extra as { viewer?: unknown }).viewer ?? null,
+        });
+        const args = {
+          schema: s,
+          operationName: payload.operationName,
+          document: parse(payload.query),
+          variableValues: payload.variables,
+          contextValue: await contextFactory(),
+          rootValue: { execute, subscribe },
+        };
+        const errors = validate(args.schema, args.document);
+        if (errors.length) return errors;
+        return args;
+      },
+    },
+    wsServer,
+  );
+
+  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
+  const { port } = server.address() as AddressInfo;
+  const host = config.host === '0.0.0.0' ? 'localhost' : config.host;
+  return {
+    url: `http://${host}:${port}/graphql`,
+    async close() {
+      for (const client of wsServer.clients) client.close(1001, 'server shutting down');
+      await wsCleanup.dispose();
+      await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,38 @@
+import type { Viewer } from '../auth/viewer.ts';
+import { ForbiddenError, NotFoundError } from '../errors.ts';
+import type { Operation } from '../generated/prisma/client.ts';
+import type { Resources } from '../resources.ts';
+import { canCancel, canView } from './access.ts';
+import { IllegalTransitionError } from './errors.ts';
+import { CANCEL_CHANNEL, operationChannel, toOperation } from './record.ts';
+import * as transitions from './transitions.ts';
+
+/**
+ * Cancels a PENDING or PROCESSING operation: CANCELLED in the database at once, then the running
+ * handler (on whichever process holds it) is told over the bus; pg-boss's cancel is the backstop
+ * that also aborts the job's signal through its heartbeat when the bus is down.
+ */
+export async function cancelOperation(
+  r: Resources,
+  viewer: Viewer,
+  id: string,
+  displayId: string,
+  reason?: string | null,
+): Promise<Operation> {
+  const found = await r.db.operation.findUnique({ where: { id } });
+  if (!found || !canView(viewer, found)) throw new NotFoundError('Operation', displayId);
+  if (!canCancel(viewer, found)) throw new ForbiddenError('cancel this operation');
+  const applied = await transitions.cancel(r.db, id, reason || `cancelled by ${viewer.name}`, viewer.id);
+  if (!applied) {
+    const current = await r.db.operation.findUniqueOrThrow({ where: { id } });
+    throw new IllegalTransitionError(current.status, 'CANCELLED');
+  }
+  r.bus.publish(operationChannel(id), applied);
+  r.bus.publish(CANCEL_CHANNEL, { operationId: id });
+  if (found.jobId) {
+    await r.boss.cancel(found.type, found.jobId).catch((error: Error) => {
+      r.logger.warn('pg-boss cancel failed', { operationId: id, error: error.message });
+    });
+  }
+  return toOperation(applied.operation);
+}

@@ -1,0 +1,78 @@
+import type { Operation, OperationEvent } from '../generated/prisma/client.ts';
+import type { OperationStatus } from './status.ts';
+
+/**
+ * An operation row and an event row as JSON (from `row_to_json`, or off the wire), and their
+ * conversion back to the shapes Prisma returns, so both paths feed the same GraphQL types.
+ */
+export interface OperationJson {
+  id: string;
+  type: string;
+  input: unknown;
+  ownerId: string;
+  status: OperationStatus;
+  progressCurrent: number;
+  progressTotal: number | null;
+  progressMessage: string | null;
+  attempt: number;
+  result: unknown;
+  error: unknown;
+  sequence: number;
+  idempotencyKey: string | null;
+  inputHash: string | null;
+  jobId: string | null;
+  workerId: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  completedAt: string | null;
+  updatedAt: string;
+}
+
+export interface EventJson {
+  id: string | number;
+  operationId: string;
+  sequence: number;
+  kind: string;
+  status: OperationStatus;
+  progressCurrent: number;
+  progressTotal: number | null;
+  message: string | null;
+  data: unknown;
+  createdAt: string;
+}
+
+/** What is published on an operation's channel after each committed event. */
+export interface EventMessage {
+  operation: OperationJson;
+  event: EventJson;
+}
+
+const date = (value: string | null): Date | null => (value === null ? null : new Date(value));
+
+export function toOperation(json: OperationJson): Operation {
+  return {
+    ...json,
+    input: json.input as Operation['input'],
+    result: json.result as Operation['result'],
+    error: json.error as Operation['error'],
+    createdAt: new Date(json.createdAt),
+    startedAt: date(json.startedAt),
+    completedAt: date(json.completedAt),
+    updatedAt: new Date(json.updatedAt),
+  };
+}
+
+export function toEvent(json: EventJson): OperationEvent {
+  return {
+    ...json,
+    id: BigInt(json.id),
+    data: json.data as OperationEvent['data'],
+    createdAt: new Date(json.createdAt),
+  };
+}
+
+/** The channel that carries one operation's events. */
+export const operationChannel = (operationId: string): string => `op:${operationId}`;
+
+/** The channel on which cancel requests reach every worker. */
+export const CANCEL_CHANNEL = 'cancel';

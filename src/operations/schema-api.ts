@@ -1,0 +1,203 @@
+import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
+import type { Prisma } from '../generated/prisma/client.ts';
+import { builder } from '../graphql/builder.ts';
+import { ErrorInterface } from '../graphql/errors.ts';
+import { parseGlobalId } from '../graphql/ids.ts';
+import { visibleTo } from './access.ts';
+import { cancelOperation } from './cancel.ts';
+import { IdempotencyKeyConflictError, IllegalTransitionError, UnknownOperationTypeError } from './errors.ts';
+import type { OperationType } from './registry.ts';
+import { OperationRef, OperationStatusEnum, OperationUpdateRef } from './schema.ts';
+import { type Started, startOperation } from './start.ts';
+import { operationUpdates } from './updates.ts';
+
+/** Queries, mutations and the subscription of the operations domain. */
+
+builder.objectType(UnknownOperationTypeError, {
+  name: 'UnknownOperationTypeError',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof UnknownOperationTypeError,
+  fields: (t) => ({
+    type: t.exposeString('type'),
+    knownTypes: t.exposeStringList('knownTypes'),
+  }),
+});
+
+builder.objectType(IllegalTransitionError, {
+  name: 'IllegalTransitionError',
+  description: 'The operation is in a status that does not allow this (e.g. cancelling a COMPLETED one).',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof IllegalTransitionError,
+  fields: (t) => ({
+    from: t.expose('from', { type: OperationStatusEnum }),
+    to: t.expose('to', { type: OperationStatusEnum }),
+  }),
+});
+
+builder.objectType(IdempotencyKeyConflictError, {
+  name: 'IdempotencyKeyConflictError',
+  description: 'The idempotency key was used before with a different type or input.',
+  interfaces: [ErrorInterface],
+  isTypeOf: (value) => value instanceof IdempotencyKeyConflictError,
+  fields: (t) => ({
+    key: t.exposeString('key'),
+  }),
+});
+
+const OperationTypeRef = builder.objectRef<OperationType>('OperationType').implement({
+  description: 'A kind of operation this service can run.',
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    description: t.exposeString('description'),
+    inputSchema: t.field({
+      type: 'JSON',
+      description: 'JSON Schema of the input.',
+      resolve: (type, _, context) => context.resources.registry.jsonSchema(type.name),
+    }),
+    retryLimit: t.int({ resolve: (type) => type.policy.retryLimit }),
+    timeoutSeconds: t.int({ resolve: (type) => type.policy.expireInSeconds }),
+  }),
+});
+
+const OperationFilter = builder.inputType('OperationFilter', {
+  fields: (t) => ({
+    status: t.field({ type: [OperationStatusEnum], required: false, description: 'Any of these statuses.' }),
+    type: t.string({ required: false, description: 'Exactly this operation type.' }),
+    createdAfter: t.field({ type: 'DateTime', required: false, description: 'Created at or after.' }),
+    createdBefore: t.field({ type: 'DateTime', required: false, description: 'Created before.' }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  operation: t.prismaField({
+    type: 'Operation',
+    nullable: true,
+    description: 'One operation, or null when it does not exist or is not visible to you.',
+    authScopes: { loggedIn: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (query, _, { id }, context) =>
+      context.resources.db.operation.findFirst({
+        ...query,
+        where: { id: parseGlobalId(String(id), 'Operation'), ...visibleTo(context.viewer!) },
+      }),
+  }),
+  operations: t.prismaConnection({
+    type: 'Operation',
+    cursor: 'id',
+    description: 'Operations you may see, newest first.',
+    authScopes: { loggedIn: true },
+    args: { filter: t.arg({ type: OperationFilter }) },
+    resolve: (query, _, { filter }, context) => {
+      const where: Prisma.OperationWhereInput = { ...visibleTo(context.viewer!) };
+      if (filter?.status?.length) where.status = { in: filter.status };
+      if (filter?.type) where.type = filter.type;
+      if (filter?.createdAfter || filter?.createdBefore) {
+        where.createdAt = {
+          ...(filter.createdAfter ? { gte: filter.createdAfter } : {}),
+          ...(filter.createdBefore ? { lt: filter.createdBefore } : {}),
+        };
+      }
+      return context.resources.db.operation.findMany({
+        ...query,
+        where,
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      });
+    },
+  }),
+  operationTypes: t.field({
+    type: [OperationTypeRef],
+    description: 'The operation types this service runs, with their input schemas.',
+    resolve: (_, __, context) => context.resources.registry.list(),
+  }),
+}));
+
+const StartOperationInput = builder.inputType('StartOperationInput', {
+  fields: (t) => ({
+    type: t.string({ required: true, description: 'An operation type name (see operationTypes).' }),
+    input: t.field({
+      type: 'JSON',
+      required: true,
+      description: "Input valid against the type's inputSchema.",
+    }),
+    idempotencyKey: t.string({
+      required: false,
+      description: 'Repeat-safe key (1–255 chars, per user): a repeat returns the same operation.',
+    }),
+  }),
+});
+
+const StartOperationSuccess = builder.objectRef<Started>('StartOperationSuccess').implement({
+  fields: (t) => ({
+    operation: t.field({ type: OperationRef, resolve: (started) => started.operation }),
+    replayed: t.exposeBoolean('replayed', {
+      description: 'True when an earlier request with this idempotency key created the operation.',
+    }),
+  }),
+});
+
+const CancelOperationSuccess = builder
+  .objectRef<{ operation: Prisma.OperationGetPayload<object> }>('CancelOperationSuccess')
+  .implement({
+    fields: (t) => ({
+      operation: t.field({ type: OperationRef, resolve: (success) => success.operation }),
+    }),
+  });
+
+builder.mutationFields((t) => ({
+  startOperation: t.field({
+    type: StartOperationSuccess,
+    description: 'Starts an operation. It is PENDING until a worker takes it.',
+    authScopes: { loggedIn: true },
+    errors: {
+      types: [ValidationError, UnknownOperationTypeError, IdempotencyKeyConflictError],
+      directResult: true,
+      union: { name: 'StartOperationResult' },
+    },
+    args: { input: t.arg({ type: StartOperationInput, required: true }) },
+    resolve: (_, { input }, context) => startOperation(context.resources, context.viewer!, input),
+  }),
+  cancelOperation: t.field({
+    type: CancelOperationSuccess,
+    description: 'Cancels a PENDING or PROCESSING operation; its running handler is aborted.',
+    authScopes: { loggedIn: true },
+    errors: {
+      types: [ValidationError, NotFoundError, ForbiddenError, IllegalTransitionError],
+      directResult: true,
+      union: { name: 'CancelOperationResult' },
+    },
+    args: {
+      id: t.arg.id({ required: true }),
+      reason: t.arg.string({ required: false, description: 'Recorded on the operation (max 1000 chars).' }),
+    },
+    resolve: async (_, { id, reason }, context) => {
+      if (reason && reason.length > 1000) {
+        throw new ValidationError([{ path: ['reason'], message: 'must be at most 1000 characters' }]);
+      }
+      const uuid = parseGlobalId(String(id), 'Operation');
+      const operation = await cancelOperation(context.resources, context.viewer!, uuid, String(id), reason);
+      return { operation };
+    },
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  operationUpdated: t.field({
+    type: OperationUpdateRef,
+    description:
+      'The current state, then every event in order with no gaps or repeats; completes after a terminal state. With afterSequence, first replays the events after it.',
+    authScopes: { loggedIn: true },
+    args: {
+      id: t.arg.id({ required: true }),
+      afterSequence: t.arg.int({ required: false }),
+    },
+    subscribe: (_, { id, afterSequence }, context) =>
+      operationUpdates(
+        context.resources,
+        context.viewer!,
+        parseGlobalId(String(id), 'Operation'),
+        String(id),
+        afterSequence,
+      ),
+    resolve: (update) => update,
+  }),
+}));

@@ -1,0 +1,16 @@
+import type { PgBoss } from 'pg-boss';
+import type { Config } from './config.ts';
+import type { Db } from './db/prisma.ts';
+import type { EventBus } from './events/bus.ts';
+import type { Logger } from './logger.ts';
+import type { Registry } from './operations/registry.ts';
+
+/** What every part of a running opsgraph is given, explicitly: no module-level singletons. */
+export interface Resources {
+  config: Config;
+  db: Db;
+  boss: PgBoss;
+  bus: EventBus;
+  registry: Registry;
+  logger: Logger;
+}
