@@ -6,6 +6,7 @@ const config: CodegenConfig = {
   schema: 'schema/schema.graphql',
   documents: ['test/**/*.ts', '!test/gql/**'],
   ignoreNoDocuments: true,
+  importExtension: '.ts',
   generates: {
     'test/gql/': {
       preset: 'client',
@@ -15,7 +16,6 @@ const config: CodegenConfig = {
         useTypeImports: true,
       },
       presetConfig: { fragmentMasking: false },
-      importExtension: '.ts',
     },
   },
 };

@@ -10,7 +10,7 @@ type Level = 'info' | 'warn' | 'error';
 
 export function createLogger(bindings: Record<string, unknown> = {}, quiet = false): Logger {
   const write = (level: Level, message: string, fields?: Record<string, unknown>) => {
-    if (quiet && level === 'info') return;
+    if (quiet && level !== 'error') return;
     const entry = { time: new Date().toISOString(), level, message, ...bindings, ...fields };
     process.stderr.write(`${JSON.stringify(entry, errorFields)}\n`);
   };

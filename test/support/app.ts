@@ -1,0 +1,82 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { type App, type AppOptions, startApp } from '../../src/app.ts';
+import { type Config, loadConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/logger.ts';
+import { REDIS_URL } from './services.ts';
+
+export const TEST_JWT_SECRET = 'opsgraph-test-secret-0123456789';
+
+/** A unique Redis channel prefix, so parallel test files never hear each other. */
+export const uniquePrefix = () => `opsgraph-test-${randomBytes(4).toString('hex')}:`;
+
+/** Configuration for a test instance: a random port, test secret, Redis, quiet by default. */
+export function testConfig(databaseUrl: string, overrides: Partial<Config> = {}): Config {
+  return {
+    ...loadConfig({
+      DATABASE_URL: databaseUrl,
+      REDIS_URL,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      JWT_SECRET: TEST_JWT_SECRET,
+      OPSGRAPH_SHUTDOWN_GRACE_MS: '2000',
+    }),
+    channelPrefix: uniquePrefix(),
+    ...overrides,
+  };
+}
+
+/** Starts opsgraph in this process (a real HTTP/WebSocket server on a random port). */
+export async function startTestApp(
+  databaseUrl: string,
+  overrides: Partial<Config> = {},
+  options: AppOptions = {},
+): Promise<App & { url: string }> {
+  const app = await startApp(testConfig(databaseUrl, overrides), {
+    logger: createLogger({}, !process.env.TEST_VERBOSE),
+    ...options,
+  });
+  return { ...app, url: app.url ?? '' };
+}
+
+export interface ServerProcess {
+  /** GraphQL URL (empty for a worker-only process). */
+  url: string;
+  child: ChildProcess;
+  /** Lines the process wrote to stderr (its logs). */
+  logs: string[];
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `src/main.ts` as a separate OS process and waits for its ready line. */
+export async function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_JWT_SECRET, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  createInterface({ input: child.stderr! }).on('line', (line) => logs.push(line));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join('\n')}`)), 30_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const match = /^opsgraph ready: (\S+)/.exec(line);
+      if (!match) return;
+      clearTimeout(timer);
+      resolve(match[1]!.startsWith('http') ? match[1]! : '');
+    });
+    exited.then((code) => reject(new Error(`server exited with ${code}:\n${logs.join('\n')}`)));
+  });
+  return {
+    url,
+    child,
+    logs,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}

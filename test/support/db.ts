@@ -1,0 +1,39 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { ADMIN_DATABASE_URL, databaseUrl, TEMPLATE_DATABASE } from './services.ts';
+
+export interface TestDatabase {
+  url: string;
+  name: string;
+  /** Runs SQL against the test database (for assertions only). */
+  query<T extends pg.QueryResultRow>(sql: string, values?: unknown[]): Promise<T[]>;
+  drop(): Promise<void>;
+}
+
+/** A fresh database cloned from the migrated template: cheap isolation per test file. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `opsgraph_t_${randomBytes(6).toString('hex')}`;
+  await adminQuery(`CREATE DATABASE "${name}" TEMPLATE "${TEMPLATE_DATABASE}"`);
+  const url = databaseUrl(name);
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  return {
+    url,
+    name,
+    query: async <T extends pg.QueryResultRow>(sql: string, values?: unknown[]) =>
+      (await pool.query<T>(sql, values)).rows,
+    async drop() {
+      await pool.end();
+      await adminQuery(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    },
+  };
+}
+
+async function adminQuery(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
