@@ -101,6 +101,11 @@ async function runAttempt(
   const attempt = started.operation.attempt;
   const log = parentLog.child({ operationId, type: type.name, attempt });
 
+  controller.signal.addEventListener(
+    'abort',
+    () => log.info('handler signal aborted', { reason: String(controller.signal.reason) }),
+    { once: true },
+  );
   const throttle = new ProgressThrottle(
     r.config.progressIntervalMs,
     async (step) => {
