@@ -65,7 +65,8 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
     landingPage: false,
     graphiql: {
       title: 'opsgraph',
-      subscriptionsProtocol: 'WS',
+      // SSE carries the Headers tab (Authorization) on every subscription request.
+      subscriptionsProtocol: 'SSE',
       defaultQuery:
         '# Set the header {"Authorization": "Bearer <token from npm run token>"}\n{ viewer { name } operationTypes { name description } }\n',
     },

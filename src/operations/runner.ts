@@ -22,6 +22,14 @@ interface Running {
 /** Why a handler's signal fired. */
 const CANCELLED = 'cancelled';
 
+/** How long shutdown waits for handlers after aborting them. */
+const ABORT_WAIT_MS = 5000;
+
+/** Thrown to pg-boss after an attempt is recorded FAILED, so the job's state says so too. */
+class AttemptFailed extends Error {
+  override name = 'AttemptFailed';
+}
+
 export async function startRunner(r: Resources): Promise<Runner> {
   const running = new Map<string, Running>();
   const log = r.logger.child({ component: 'runner' });
@@ -74,7 +82,8 @@ export async function startRunner(r: Resources): Promise<Runner> {
       ]);
       if (timedOut) {
         for (const entry of running.values()) entry.controller.abort('shutdown');
-        await all;
+        // A handler that ignores its signal cannot hold the process: its late result is discarded.
+        await Promise.race([all, new Promise((resolve) => setTimeout(resolve, ABORT_WAIT_MS).unref())]);
       }
       unsubscribe();
     },
@@ -140,9 +149,15 @@ async function runAttempt(
   const applied = outcome.ok
     ? await transitions.complete(r.db, operationId, attempt, outcome.result)
     : await transitions.fail(r.db, operationId, attempt, describe(outcome.error, controller.signal));
-  if (applied) r.bus.publish(operationChannel(operationId), applied);
-  else log.info('result discarded: the operation is no longer held by this attempt');
-  if (!outcome.ok && applied) log.warn('operation failed', { error: outcome.error });
+  if (!applied) {
+    log.info('result discarded: the operation is no longer held by this attempt');
+    return;
+  }
+  r.bus.publish(operationChannel(operationId), applied);
+  if (!outcome.ok) {
+    log.warn('operation failed', { error: outcome.error });
+    throw new AttemptFailed(applied.operation.error ? JSON.stringify(applied.operation.error) : 'failed');
+  }
 }
 
 /** The error recorded on a failed operation: a stable code and a message safe to show clients. */
