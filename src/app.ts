@@ -35,9 +35,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const logger =
     options.logger ?? createLogger({ instance: config.instanceId.slice(0, 8), role: config.role });
   const closers: (() => Promise<void>)[] = [];
-  const closeAll = async () => {
-    for (const close of closers.reverse())
-      await close().catch((error) => logger.error('close failed', { error }));
+  let closing: Promise<void> | undefined;
+  const closeAll = () => {
+    closing ??= (async () => {
+      for (const close of closers.reverse()) {
+        await close().catch((error) => logger.error('close failed', { error }));
+      }
+    })();
+    return closing;
   };
   try {
     let databaseUrl = config.databaseUrl;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { ADMIN_DATABASE_URL, databaseUrl, TEMPLATE_DATABASE } from './services.ts';
+import { ADMIN_DATABASE_URL, databaseUrl } from './services.ts';
 
 export interface TestDatabase {
   url: string;
@@ -12,8 +12,13 @@ export interface TestDatabase {
 
 /** A fresh database cloned from the migrated template: cheap isolation per test file. */
 export async function createTestDatabase(): Promise<TestDatabase> {
-  const name = `opsgraph_t_${randomBytes(6).toString('hex')}`;
-  await adminQuery(`CREATE DATABASE "${name}" TEMPLATE "${TEMPLATE_DATABASE}"`);
+  // Set by test/global-setup.ts for this run.
+  const run = process.env.OPSGRAPH_TEST_RUN;
+  const template = process.env.OPSGRAPH_TEST_TEMPLATE;
+  if (!run || !template)
+    throw new Error('createTestDatabase needs the vitest global setup (test/global-setup.ts)');
+  const name = `opsgraph_t_${run}_${randomBytes(4).toString('hex')}`;
+  await adminQuery(`CREATE DATABASE "${name}" TEMPLATE "${template}"`);
   const url = databaseUrl(name);
   const pool = new pg.Pool({ connectionString: url, max: 2 });
   return {
