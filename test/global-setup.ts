@@ -7,6 +7,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { createLogger } from '../src/logger.ts';
 import { ensureQueues, startBoss } from '../src/operations/queues.ts';
 import { createRegistry } from '../src/operations/registry.ts';
+import { adminQuery } from './support/db.ts';
 import { ADMIN_DATABASE_URL, databaseUrl, REDIS_URL } from './support/services.ts';
 
 /**
@@ -62,14 +63,4 @@ export default async function setup(): Promise<() => Promise<void>> {
       await client.end();
     }
   };
-}
-
-async function adminQuery(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
 }

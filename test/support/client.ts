@@ -123,19 +123,20 @@ function collector<T>(): {
   };
 }
 
-/** Subscribes over graphql-ws (WebSocket), authenticating with connectionParams. */
-export function subscribeWs<T, V>(
-  url: string,
+/** The part of graphql-ws's and graphql-sse's clients that collect() needs. */
+interface SubscribingClient {
+  subscribe<T>(
+    payload: { query: string; variables: Record<string, unknown> },
+    sink: { next(value: ExecutionResult<T>): void; error(error: unknown): void; complete(): void },
+  ): () => void;
+  dispose(): void | Promise<void>;
+}
+
+function collect<T, V>(
+  client: SubscribingClient,
   document: TypedDocumentNode<T, V>,
   variables: V,
-  token?: string | null,
 ): Collected<T> {
-  const client = createWsClient({
-    url: url.replace(/^http/, 'ws'),
-    connectionParams: token ? { authorization: `Bearer ${token}` } : {},
-    retryAttempts: 0,
-    lazy: true,
-  });
   const { collected, next, error, complete } = collector<T>();
   const stop = client.subscribe<T>(
     { query: print(document), variables: variables as Record<string, unknown> },
@@ -153,6 +154,22 @@ export function subscribeWs<T, V>(
   return collected;
 }
 
+/** Subscribes over graphql-ws (WebSocket), authenticating with connectionParams. */
+export function subscribeWs<T, V>(
+  url: string,
+  document: TypedDocumentNode<T, V>,
+  variables: V,
+  token?: string | null,
+): Collected<T> {
+  const client = createWsClient({
+    url: url.replace(/^http/, 'ws'),
+    connectionParams: token ? { authorization: `Bearer ${token}` } : {},
+    retryAttempts: 0,
+    lazy: true,
+  });
+  return collect(client, document, variables);
+}
+
 /** Subscribes over GraphQL over SSE (distinct connections mode), authenticating with the header. */
 export function subscribeSse<T, V>(
   url: string,
@@ -166,19 +183,5 @@ export function subscribeSse<T, V>(
     retryAttempts: 0,
     headers: token ? { authorization: `Bearer ${token}` } : {},
   });
-  const { collected, next, error, complete } = collector<T>();
-  const stop = client.subscribe<T>(
-    { query: print(document), variables: variables as Record<string, unknown> },
-    {
-      next: (result) => (result.errors ? error(result.errors) : next(result.data as T)),
-      error: (e) => error(e),
-      complete,
-    },
-  );
-  collected.close = () => {
-    stop();
-    client.dispose();
-  };
-  collected.done.finally(() => client.dispose());
-  return collected;
+  return collect(client, document, variables);
 }
