@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 
 /** The advisory lock Prisma Migrate takes, so our runner and `prisma migrate deploy` exclude each other. */
@@ -18,7 +19,7 @@ CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
   "applied_steps_count" INTEGER NOT NULL DEFAULT 0
 )`;
 
-export const MIGRATIONS_DIR = new URL('../../prisma/migrations/', import.meta.url).pathname;
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations/', import.meta.url));
 
 interface AppliedRow {
   migration_name: string;
@@ -84,6 +85,11 @@ async function applyOne(client: pg.Client, name: string, sql: string): Promise<v
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK');
+    // Recorded as failed, as `prisma migrate deploy` does: later runs refuse until it is resolved.
+    await client.query(
+      'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, logs, started_at) VALUES ($1, $2, $3, $4, now())',
+      [randomUUID(), checksum, name, (error as Error).message],
+    );
     throw new Error(`migration ${name} failed: ${(error as Error).message}`);
   }
 }

@@ -35,6 +35,9 @@ export const builder = new SchemaBuilder<{
     client: (context) => context.resources.db,
     dmmf: getDatamodel(),
     filterConnectionTotalCount: true,
+    // Connections return at most 100 nodes a page (first/last above it are capped); default 20.
+    maxConnectionSize: 100,
+    defaultConnectionSize: 20,
     onUnusedQuery: null,
   },
   relay: { clientMutationId: 'omit', cursorType: 'String' },

@@ -61,7 +61,11 @@ const OperationTypeRef = builder.objectRef<OperationType>('OperationType').imple
 
 const OperationFilter = builder.inputType('OperationFilter', {
   fields: (t) => ({
-    status: t.field({ type: [OperationStatusEnum], required: false, description: 'Any of these statuses.' }),
+    status: t.field({
+      type: [OperationStatusEnum],
+      required: false,
+      description: 'Any of these statuses (omitted or empty: any status).',
+    }),
     type: t.string({ required: false, description: 'Exactly this operation type.' }),
     createdAfter: t.field({ type: 'DateTime', required: false, description: 'Created at or after.' }),
     createdBefore: t.field({ type: 'DateTime', required: false, description: 'Created before.' }),
@@ -84,7 +88,7 @@ builder.queryFields((t) => ({
   operations: t.prismaConnection({
     type: 'Operation',
     cursor: 'id',
-    description: 'Operations you may see, newest first.',
+    description: 'Operations you may see, newest first (ties by id). Pages hold at most 100 (default 20).',
     authScopes: { loggedIn: true },
     args: { filter: t.arg({ type: OperationFilter }) },
     resolve: (query, _, { filter }, context) => {

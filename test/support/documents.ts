@@ -85,3 +85,12 @@ export const OperationUpdated = graphql(`
     }
   }
 `);
+
+export const ListOperationsDetailed = graphql(`
+  query ListOperationsDetailed($first: Int) {
+    operations(first: $first) {
+      edges { node { id owner { name } events { sequence } } }
+      pageInfo { hasNextPage }
+    }
+  }
+`);
