@@ -3,8 +3,11 @@ import { builder } from '../graphql/builder.ts';
 builder.prismaNode('User', {
   id: { field: 'id' },
   description: 'A person or service that owns operations.',
-  findUnique: (id, context) =>
-    context.viewer?.isAdmin || context.viewer?.id === id ? { id } : { id, name: '\u0000never' },
+  nullable: true,
+  // Users see themselves; admins see everyone.
+  findUnique: (id, context) => ({
+    id: context.viewer?.isAdmin || context.viewer?.id === id ? id : '00000000-0000-0000-0000-000000000000',
+  }),
   fields: (t) => ({
     name: t.exposeString('name'),
     isAdmin: t.exposeBoolean('isAdmin'),

@@ -75,7 +75,8 @@ export async function startRunner(r: Resources): Promise<Runner> {
     async stop(graceMs) {
       const types = r.registry.list().map((type) => type.name);
       await Promise.all(types.map((name) => offWork(r.boss, name)));
-      const all = Promise.all([...running.values()].map((entry) => entry.done));
+      // Settled, not all: one attempt failing must not cut the grace period short for the others.
+      const all = Promise.allSettled([...running.values()].map((entry) => entry.done));
       const timedOut = await Promise.race([
         all.then(() => false),
         new Promise<boolean>((resolve) => setTimeout(resolve, graceMs, true).unref()),

@@ -177,6 +177,9 @@ builder.mutationFields((t) => ({
       if (reason && reason.length > 1000) {
         throw new ValidationError([{ path: ['reason'], message: 'must be at most 1000 characters' }]);
       }
+      if (reason?.includes('\u0000')) {
+        throw new ValidationError([{ path: ['reason'], message: 'must not contain NUL characters' }]);
+      }
       const uuid = parseGlobalId(String(id), 'Operation');
       const operation = await cancelOperation(context.resources, context.viewer!, uuid, String(id), reason);
       return { operation };

@@ -48,6 +48,8 @@ const OperationError = builder.objectRef<ErrorShape>('OperationError').implement
 
 export const OperationRef = builder.prismaNode('Operation', {
   id: { field: 'id' },
+  // node(id) of something missing or not visible is null, not an error.
+  nullable: true,
   description: 'One unit of long-running work.',
   // node(id) finds only what the viewer may see.
   findUnique: (id, context) => ({

@@ -1,8 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { fromPrisma } from 'pg-boss';
+import type { z } from 'zod';
 import type { Viewer } from '../auth/viewer.ts';
 import type { Db } from '../db/prisma.ts';
-import { ValidationError } from '../errors.ts';
+import { type Problem, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import type { Resources } from '../resources.ts';
 import { IdempotencyKeyConflictError, UnknownOperationTypeError } from './errors.ts';
@@ -115,16 +116,36 @@ function validate(r: Resources, request: StartRequest): { type: OperationType; i
   if (key !== undefined && key !== null && (key.length < 1 || key.length > 255)) {
     throw new ValidationError([{ path: ['idempotencyKey'], message: 'must be 1 to 255 characters' }]);
   }
+  if (key?.includes('\u0000')) {
+    throw new ValidationError([{ path: ['idempotencyKey'], message: 'must not contain NUL characters' }]);
+  }
   const parsed = type.input.safeParse(request.input);
-  if (!parsed.success) {
-    throw new ValidationError(
-      parsed.error.issues.map((issue) => ({
-        path: ['input', ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))],
-        message: issue.message,
-      })),
-    );
+  if (!parsed.success) throw new ValidationError(parsed.error.issues.flatMap(toProblems));
+  const nuls = nulPaths(parsed.data, ['input']);
+  if (nuls.length) {
+    throw new ValidationError(nuls.map((path) => ({ path, message: 'must not contain NUL characters' })));
   }
   return { type, input: parsed.data };
+}
+
+function toProblems(issue: z.core.$ZodIssue): Problem[] {
+  const path = ['input', ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))];
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((k) => ({ path: [...path, k], message: `unknown field "${k}"` }));
+  }
+  return [{ path, message: issue.message }];
+}
+
+/** Paths of strings (values or keys) holding U+0000, which PostgreSQL text and jsonb refuse. */
+function nulPaths(value: unknown, path: (string | number)[]): (string | number)[][] {
+  if (typeof value === 'string') return value.includes('\u0000') ? [path] : [];
+  if (Array.isArray(value)) return value.flatMap((item, i) => nulPaths(item, [...path, i]));
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).flatMap(([k, v]) =>
+      k.includes('\u0000') ? [[...path, k]] : nulPaths(v, [...path, k]),
+    );
+  }
+  return [];
 }
 
 const findByKey = (db: Db, ownerId: string, key: string) =>
