@@ -21,6 +21,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await adminQuery(`CREATE DATABASE "${name}" TEMPLATE "${template}"`);
   const url = databaseUrl(name);
   const pool = new pg.Pool({ connectionString: url, max: 2 });
+  // DROP … WITH (FORCE) may terminate idle connections that pool.end() has not closed yet.
+  pool.on('error', () => {});
   return {
     url,
     name,
