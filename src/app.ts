@@ -8,11 +8,11 @@ import { createLogger, type Logger } from './logger.ts';
 import { ensureQueues, startBoss } from './operations/queues.ts';
 import { createRegistry, type OperationType } from './operations/registry.ts';
 import { startRunner } from './operations/runner.ts';
-import { diagnosticsSleep } from './operations/types/diagnostics-sleep.ts';
+import { diagnosticsFlaky, diagnosticsSleep } from './operations/types/diagnostics-sleep.ts';
 import type { Resources } from './resources.ts';
 
 /** The built-in operation types. */
-export const BUILT_IN_TYPES: OperationType[] = [diagnosticsSleep];
+export const BUILT_IN_TYPES: OperationType[] = [diagnosticsSleep, diagnosticsFlaky];
 
 export interface AppOptions {
   logger?: Logger;

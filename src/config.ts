@@ -36,6 +36,10 @@ export interface Config {
   progressIntervalMs: number;
   /** How long SIGTERM waits for running operations before exiting, in ms. Default 30000. */
   shutdownGraceMs: number;
+  /** How often each worker process compares unfinished operations with their jobs, in ms. Default 5000. */
+  reconcileIntervalMs: number;
+  /** Operations changed more recently than this (seconds) are left to their worker. Default 5. */
+  reconcileMinAgeSeconds: number;
   /** This process's identity in the cluster (cancel routing). Default: a random id. */
   instanceId: string;
 }
@@ -63,6 +67,8 @@ const env = z.object({
     .default('pgboss'),
   OPSGRAPH_PROGRESS_INTERVAL_MS: int(0, 60_000).default(100),
   OPSGRAPH_SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
+  OPSGRAPH_RECONCILE_INTERVAL_MS: int(100, 3_600_000).default(5000),
+  OPSGRAPH_RECONCILE_MIN_AGE_SECONDS: z.coerce.number().min(0).max(86_400).default(5),
   OPSGRAPH_INSTANCE_ID: z.string().min(1).max(100).optional(),
 });
 
@@ -98,6 +104,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     bossSchema: e.OPSGRAPH_BOSS_SCHEMA,
     progressIntervalMs: e.OPSGRAPH_PROGRESS_INTERVAL_MS,
     shutdownGraceMs: e.OPSGRAPH_SHUTDOWN_GRACE_MS,
+    reconcileIntervalMs: e.OPSGRAPH_RECONCILE_INTERVAL_MS,
+    reconcileMinAgeSeconds: e.OPSGRAPH_RECONCILE_MIN_AGE_SECONDS,
     instanceId: e.OPSGRAPH_INSTANCE_ID ?? randomUUID(),
   };
 }

@@ -147,7 +147,7 @@ describe('the opsgraph process', () => {
     expect(logs.some((line) => line.includes('"message":"draining"'))).toBe(true);
   });
 
-  it('SIGTERM past the grace period aborts the handler and the process still exits 0', async () => {
+  it('SIGTERM past the grace period aborts the handler, releases the operation for another worker and exits 0', async () => {
     // 100 × 100 ms would take 10 s; the grace period is 300 ms.
     const { id, code, exitMs, logs } = await sigtermWhileRunning(300, { steps: 100, stepMs: 100 });
     const after = await row(id);
@@ -158,10 +158,21 @@ describe('the opsgraph process', () => {
     expect(code, logs.join('\n')).toBe(0);
     expect(exitMs).toBeGreaterThanOrEqual(300);
     expect(exitMs).toBeLessThan(8_000);
-    expect(after.status).toBe('FAILED');
-    expect(after.error).toEqual({ code: 'WORKER_SHUTDOWN', message: 'aborted: shutdown' });
+    // Released: PENDING again with a fresh job, the attempt not used up.
+    expect(after.status).toBe('PENDING');
     expect(after.progressCurrent).toBeLessThan(100);
     const uuid = Buffer.from(id, 'base64').toString().split(':')[1];
+    const [released] = await db.query<{ kind: string; data: { error: { code: string } } }>(
+      'SELECT kind, data FROM "OperationEvent" WHERE "operationId" = $1 ORDER BY sequence DESC LIMIT 1',
+      [uuid],
+    );
+    expect(released?.kind).toBe('RELEASED');
+    expect(released?.data.error.code).toBe('WORKER_SHUTDOWN');
+    const [job] = await db.query<{ state: string }>(
+      'SELECT j.state FROM pgboss.job j JOIN "Operation" o ON o."jobId" = j.id WHERE o.id = $1',
+      [uuid],
+    );
+    expect(job?.state).toBe('created');
     const aborted = logs
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as { message: string; operationId?: string; reason?: string })

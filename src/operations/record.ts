@@ -22,6 +22,8 @@ export interface OperationJson {
   inputHash: string | null;
   jobId: string | null;
   workerId: string | null;
+  claimId: string | null;
+  nextAttemptAt: string | null;
   createdAt: string;
   startedAt: string | null;
   completedAt: string | null;
@@ -58,6 +60,7 @@ export function toOperation(json: OperationJson): Operation {
     createdAt: new Date(json.createdAt),
     startedAt: date(json.startedAt),
     completedAt: date(json.completedAt),
+    nextAttemptAt: date(json.nextAttemptAt),
     updatedAt: new Date(json.updatedAt),
   };
 }

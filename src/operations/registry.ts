@@ -23,14 +23,34 @@ export interface RunContext {
   db: Db;
 }
 
-/** Retry and timeout policy of a type, applied to its pg-boss queue. */
+/** Retry and timeout policy of a type. */
 export interface OperationPolicy {
-  /** Retries after the first attempt. Default 0. */
+  /** Retries after the first attempt (pg-boss `retryLimit`). Default 0. */
   retryLimit: number;
-  /** Seconds before a running attempt is expired by pg-boss. Default 7200 (2 h). */
-  expireInSeconds: number;
-  /** Seconds without a heartbeat before pg-boss considers a worker lost (min 10). Default 10. */
+  /** Seconds before the first retry (pg-boss `retryDelay`). Default 5. */
+  retryDelaySeconds: number;
+  /** Double the delay after each failed attempt (pg-boss `retryBackoff`). Default true. */
+  retryBackoff: boolean;
+  /** Cap on the delay between attempts, in seconds (pg-boss `retryDelayMax`). Default 300. */
+  retryDelayMaxSeconds: number;
+  /** Seconds after which the handler's signal is aborted with reason `timeout`. Default 3600 (1 h). */
+  softTimeoutSeconds: number;
+  /** Seconds after which the attempt fails with HARD_TIMEOUT whatever the handler does. Default 7200 (2 h). */
+  hardTimeoutSeconds: number;
+  /** Seconds without a worker heartbeat before its attempt counts as lost (min 10). Default 10. */
   heartbeatSeconds: number;
+}
+
+/** Thrown by a handler for a failure that retrying cannot fix (bad input, permanent refusal). */
+export class NonRetryableError extends Error {
+  override name = 'NonRetryableError';
+  readonly retryable = false;
+  constructor(
+    message: string,
+    readonly code = 'NON_RETRYABLE',
+  ) {
+    super(message);
+  }
 }
 
 /** One kind of operation: its name, input contract, policy and handler. */
@@ -42,15 +62,36 @@ export interface OperationType<I = unknown, O = unknown> {
   run(input: I, ctx: RunContext): Promise<O>;
 }
 
-const DEFAULT_POLICY: OperationPolicy = { retryLimit: 0, expireInSeconds: 7200, heartbeatSeconds: 10 };
+const DEFAULT_POLICY: OperationPolicy = {
+  retryLimit: 0,
+  retryDelaySeconds: 5,
+  retryBackoff: true,
+  retryDelayMaxSeconds: 300,
+  softTimeoutSeconds: 3600,
+  hardTimeoutSeconds: 7200,
+  heartbeatSeconds: 10,
+};
+
+/** Delay before attempt `attempt + 1` after attempt `attempt` (1-based) failed. */
+export function retryDelayMs(policy: OperationPolicy, attempt: number): number {
+  const base = policy.retryDelaySeconds * 1000;
+  const delay = policy.retryBackoff ? base * 2 ** (attempt - 1) : base;
+  return Math.min(delay, policy.retryDelayMaxSeconds * 1000);
+}
 
 /** Declares an operation type; policy fields not given take their defaults. */
 export function defineOperationType<I, O>(
   definition: Omit<OperationType<I, O>, 'policy'> & { policy?: Partial<OperationPolicy> },
 ): OperationType {
+  const policy = { ...DEFAULT_POLICY, ...definition.policy };
+  if (policy.heartbeatSeconds < 10)
+    throw new Error(`${definition.name}: heartbeatSeconds must be at least 10`);
+  if (policy.softTimeoutSeconds > policy.hardTimeoutSeconds) {
+    throw new Error(`${definition.name}: softTimeoutSeconds must not exceed hardTimeoutSeconds`);
+  }
   return {
     ...definition,
-    policy: { ...DEFAULT_POLICY, ...definition.policy },
+    policy,
     // The runner parses the input with `definition.input` before calling run.
     run: (input, ctx) => definition.run(input as I, ctx),
   };

@@ -54,8 +54,24 @@ const OperationTypeRef = builder.objectRef<OperationType>('OperationType').imple
       description: 'JSON Schema of the input.',
       resolve: (type, _, context) => context.resources.registry.jsonSchema(type.name),
     }),
-    retryLimit: t.int({ resolve: (type) => type.policy.retryLimit }),
-    timeoutSeconds: t.int({ resolve: (type) => type.policy.expireInSeconds }),
+    retryLimit: t.int({
+      description: 'Retries after the first attempt.',
+      resolve: (type) => type.policy.retryLimit,
+    }),
+    retryDelaySeconds: t.float({
+      description: 'Delay before the first retry; doubled after each failure when retryBackoff.',
+      resolve: (type) => type.policy.retryDelaySeconds,
+    }),
+    retryBackoff: t.boolean({ resolve: (type) => type.policy.retryBackoff }),
+    retryDelayMaxSeconds: t.float({ resolve: (type) => type.policy.retryDelayMaxSeconds }),
+    softTimeoutSeconds: t.float({
+      description: "After this the handler's signal is aborted with reason timeout.",
+      resolve: (type) => type.policy.softTimeoutSeconds,
+    }),
+    hardTimeoutSeconds: t.float({
+      description: 'After this the attempt fails with HARD_TIMEOUT, whatever the handler does.',
+      resolve: (type) => type.policy.hardTimeoutSeconds,
+    }),
   }),
 });
 

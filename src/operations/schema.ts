@@ -83,6 +83,11 @@ export const OperationRef = builder.prismaNode('Operation', {
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
+    nextAttemptAt: t.expose('nextAttemptAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'While PENDING after a failed attempt: when the next attempt runs.',
+    }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
     owner: t.relation('owner'),
     events: t.relation('events', {
@@ -105,7 +110,8 @@ export const OperationEventRef = builder.prismaObject('OperationEvent', {
   fields: (t) => ({
     sequence: t.exposeInt('sequence'),
     kind: t.exposeString('kind', {
-      description: 'CREATED, STARTED, PROGRESS, COMPLETED, FAILED or CANCELLED.',
+      description:
+        'CREATED, STARTED, PROGRESS, SOFT_TIMEOUT, RETRY_SCHEDULED, RELEASED, REQUEUED, COMPLETED, FAILED or CANCELLED.',
     }),
     status: t.expose('status', { type: OperationStatusEnum, description: 'Status after this event.' }),
     progress: t.field({

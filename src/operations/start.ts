@@ -7,7 +7,7 @@ import { type Problem, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import type { Resources } from '../resources.ts';
 import { IdempotencyKeyConflictError, UnknownOperationTypeError } from './errors.ts';
-import type { JobData } from './queues.ts';
+import { type JobData, jobOptions } from './queues.ts';
 import type { EventMessage } from './record.ts';
 import { operationChannel, toOperation } from './record.ts';
 import type { OperationType } from './registry.ts';
@@ -92,15 +92,8 @@ export async function insertOperation(
   );
   const created = rows[0];
   if (!created) return null;
-  const { retryLimit, expireInSeconds, heartbeatSeconds } = spec.type.policy;
   const data: JobData = { operationId: id };
-  await r.boss.send(spec.type.name, data, {
-    id: jobId,
-    retryLimit,
-    expireInSeconds,
-    heartbeatSeconds,
-    db: fromPrisma(tx),
-  });
+  await r.boss.send(spec.type.name, data, { id: jobId, ...jobOptions(spec.type.policy), db: fromPrisma(tx) });
   return created;
 }
 

@@ -16,8 +16,10 @@ interface Change {
   data?: unknown;
   /** SQL for the event's data computed from the updated row, instead of `data`. */
   dataSql?: string;
-  /** Only apply when the operation is still on this attempt (a worker's claim). */
-  attempt?: number;
+  /** Only apply while this attempt's claim still holds the operation. */
+  claimId?: string;
+  /** Only apply while the operation still points at this job. */
+  jobId?: string;
   /** Extra column assignments: column → SQL expression using the parameters in `values`. */
   set?: Record<string, string>;
   values?: unknown[];
@@ -49,9 +51,13 @@ async function apply(db: Executor, change: Change): Promise<Applied | null> {
   const sets = Object.entries(change.set ?? {}).map(([column, sql]) => `"${column}" = ${renumber(sql)}`);
   params.push(...extra);
   let guard = '';
-  if (change.attempt !== undefined) {
-    params.push(change.attempt);
-    guard = ` AND attempt = $${params.length}`;
+  if (change.claimId !== undefined) {
+    params.push(change.claimId);
+    guard += ` AND "claimId" = $${params.length}::uuid`;
+  }
+  if (change.jobId !== undefined) {
+    params.push(change.jobId);
+    guard += ` AND "jobId" = $${params.length}::uuid`;
   }
   const rows = await db.$queryRawUnsafe<{ operation: OperationJson; event: EventJson }[]>(
     `WITH updated AS (
@@ -61,7 +67,7 @@ async function apply(db: Executor, change: Change): Promise<Applied | null> {
         RETURNING *
      ), inserted AS (
        INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent", "progressTotal", message, data)
-       SELECT id, sequence, $4, status, "progressCurrent", "progressTotal", $5, COALESCE($6::jsonb, ${change.dataSql ?? 'NULL'}) FROM updated
+       SELECT id, sequence, $4, status, "progressCurrent", "progressTotal", $5, COALESCE($6::jsonb, ${change.dataSql ? renumber(change.dataSql) : 'NULL'}) FROM updated
        RETURNING *
      )
      SELECT row_to_json(u) AS operation, row_to_json(i) AS event FROM updated u, inserted i`,
@@ -70,14 +76,20 @@ async function apply(db: Executor, change: Change): Promise<Applied | null> {
   return rows[0] ?? null;
 }
 
-/** PENDING → PROCESSING for a worker starting a new attempt. */
+/** PENDING → PROCESSING: a worker claims the operation for a new attempt. */
 export const start = (db: Executor, operationId: string, workerId: string) =>
   apply(db, {
     operationId,
     from: ['PENDING'],
     to: 'PROCESSING',
     kind: 'STARTED',
-    set: { attempt: 'attempt + 1', startedAt: 'now()', workerId: '$1' },
+    set: {
+      attempt: 'attempt + 1',
+      startedAt: 'now()',
+      workerId: '$1',
+      claimId: 'gen_random_uuid()',
+      nextAttemptAt: 'NULL',
+    },
     values: [workerId],
     dataSql: "jsonb_build_object('attempt', attempt)",
   });
@@ -86,7 +98,7 @@ export const start = (db: Executor, operationId: string, workerId: string) =>
 export const progress = (
   db: Executor,
   operationId: string,
-  attempt: number,
+  claimId: string,
   step: { current: number; total: number | null; message: string | null },
 ) =>
   apply(db, {
@@ -95,21 +107,32 @@ export const progress = (
     to: 'PROCESSING',
     kind: 'PROGRESS',
     message: step.message,
-    attempt,
+    claimId,
     set: { progressCurrent: '$1', progressTotal: '$2', progressMessage: '$3' },
     values: [step.current, step.total, step.message],
   });
 
+/** The soft timeout passed: the handler was asked to stop (recorded, status unchanged). */
+export const softTimeout = (db: Executor, operationId: string, claimId: string, seconds: number) =>
+  apply(db, {
+    operationId,
+    from: ['PROCESSING'],
+    to: 'PROCESSING',
+    kind: 'SOFT_TIMEOUT',
+    message: `soft timeout after ${seconds} s: the handler's signal was aborted`,
+    claimId,
+  });
+
 /** PROCESSING → COMPLETED with the handler's result, if this attempt still holds the operation. */
-export const complete = (db: Executor, operationId: string, attempt: number, result: unknown) =>
+export const complete = (db: Executor, operationId: string, claimId: string, result: unknown) =>
   apply(db, {
     operationId,
     from: ['PROCESSING'],
     to: 'COMPLETED',
     kind: 'COMPLETED',
-    attempt,
+    claimId,
     data: { result },
-    set: { result: '$1::jsonb', completedAt: 'now()', workerId: 'NULL' },
+    set: { result: '$1::jsonb', completedAt: 'now()', workerId: 'NULL', claimId: 'NULL' },
     values: [JSON.stringify(result ?? null)],
   });
 
@@ -119,18 +142,74 @@ export interface OperationError {
   message: string;
 }
 
-/** PROCESSING → FAILED with the error, if this attempt still holds the operation. */
-export const fail = (db: Executor, operationId: string, attempt: number, error: OperationError) =>
+/** PROCESSING (or PENDING, for repairs) → FAILED, if the given claim still holds it. */
+export const fail = (
+  db: Executor,
+  operationId: string,
+  claimId: string | null,
+  error: OperationError,
+  guard: { from?: OperationStatus[]; jobId?: string } = {},
+) =>
   apply(db, {
     operationId,
-    from: ['PROCESSING'],
+    from: guard.from ?? ['PROCESSING'],
     to: 'FAILED',
     kind: 'FAILED',
     message: error.message,
-    attempt,
-    data: { error },
-    set: { error: '$1::jsonb', completedAt: 'now()', workerId: 'NULL' },
+    ...(claimId ? { claimId } : {}),
+    ...(guard.jobId ? { jobId: guard.jobId } : {}),
+    dataSql: "jsonb_build_object('attempt', attempt, 'error', error)",
+    set: {
+      error: '$1::jsonb',
+      completedAt: 'now()',
+      workerId: 'NULL',
+      claimId: 'NULL',
+      nextAttemptAt: 'NULL',
+    },
     values: [JSON.stringify(error)],
+  });
+
+/**
+ * PROCESSING → PENDING with a new job: a retry after a failed attempt (`RETRY_SCHEDULED`), or a
+ * release at shutdown (`RELEASED`, which does not use up an attempt). Must run in the transaction
+ * that sends the new job.
+ */
+export const requeueAttempt = (
+  db: Executor,
+  operationId: string,
+  claimId: string,
+  next: { jobId: string; at: Date; error: OperationError; release: boolean },
+) =>
+  apply(db, {
+    operationId,
+    from: ['PROCESSING'],
+    to: 'PENDING',
+    kind: next.release ? 'RELEASED' : 'RETRY_SCHEDULED',
+    message: next.error.message,
+    claimId,
+    dataSql: `jsonb_build_object('attempt', attempt${next.release ? ' + 1' : ''}, 'error', $3::jsonb, 'nextAttemptAt', "nextAttemptAt")`,
+    set: {
+      jobId: '$1::uuid',
+      nextAttemptAt: '$2::timestamptz',
+      attempt: next.release ? 'attempt - 1' : 'attempt',
+      error: next.release ? 'error' : '$3::jsonb',
+      workerId: 'NULL',
+      claimId: 'NULL',
+    },
+    values: [next.jobId, next.at.toISOString(), JSON.stringify(next.error)],
+  });
+
+/** PENDING → PENDING with a new job, when the old one is gone (a repair). */
+export const requeuePending = (db: Executor, operationId: string, oldJobId: string | null, jobId: string) =>
+  apply(db, {
+    operationId,
+    from: ['PENDING'],
+    to: 'PENDING',
+    kind: 'REQUEUED',
+    message: 'its job was missing or finished; a new one was queued',
+    ...(oldJobId ? { jobId: oldJobId } : {}),
+    set: { jobId: '$1::uuid', nextAttemptAt: 'NULL' },
+    values: [jobId],
   });
 
 /** PENDING or PROCESSING → CANCELLED. */
@@ -143,7 +222,7 @@ export const cancel = (db: Executor, operationId: string, reason: string, byUser
     kind: 'CANCELLED',
     message: reason,
     data: { reason, by: byUserId },
-    set: { error: '$1::jsonb', completedAt: 'now()' },
+    set: { error: '$1::jsonb', completedAt: 'now()', claimId: 'NULL', nextAttemptAt: 'NULL' },
     values: [JSON.stringify(error)],
   });
 };

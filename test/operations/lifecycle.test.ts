@@ -109,7 +109,7 @@ describe('operation lifecycle', () => {
     expect(last.event?.status).toBe('FAILED');
     expect(last.operation.error).toEqual({
       code: 'REQUESTED_FAILURE',
-      message: 'failed at step 3 as requested',
+      message: 'failed at step 3 of attempt 1 as requested',
     });
   });
 });

@@ -68,7 +68,9 @@ export const ListOperations = graphql(`
 
 export const OperationTypes = graphql(`
   query OperationTypes {
-    operationTypes { name description inputSchema retryLimit timeoutSeconds }
+    operationTypes {
+      name description inputSchema retryLimit retryDelaySeconds retryBackoff softTimeoutSeconds hardTimeoutSeconds
+    }
   }
 `);
 

@@ -1,38 +1,65 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { defineOperationType } from '../registry.ts';
+import { defineOperationType, NonRetryableError, type RunContext } from '../registry.ts';
 
-/** The failure `diagnostics.sleep` raises when asked to with `failAtStep`. */
+/** The failure the diagnostics types raise when asked to with `failAtStep` or `failAttempts`. */
 export class RequestedFailure extends Error {
   override name = 'RequestedFailure';
   readonly code = 'REQUESTED_FAILURE';
 }
 
+const input = z.strictObject({
+  steps: z.int().min(0).max(100_000).describe('Number of steps'),
+  stepMs: z.int().min(0).max(60_000).describe('Milliseconds per step'),
+  failAtStep: z.int().min(1).optional().describe('Fail when this step is reached'),
+  failAttempts: z
+    .int()
+    .min(0)
+    .max(100)
+    .optional()
+    .describe('Fail the first N attempts at failAtStep (default: all)'),
+  permanent: z.boolean().optional().describe('Make the requested failure not retryable'),
+  ignoreCancel: z
+    .boolean()
+    .optional()
+    .describe('Keep going after cancellation or timeout (to test that a late result is discarded)'),
+});
+
+async function sleepSteps(request: z.infer<typeof input>, ctx: RunContext) {
+  const started = Date.now();
+  const failing = request.failAttempts === undefined || ctx.attempt <= request.failAttempts;
+  for (let step = 1; step <= request.steps; step += 1) {
+    if (request.failAtStep === step && failing) {
+      const message = `failed at step ${step} of attempt ${ctx.attempt} as requested`;
+      throw request.permanent
+        ? new NonRetryableError(message, 'REQUESTED_FAILURE')
+        : new RequestedFailure(message);
+    }
+    if (request.ignoreCancel) await sleep(request.stepMs);
+    else await sleep(request.stepMs, undefined, { signal: ctx.signal });
+    ctx.progress({ current: step, total: request.steps, message: `step ${step} of ${request.steps}` });
+  }
+  return { steps: request.steps, attempt: ctx.attempt, elapsedMs: Date.now() - started };
+}
+
 /**
  * `diagnostics.sleep`: waits `steps` times for `stepMs`, reporting progress after each step.
- * It does no real work: it exists for tests, benchmarks and health checks.
+ * It does no real work: it exists for tests, benchmarks and health checks. No retries.
  */
 export const diagnosticsSleep = defineOperationType({
   name: 'diagnostics.sleep',
   description:
-    'Diagnostics only: waits `steps` × `stepMs` ms, reporting progress after each step; fails at `failAtStep` when given. For tests, benchmarks and health checks.',
-  input: z.strictObject({
-    steps: z.int().min(0).max(100_000).describe('Number of steps'),
-    stepMs: z.int().min(0).max(60_000).describe('Milliseconds per step'),
-    failAtStep: z.int().min(1).optional().describe('Fail when this step is reached'),
-    ignoreCancel: z
-      .boolean()
-      .optional()
-      .describe('Keep going after cancellation (to test that a late result is discarded)'),
-  }),
-  async run(input, ctx) {
-    const started = Date.now();
-    for (let step = 1; step <= input.steps; step += 1) {
-      if (input.failAtStep === step) throw new RequestedFailure(`failed at step ${step} as requested`);
-      if (input.ignoreCancel) await sleep(input.stepMs);
-      else await sleep(input.stepMs, undefined, { signal: ctx.signal });
-      ctx.progress({ current: step, total: input.steps, message: `step ${step} of ${input.steps}` });
-    }
-    return { steps: input.steps, elapsedMs: Date.now() - started };
-  },
+    'Diagnostics only: waits `steps` × `stepMs` ms, reporting progress after each step; fails at `failAtStep` when given. No retries. For tests, benchmarks and health checks.',
+  input,
+  run: sleepSteps,
+});
+
+/** `diagnostics.flaky`: `diagnostics.sleep` with a retry policy (3 retries, 1 s doubling). */
+export const diagnosticsFlaky = defineOperationType({
+  name: 'diagnostics.flaky',
+  description:
+    'Diagnostics only: like diagnostics.sleep, with up to 3 retries after 1 s, 2 s, 4 s. Use failAttempts to fail the first attempts.',
+  input,
+  policy: { retryLimit: 3, retryDelaySeconds: 1, retryBackoff: true, retryDelayMaxSeconds: 30 },
+  run: sleepSteps,
 });

@@ -1,0 +1,217 @@
+import { randomUUID } from 'node:crypto';
+import { fromPrisma } from 'pg-boss';
+import type { Logger } from '../logger.ts';
+import type { Resources } from '../resources.ts';
+import { ProgressThrottle } from './progress.ts';
+import { type JobData, jobOptions } from './queues.ts';
+import { type EventMessage, operationChannel } from './record.ts';
+import { type OperationType, retryDelayMs } from './registry.ts';
+import * as transitions from './transitions.ts';
+
+/** Why a handler's signal fired. */
+export const ABORT = { cancelled: 'cancelled', timeout: 'timeout', shutdown: 'shutdown' } as const;
+
+/** A running attempt, as the runner tracks it. */
+export interface AttemptHandle {
+  controller: AbortController;
+}
+
+type Outcome =
+  | { kind: 'completed'; result: unknown }
+  | { kind: 'failed'; error: transitions.OperationError; retryable: boolean };
+
+/**
+ * One attempt: claim the operation (PENDING → PROCESSING), run the handler with throttled progress
+ * under its soft and hard timeouts, then record the outcome: COMPLETED, a scheduled retry, FAILED,
+ * or (at shutdown) a release for another worker. Every write is conditional on this attempt's claim,
+ * so anything reported after a cancel or a repair is discarded.
+ */
+export async function runAttempt(
+  r: Resources,
+  type: OperationType,
+  operationId: string,
+  handle: AttemptHandle,
+  parentLog: Logger,
+): Promise<void> {
+  const started = await persist(() => transitions.start(r.db, operationId, r.config.instanceId));
+  if (!started) return; // cancelled before it started, or already finished
+  publish(r, started);
+  const { attempt, claimId } = started.operation;
+  const claim = claimId as string;
+  const { controller } = handle;
+  const log = parentLog.child({ operationId, type: type.name, attempt });
+  controller.signal.addEventListener(
+    'abort',
+    () => log.info('handler signal aborted', { reason: String(controller.signal.reason) }),
+    { once: true },
+  );
+
+  const throttle = new ProgressThrottle(
+    r.config.progressIntervalMs,
+    async (step) => {
+      const applied = await transitions.progress(r.db, operationId, claim, step);
+      if (applied) publish(r, applied);
+      return applied !== null;
+    },
+    () => controller.abort(ABORT.cancelled),
+    (error) => log.warn('progress write failed', { error }),
+  );
+
+  const { softTimeoutSeconds, hardTimeoutSeconds } = type.policy;
+  const softTimer = setTimeout(() => {
+    controller.abort(ABORT.timeout);
+    transitions.softTimeout(r.db, operationId, claim, softTimeoutSeconds).then(
+      (applied) => applied && publish(r, applied),
+      (error) => log.warn('soft timeout event failed', { error }),
+    );
+  }, softTimeoutSeconds * 1000);
+  let hardTimer: NodeJS.Timeout | undefined;
+  const hardTimeout = new Promise<Outcome>((resolve) => {
+    hardTimer = setTimeout(() => {
+      controller.abort(ABORT.timeout);
+      resolve({
+        kind: 'failed',
+        error: {
+          code: 'HARD_TIMEOUT',
+          message: `no result within the hard timeout of ${hardTimeoutSeconds} s`,
+        },
+        retryable: true,
+      });
+    }, hardTimeoutSeconds * 1000);
+  });
+
+  const handler = (async (): Promise<Outcome> => {
+    try {
+      const input = type.input.parse(started.operation.input);
+      const result = await type.run(input, {
+        operationId,
+        attempt,
+        signal: controller.signal,
+        progress: (progress) => throttle.report(progress),
+        logger: log,
+        db: r.db,
+      });
+      return { kind: 'completed', result };
+    } catch (error) {
+      return { kind: 'failed', error: describe(error, controller.signal), retryable: isRetryable(error) };
+    }
+  })();
+  // A handler that ignores its signal cannot hold the attempt past the hard timeout.
+  const outcome = await Promise.race([handler, hardTimeout]);
+  clearTimeout(softTimer);
+  clearTimeout(hardTimer);
+
+  const reason = controller.signal.aborted ? controller.signal.reason : undefined;
+  if (reason === ABORT.cancelled) {
+    throttle.close();
+    return; // already CANCELLED in the database; whatever the handler did is discarded
+  }
+  await throttle.flush();
+  let applied: transitions.Applied | null;
+  if (reason === ABORT.shutdown && outcome.kind === 'failed') {
+    applied = await persist(() =>
+      endAttempt(
+        r,
+        type,
+        { operationId, claimId: claim, attempt },
+        {
+          error: { code: 'WORKER_SHUTDOWN', message: 'the worker shut down; released for another worker' },
+          retryable: true,
+          release: true,
+        },
+      ),
+    );
+  } else if (outcome.kind === 'completed') {
+    applied = await persist(() => transitions.complete(r.db, operationId, claim, outcome.result));
+  } else {
+    applied = await persist(() =>
+      endAttempt(r, type, { operationId, claimId: claim, attempt }, { ...outcome, release: false }),
+    );
+  }
+  if (!applied) {
+    log.info('result discarded: the operation is no longer held by this attempt');
+    return;
+  }
+  publish(r, applied);
+  if (outcome.kind === 'failed')
+    log.warn('attempt failed', { error: outcome.error, next: applied.event.kind });
+}
+
+/**
+ * Ends a failed (or released) attempt: back to PENDING with a new job at the next attempt's time
+ * when the policy allows another attempt, otherwise FAILED. The requeue and its job are one
+ * transaction. Also used by the reconciler for attempts whose worker was lost.
+ */
+export async function endAttempt(
+  r: Resources,
+  type: OperationType,
+  held: { operationId: string; claimId: string; attempt: number },
+  end: { error: transitions.OperationError; retryable: boolean; release: boolean },
+): Promise<transitions.Applied | null> {
+  const { operationId, claimId, attempt } = held;
+  const again = end.release || (end.retryable && attempt <= type.policy.retryLimit);
+  if (!again) return transitions.fail(r.db, operationId, claimId, end.error);
+  const jobId = randomUUID();
+  const at = new Date(Date.now() + (end.release ? 0 : retryDelayMs(type.policy, attempt)));
+  return r.db.$transaction(async (tx) => {
+    const applied = await transitions.requeueAttempt(tx, operationId, claimId, {
+      jobId,
+      at,
+      error: end.error,
+      release: end.release,
+    });
+    if (applied) {
+      const data: JobData = { operationId };
+      await r.boss.send(type.name, data, {
+        id: jobId,
+        startAfter: at,
+        ...jobOptions(type.policy),
+        db: fromPrisma(tx),
+      });
+    }
+    return applied;
+  });
+}
+
+export const publish = (r: Resources, message: EventMessage) =>
+  r.bus.publish(operationChannel(message.operation.id), message);
+
+/** Retries a database write for up to a minute while the database is unreachable. */
+export async function persist<T>(write: () => Promise<T>, deadlineMs = 60_000): Promise<T> {
+  const until = Date.now() + deadlineMs;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+    try {
+      return await write();
+    } catch (error) {
+      if (!isConnectionError(error) || Date.now() + delay > until) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+const CONNECTION_CODES =
+  /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|57P01|57P02|57P03|08000|08003|08006|P1001|P1017|P2024|Connection terminated|connection timeout|Can't reach database|Server has closed the connection/i;
+
+/** True for errors that mean the database could not be reached (worth retrying later). */
+export function isConnectionError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as Error & { code?: unknown }).code;
+  return CONNECTION_CODES.test(`${typeof code === 'string' ? code : ''} ${error.message}`);
+}
+
+function isRetryable(error: unknown): boolean {
+  return !(error instanceof Error && (error as Error & { retryable?: unknown }).retryable === false);
+}
+
+/** The error recorded for a failed attempt: a stable code and a message safe to show clients. */
+function describe(error: unknown, signal: AbortSignal): transitions.OperationError {
+  if (signal.aborted && signal.reason === ABORT.timeout) {
+    return { code: 'SOFT_TIMEOUT', message: 'the handler stopped after its soft timeout' };
+  }
+  if (signal.aborted) return { code: 'ABORTED', message: `aborted: ${String(signal.reason)}` };
+  if (error instanceof Error) {
+    const code = (error as Error & { code?: unknown }).code;
+    return { code: typeof code === 'string' ? code : 'HANDLER_ERROR', message: error.message || error.name };
+  }
+  return { code: 'HANDLER_ERROR', message: String(error) };
+}

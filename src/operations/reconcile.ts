@@ -1,0 +1,115 @@
+import { randomUUID } from 'node:crypto';
+import { fromPrisma } from 'pg-boss';
+import type { Resources } from '../resources.ts';
+import { endAttempt, publish } from './attempt.ts';
+import { type JobData, jobOptions } from './queues.ts';
+import * as transitions from './transitions.ts';
+
+/** One operation the reconciler found inconsistent with its job, and what it did about it. */
+export interface Repair {
+  operationId: string;
+  type: string;
+  status: string;
+  /** What was wrong, e.g. "job missing", "job failed", "worker heartbeat lost". */
+  problem: string;
+  /** The event it recorded (RETRY_SCHEDULED, FAILED, REQUEUED), or why it could not. */
+  action: string;
+  fixed: boolean;
+}
+
+interface Candidate {
+  id: string;
+  type: string;
+  status: 'PENDING' | 'PROCESSING';
+  claimId: string | null;
+  attempt: number;
+  jobId: string | null;
+  state: string | null;
+  stale: boolean;
+}
+
+const WORKER_LOST: transitions.OperationError = {
+  code: 'WORKER_LOST',
+  message: 'the worker running this attempt stopped (no heartbeat, or its job ended without a result)',
+};
+
+/**
+ * Compares unfinished operations with their pg-boss jobs and repairs each one whose job is missing,
+ * finished, failed, cancelled, or whose worker stopped sending heartbeats: a PROCESSING operation's
+ * attempt counts as lost (retried by its policy, else FAILED with WORKER_LOST); a PENDING one gets a
+ * new job. Every repair is a conditional transition with its event, so concurrent reconcilers (one
+ * per worker process) never repair twice. Operations younger than `minAgeSeconds` are left alone.
+ */
+export async function reconcile(
+  r: Resources,
+  options: { minAgeSeconds: number; limit?: number },
+): Promise<Repair[]> {
+  const schema = r.config.bossSchema; // validated as an SQL identifier by the config
+  const candidates = await r.db.$queryRawUnsafe<Candidate[]>(
+    `SELECT o.id, o.type, o.status::text AS status, o."claimId", o.attempt, o."jobId", j.state::text AS state,
+            coalesce(j.state = 'active' AND j.heartbeat_seconds IS NOT NULL
+              AND coalesce(j.heartbeat_on, j.started_on) < now() - make_interval(secs => j.heartbeat_seconds), false) AS stale
+       FROM "Operation" o
+       LEFT JOIN "${schema}".job j ON j.name = o.type AND j.id = o."jobId"
+      WHERE o.status IN ('PENDING', 'PROCESSING')
+        AND o."updatedAt" < now() - make_interval(secs => $1)
+        AND (j.id IS NULL OR j.state IN ('completed', 'cancelled', 'failed')
+             OR (j.state = 'active' AND j.heartbeat_seconds IS NOT NULL
+                 AND coalesce(j.heartbeat_on, j.started_on) < now() - make_interval(secs => j.heartbeat_seconds)))
+      ORDER BY o."updatedAt"
+      LIMIT $2`,
+    options.minAgeSeconds,
+    options.limit ?? 500,
+  );
+  const repairs: Repair[] = [];
+  for (const candidate of candidates) repairs.push(await repairOne(r, candidate));
+  return repairs;
+}
+
+async function repairOne(r: Resources, c: Candidate): Promise<Repair> {
+  const problem = c.state === null ? 'job missing' : c.stale ? 'worker heartbeat lost' : `job ${c.state}`;
+  const report = (action: string, fixed: boolean): Repair => ({
+    operationId: c.id,
+    type: c.type,
+    status: c.status,
+    problem,
+    action,
+    fixed,
+  });
+  const type = r.registry.get(c.type);
+  try {
+    if (!type) {
+      const error = { code: 'UNKNOWN_TYPE', message: `no worker knows the operation type "${c.type}"` };
+      const applied = await transitions.fail(r.db, c.id, null, error, { from: [c.status] });
+      if (applied) publish(r, applied);
+      return report(applied ? 'FAILED' : 'changed meanwhile', applied !== null);
+    }
+    if (c.stale && c.jobId) {
+      // If that worker is alive after all, its job's signal aborts and its late writes are discarded.
+      await r.boss.cancel(c.type, c.jobId).catch(() => {});
+    }
+    let applied: transitions.Applied | null;
+    if (c.status === 'PROCESSING' && c.claimId) {
+      applied = await endAttempt(
+        r,
+        type,
+        { operationId: c.id, claimId: c.claimId, attempt: c.attempt },
+        { error: WORKER_LOST, retryable: true, release: false },
+      );
+    } else {
+      const jobId = randomUUID();
+      applied = await r.db.$transaction(async (tx) => {
+        const requeued = await transitions.requeuePending(tx, c.id, c.jobId, jobId);
+        if (requeued) {
+          const data: JobData = { operationId: c.id };
+          await r.boss.send(type.name, data, { id: jobId, ...jobOptions(type.policy), db: fromPrisma(tx) });
+        }
+        return requeued;
+      });
+    }
+    if (applied) publish(r, applied);
+    return report(applied ? applied.event.kind : 'changed meanwhile', applied !== null);
+  } catch (error) {
+    return report(`could not repair: ${(error as Error).message}`, false);
+  }
+}
