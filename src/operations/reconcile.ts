@@ -82,7 +82,7 @@ async function repairOne(r: Resources, c: Candidate): Promise<Repair> {
       const error = { code: 'UNKNOWN_TYPE', message: `no worker knows the operation type "${c.type}"` };
       const applied = await transitions.fail(r.db, c.id, null, error, { from: [c.status] });
       if (applied) publish(r, applied);
-      return report(applied ? 'FAILED' : 'changed meanwhile', applied !== null);
+      return report(applied ? 'FAILED' : 'changed meanwhile', true);
     }
     if (c.stale && c.jobId) {
       // If that worker is alive after all, its job's signal aborts and its late writes are discarded.
@@ -108,7 +108,7 @@ async function repairOne(r: Resources, c: Candidate): Promise<Repair> {
       });
     }
     if (applied) publish(r, applied);
-    return report(applied ? applied.event.kind : 'changed meanwhile', applied !== null);
+    return report(applied ? applied.event.kind : 'changed meanwhile', true);
   } catch (error) {
     return report(`could not repair: ${(error as Error).message}`, false);
   }
