@@ -14,7 +14,9 @@ import { createRegistry } from '../src/operations/registry.ts';
 
 const config = loadConfig();
 const logger = createLogger({ component: 'doctor' }, true);
-const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir, config.embeddedPostgresPort);
+const embedded = config.databaseUrl
+  ? undefined
+  : await startEmbeddedPostgres(config.dataDir, config.embeddedPostgresPort);
 const url = config.databaseUrl ?? (embedded?.url as string);
 await migrate(url);
 const db = createDb(url, { poolSize: 2 });

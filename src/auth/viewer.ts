@@ -59,3 +59,32 @@ export async function issueToken(db: Db, secret: string, name: string, isAdmin: 
   });
   return signToken(secret, user.id);
 }
+
+/** Resolves `Authorization` values to viewers, remembering each token's viewer briefly. */
+export type ViewerResolver = (authorization: string | null | undefined) => Promise<Viewer | null>;
+
+/**
+ * A resolveViewer with a small cache: a token's viewer is reused for `ttlMs` (default 5000), so
+ * busy clients do not cost a user lookup per request. A user's admin flag or deletion therefore
+ * takes up to `ttlMs` to apply. Invalid tokens are never cached. At most `maxEntries` (default
+ * 10,000) are kept.
+ */
+export function createViewerResolver(
+  db: Db,
+  secret: string,
+  ttlMs = 5000,
+  maxEntries = 10_000,
+): ViewerResolver {
+  const cache = new Map<string, { viewer: Viewer; until: number }>();
+  return async (authorization) => {
+    if (!authorization) return null;
+    const hit = cache.get(authorization);
+    if (hit && hit.until > Date.now()) return hit.viewer;
+    const viewer = await resolveViewer(db, secret, authorization);
+    if (viewer) {
+      if (cache.size >= maxEntries) cache.clear();
+      cache.set(authorization, { viewer, until: Date.now() + ttlMs });
+    }
+    return viewer;
+  };
+}

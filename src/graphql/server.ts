@@ -4,7 +4,7 @@ import { GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type YogaInitialContext } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
-import { InvalidTokenError, resolveViewer } from '../auth/viewer.ts';
+import { createViewerResolver, InvalidTokenError } from '../auth/viewer.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Resources } from '../resources.ts';
 import type { Context } from './context.ts';
@@ -46,9 +46,10 @@ function maskError(error: unknown, message: string, resources: Resources): Error
 /** Serves GraphQL over HTTP (with GraphiQL), WebSocket (graphql-ws) and SSE on `/graphql`. */
 export async function startGraphQLServer(resources: Resources): Promise<GraphQLServer> {
   const { config, db } = resources;
+  const viewerOf = createViewerResolver(db, config.jwtSecret);
   const viewerFrom = async (authorization: string | null | undefined) => {
     try {
-      return await resolveViewer(db, config.jwtSecret, authorization);
+      return await viewerOf(authorization);
     } catch (error) {
       if (error instanceof InvalidTokenError) {
         throw new GraphQLError(error.message, {
@@ -93,11 +94,7 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
           | string
           | undefined;
         try {
-          (ctx.extra as { viewer?: unknown }).viewer = await resolveViewer(
-            db,
-            config.jwtSecret,
-            authorization,
-          );
+          (ctx.extra as { viewer?: unknown }).viewer = await viewerOf(authorization);
           return true;
         } catch {
           return false; // closes with 4403 Forbidden

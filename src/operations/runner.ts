@@ -58,17 +58,31 @@ export async function startRunner(r: Resources): Promise<Runner> {
       }
     };
 
+  // One single-slot pg-boss worker per concurrency slot, each fetching again as soon as it finishes
+  // a job: with batch size 1, pg-boss would otherwise sleep until the next poll (30 s with NOTIFY)
+  // after every job, and a backlog would drain one job per worker per poll.
   for (const type of r.registry.list()) {
-    await r.boss.work<JobData>(
-      type.name,
-      {
-        batchSize: 1,
-        localConcurrency: r.config.workerConcurrency,
-        pollingIntervalSeconds: r.config.bossPollingSeconds,
-        notifyPollingIntervalSeconds: r.config.bossNotifyPollingSeconds,
-      },
-      work(type),
-    );
+    for (let slot = 0; slot < r.config.workerConcurrency; slot += 1) {
+      let workerId: string | undefined;
+      const handle = work(type);
+      workerId = await r.boss.work<JobData>(
+        type.name,
+        {
+          batchSize: 1,
+          localConcurrency: 1,
+          pollingIntervalSeconds: r.config.bossPollingSeconds,
+          notifyPollingIntervalSeconds: r.config.bossNotifyPollingSeconds,
+        },
+        async (jobs: Job<JobData>[]) => {
+          try {
+            await handle(jobs);
+          } finally {
+            if (workerId) r.boss.notifyWorker(workerId);
+          }
+        },
+      );
+      r.boss.notifyWorker(workerId);
+    }
   }
 
   const reconciler = startReconciler(r);

@@ -60,7 +60,10 @@ export async function spawnServer(env: Record<string, string>): Promise<ServerPr
   createInterface({ input: child.stderr! }).on('line', (line) => logs.push(line));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs.join('\n')}`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start:\n${logs.join('\n')}`));
+    }, 30_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const match = /^opsgraph ready: (\S+)/.exec(line);
       if (!match) return;

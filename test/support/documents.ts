@@ -96,3 +96,13 @@ export const ListOperationsDetailed = graphql(`
     }
   }
 `);
+
+/** The smallest useful start: what a throughput client sends. */
+export const StartTrivial = graphql(`
+  mutation StartTrivial($input: StartOperationInput!) {
+    startOperation(input: $input) {
+      __typename
+      ... on StartOperationSuccess { operation { id } }
+    }
+  }
+`);
