@@ -11,6 +11,7 @@ import { createLogger } from '../src/logger.ts';
 import { ensureQueues, startBoss } from '../src/operations/queues.ts';
 import { reconcile } from '../src/operations/reconcile.ts';
 import { createRegistry } from '../src/operations/registry.ts';
+import { createWaker } from '../src/operations/waker.ts';
 
 const config = loadConfig();
 const logger = createLogger({ component: 'doctor' }, true);
@@ -26,7 +27,7 @@ try {
   const registry = createRegistry(BUILT_IN_TYPES);
   await ensureQueues(boss, registry);
   const repairs = await reconcile(
-    { config, db, boss, bus, registry, logger },
+    { config, db, boss, bus, registry, logger, waker: createWaker() },
     { minAgeSeconds: config.reconcileMinAgeSeconds, limit: 100_000 },
   );
   for (const repair of repairs) {

@@ -9,6 +9,7 @@ import { ensureQueues, startBoss } from './operations/queues.ts';
 import { createRegistry, type OperationType } from './operations/registry.ts';
 import { startRunner } from './operations/runner.ts';
 import { diagnosticsFlaky, diagnosticsSleep } from './operations/types/diagnostics-sleep.ts';
+import { createWaker } from './operations/waker.ts';
 import type { Resources } from './resources.ts';
 
 /** The built-in operation types. */
@@ -64,7 +65,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     await ensureQueues(boss, registry);
     const bus = createEventBus({ redisUrl: config.redisUrl, prefix: config.channelPrefix, logger });
     closers.push(() => bus.close());
-    const resources: Resources = { config, db, boss, bus, registry, logger };
+    const waker = createWaker();
+    closers.push(async () => waker.close());
+    const resources: Resources = { config, db, boss, bus, registry, logger, waker };
 
     let url: string | undefined;
     if (config.role !== 'worker') {

@@ -4,6 +4,7 @@ import type { Db } from './db/prisma.ts';
 import type { EventBus } from './events/bus.ts';
 import type { Logger } from './logger.ts';
 import type { Registry } from './operations/registry.ts';
+import type { Waker } from './operations/waker.ts';
 
 /** What every part of a running opsgraph is given, explicitly: no module-level singletons. */
 export interface Resources {
@@ -13,4 +14,6 @@ export interface Resources {
   bus: EventBus;
   registry: Registry;
   logger: Logger;
+  /** Wakes this process's workers for scheduled jobs. */
+  waker: Waker;
 }

@@ -63,7 +63,16 @@ export async function reconcile(
   );
   const repairs: Repair[] = [];
   for (const candidate of candidates) repairs.push(await repairOne(r, candidate));
+  await wakeDueQueues(r);
   return repairs;
+}
+
+/** Scheduled jobs (retries) that fell due get no NOTIFY: wake this process's workers for them. */
+async function wakeDueQueues(r: Resources): Promise<void> {
+  const due = await r.db.$queryRawUnsafe<{ name: string }[]>(
+    `SELECT DISTINCT name FROM "${r.config.bossSchema}".job WHERE state = 'created' AND start_after <= now()`,
+  );
+  for (const { name } of due) r.waker.wake(name);
 }
 
 async function repairOne(r: Resources, c: Candidate): Promise<Repair> {

@@ -81,7 +81,9 @@ export async function startRunner(r: Resources): Promise<Runner> {
           }
         },
       );
-      r.boss.notifyWorker(workerId);
+      const id = workerId;
+      r.waker.register(type.name, () => r.boss.notifyWorker(id));
+      r.boss.notifyWorker(id);
     }
   }
 

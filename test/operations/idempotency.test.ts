@@ -151,6 +151,39 @@ describe('startOperation with an idempotencyKey', () => {
     expect(Number(after!.operations) - Number(before!.operations)).toBe(4);
     expect(Number(after!.jobs) - Number(before!.jobs)).toBe(4);
   });
+
+  it('200 concurrent startOperation calls sharing 20 idempotency keys create exactly 20 operations', async () => {
+    const keys = Array.from({ length: 20 }, newKey);
+    const before = await settledCounts();
+    const began = Date.now();
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => start(server.tokens.alice, quick, keys[i % 20]!)),
+    );
+    const elapsedMs = Date.now() - began;
+    const rows = await operationsWithKey(keys);
+    console.log(
+      `200 concurrent starts over 20 keys: ${rows.length} operations created, ` +
+        `${results.filter((result) => !result.replayed).length} not replayed, in ${elapsedMs} ms`,
+    );
+    expect(rows).toHaveLength(20);
+    expect(rows.map((row) => row.idempotencyKey).sort()).toEqual([...keys].sort());
+    expect(rows.every((row) => row.jobs === 1 && row.created === 1)).toBe(true);
+    for (let k = 0; k < keys.length; k += 1) {
+      const forKey = results.filter((_, i) => i % 20 === k);
+      expect(forKey).toHaveLength(10);
+      expect(new Set(forKey.map((result) => result.operation.id)).size).toBe(1);
+      expect(forKey.filter((result) => !result.replayed)).toHaveLength(1);
+      const row = rows.find((r) => r.idempotencyKey === keys[k]);
+      expect(forKey[0]!.operation.id).toBe(Buffer.from(`Operation:${row!.id}`).toString('base64'));
+    }
+    const after = await settledCounts();
+    expect(Number(after!.operations) - Number(before!.operations)).toBe(20);
+    expect(Number(after!.jobs) - Number(before!.jobs)).toBe(20);
+    // One of those keys reused with a different input is a conflict, and creates nothing.
+    const conflict = await startResult(server.tokens.alice, { ...quick, steps: 2 }, keys[7]!);
+    expect(conflict).toMatchObject({ __typename: 'IdempotencyKeyConflictError', key: keys[7] });
+    expect(await settledCounts()).toEqual(after);
+  });
 });
 
 describe('an idempotencyKey reused for another operation type', () => {

@@ -106,3 +106,13 @@ export const StartTrivial = graphql(`
     }
   }
 `);
+
+/** An operation with the retry fields and its whole audit trail (reliability tests). */
+export const OperationAttempts = graphql(`
+  query OperationAttempts($id: ID!) {
+    operation(id: $id) {
+      id status attempt nextAttemptAt result error { code message }
+      events(first: 1000) { sequence kind status message data createdAt }
+    }
+  }
+`);
