@@ -28,6 +28,17 @@ interface Candidate {
   stale: boolean;
 }
 
+/** Repairs one reconcile pass runs at once. */
+const REPAIR_CONCURRENCY = 4;
+
+function shuffle<T>(items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i -= 1) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [items[i], items[j]] = [items[j] as T, items[i] as T];
+  }
+  return items;
+}
+
 const WORKER_LOST: transitions.OperationError = {
   code: 'WORKER_LOST',
   message: 'the worker running this attempt stopped (no heartbeat, or its job ended without a result)',
@@ -61,8 +72,14 @@ export async function reconcile(
     options.minAgeSeconds,
     options.limit ?? 500,
   );
+  // Every worker process reconciles: a shuffled order makes them split the work rather than race
+  // for the same operation (the conditional transitions make a lost race harmless either way).
+  const queue = shuffle(candidates);
   const repairs: Repair[] = [];
-  for (const candidate of candidates) repairs.push(await repairOne(r, candidate));
+  const repairNext = async (): Promise<void> => {
+    for (let next = queue.pop(); next; next = queue.pop()) repairs.push(await repairOne(r, next));
+  };
+  await Promise.all(Array.from({ length: REPAIR_CONCURRENCY }, repairNext));
   await wakeDueQueues(r);
   return repairs;
 }
