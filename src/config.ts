@@ -42,6 +42,11 @@ export interface Config {
   reconcileMinAgeSeconds: number;
   /** This process's identity in the cluster (cancel routing). Default: a random id. */
   instanceId: string;
+  /**
+   * Live updates that may wait in memory for one slow subscriber before its subscription is ended
+   * with an error telling it to resubscribe with `afterSequence`. Default 1000.
+   */
+  subscriptionMaxBacklog: number;
 }
 
 const DEV_SECRET = 'opsgraph-development-secret-change-me';
@@ -70,6 +75,7 @@ const env = z.object({
   OPSGRAPH_RECONCILE_INTERVAL_MS: int(100, 3_600_000).default(5000),
   OPSGRAPH_RECONCILE_MIN_AGE_SECONDS: z.coerce.number().min(0).max(86_400).default(5),
   OPSGRAPH_INSTANCE_ID: z.string().min(1).max(100).optional(),
+  OPSGRAPH_SUBSCRIPTION_MAX_BACKLOG: int(1, 1_000_000).default(1000),
 });
 
 /** A configuration problem, reported as one line. */
@@ -107,6 +113,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     reconcileIntervalMs: e.OPSGRAPH_RECONCILE_INTERVAL_MS,
     reconcileMinAgeSeconds: e.OPSGRAPH_RECONCILE_MIN_AGE_SECONDS,
     instanceId: e.OPSGRAPH_INSTANCE_ID ?? randomUUID(),
+    subscriptionMaxBacklog: e.OPSGRAPH_SUBSCRIPTION_MAX_BACKLOG,
   };
 }
 

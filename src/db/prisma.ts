@@ -7,13 +7,39 @@ export type Db = PrismaClient;
 export interface DbOptions {
   /** Largest number of pooled connections. Default 10. */
   poolSize?: number;
+  /**
+   * Longest wait for a connection, in ms: opening a new one, or a free pooled one when all are
+   * busy. A query that cannot get one in time fails with a connection error (reported to clients
+   * as SERVICE_UNAVAILABLE) instead of hanging while the database is unreachable. Default 5000.
+   */
+  connectionTimeoutMs?: number;
+  /** Pooled connections idle this long are closed, in ms. Default 10000. */
+  idleTimeoutMs?: number;
   /** Called with each SQL statement the client sends (used to count queries in tests). */
   onQuery?: (sql: string) => void;
+  /**
+   * Called when an idle pooled connection fails (e.g. the server restarted). The pool drops that
+   * connection and opens a new one on the next query; nothing else needs doing. Default: ignored.
+   */
+  onIdleConnectionError?: (error: Error) => void;
 }
 
-/** Creates a Prisma client over node-postgres for one database URL. */
+/**
+ * Creates a Prisma client over a node-postgres pool for one database URL. The pool survives a
+ * database restart without a process restart: broken connections are discarded (TCP keepalive
+ * finds silent ones) and replaced on demand; queries meanwhile fail fast with connection errors.
+ */
 export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
-  const adapter = new PrismaPg({ connectionString: databaseUrl, max: options.poolSize ?? 10 });
+  const adapter = new PrismaPg(
+    {
+      connectionString: databaseUrl,
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
+      idleTimeoutMillis: options.idleTimeoutMs ?? 10_000,
+      keepAlive: true,
+    },
+    { onPoolError: options.onIdleConnectionError ?? (() => {}) },
+  );
   if (!options.onQuery) return new PrismaClient({ adapter });
   const client = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] });
   const onQuery = options.onQuery;

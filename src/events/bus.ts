@@ -1,54 +1,78 @@
 import { RedisPubSub } from 'graphql-redis-subscriptions';
-import { PubSub, type PubSubEngine } from 'graphql-subscriptions';
+import { PubSub } from 'graphql-subscriptions';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../logger.ts';
 
 /**
  * Messages between processes: operation events to subscribers, cancel requests to workers.
  * Redis when configured, in-process otherwise; everything above uses this one interface.
- * Delivery is a fast path only: the database stays the source of truth.
+ * Delivery is a fast path only: the database stays the source of truth, and readers fall back to it
+ * while `connected` is false.
  */
 export interface EventBus {
-  /** Sends without waiting; messages from one process keep their order. */
+  /**
+   * Sends without waiting and never throws; messages from one process keep their order. While Redis
+   * is unreachable nothing queues up: the latest message of each channel is kept and sent when the
+   * connection returns (readers fill in what they missed from the database).
+   */
   publish(channel: string, payload: unknown): void;
-  /** Resolves once the subscription is active; returns the function that ends it. */
+  /**
+   * Resolves once the subscription is active, or at once while the bus is disconnected (it takes
+   * effect when the connection returns); returns the function that ends it.
+   */
   subscribe(channel: string, onMessage: (payload: unknown) => void): Promise<() => void>;
+  /**
+   * True while messages flow: Redis is connected and every subscription is re-established after a
+   * reconnect. Always true in-process.
+   */
+  readonly connected: boolean;
+  /** Calls `listener` whenever `connected` changes; returns the function that removes it. */
+  onConnectionChange(listener: (connected: boolean) => void): () => void;
   close(): Promise<void>;
 }
 
 export interface EventBusOptions {
+  /** Redis URL. Default: none, which uses in-process pub/sub (one process only). */
   redisUrl: string | undefined;
+  /** Prefix of every channel name. */
   prefix: string;
   logger: Logger;
+  /**
+   * While Redis is unreachable, the latest unsent message of at most this many channels is kept
+   * (oldest channels dropped first) and sent once the publisher reconnects. Default 10000.
+   */
+  maxUnsentChannels?: number;
+  /** Longest pause between reconnect attempts to Redis, in ms. Default 1000. */
+  maxReconnectDelayMs?: number;
 }
 
-export function createEventBus({ redisUrl, prefix, logger }: EventBusOptions): EventBus {
-  let engine: PubSubEngine;
-  let closeEngine = async () => {};
-  if (redisUrl) {
-    const options: RedisOptions = { maxRetriesPerRequest: null, lazyConnect: false };
-    const publisher = new Redis(redisUrl, options);
-    const subscriber = new Redis(redisUrl, options);
-    for (const client of [publisher, subscriber]) {
-      client.on('error', (error) => logger.warn('redis error', { error: error.message }));
+export function createEventBus(options: EventBusOptions): EventBus {
+  return options.redisUrl ? createRedisBus(options.redisUrl, options) : createLocalBus(options);
+}
+
+/** Wraps a subscriber's callback so that one failing reader cannot affect the others or a publisher. */
+const guarded =
+  (onMessage: (payload: unknown) => void, logger: Logger, channel: string) => (payload: unknown) => {
+    try {
+      onMessage(payload);
+    } catch (error) {
+      logger.error('bus subscriber failed', { channel, error });
     }
-    engine = new RedisPubSub({ publisher, subscriber });
-    closeEngine = async () => {
-      publisher.disconnect();
-      subscriber.disconnect();
-    };
-  } else {
-    engine = new PubSub();
-  }
+  };
+
+function createLocalBus({ prefix, logger }: EventBusOptions): EventBus {
+  const engine = new PubSub();
   const open = new Set<number>();
   return {
+    connected: true,
+    onConnectionChange: () => () => {},
     publish(channel, payload) {
       engine.publish(prefix + channel, payload).catch((error: Error) => {
         logger.warn('publish failed', { channel, error: error.message });
       });
     },
     async subscribe(channel, onMessage) {
-      const id = await engine.subscribe(prefix + channel, onMessage, {});
+      const id = await engine.subscribe(prefix + channel, guarded(onMessage, logger, channel));
       open.add(id);
       return () => {
         if (open.delete(id)) engine.unsubscribe(id);
@@ -57,7 +81,166 @@ export function createEventBus({ redisUrl, prefix, logger }: EventBusOptions): E
     async close() {
       for (const id of open) engine.unsubscribe(id);
       open.clear();
-      await closeEngine();
+    },
+  };
+}
+
+function createRedisBus(redisUrl: string, options: EventBusOptions): EventBus {
+  const { prefix, logger, maxUnsentChannels = 10_000, maxReconnectDelayMs = 1000 } = options;
+  const retryStrategy = (attempt: number) => Math.min(attempt * 100, maxReconnectDelayMs);
+  // A publish never waits in a queue: while disconnected it fails at once (kept in `unsent`).
+  const publisherOptions: RedisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy,
+  };
+  // Subscribe commands wait for the connection; ioredis re-subscribes every channel after a reconnect.
+  const subscriberOptions: RedisOptions = { maxRetriesPerRequest: null, retryStrategy };
+  const publisher = new Redis(redisUrl, publisherOptions);
+  const subscriber = new Redis(redisUrl, subscriberOptions);
+  const engine = new RedisPubSub({ publisher, subscriber });
+  let closed = false;
+
+  for (const [role, client] of [
+    ['publisher', publisher],
+    ['subscriber', subscriber],
+  ] as const) {
+    let reported = false; // one warning per outage, not one per reconnect attempt
+    client.on('error', (error: Error) => {
+      if (reported || closed) return;
+      reported = true;
+      logger.warn('redis error', { role, error: error.message });
+    });
+    client.on('ready', () => {
+      reported = false;
+    });
+  }
+
+  // `connected`: the subscriber is ready and its channels are subscribed again. ioredis emits
+  // 'ready' just before it re-sends SUBSCRIBE for every channel; a PING sent after them is answered
+  // after them, so its reply proves they are in effect.
+  let connected = false;
+  let lostAt = 0;
+  let generation = 0;
+  const listeners = new Set<(connected: boolean) => void>();
+  const setConnected = (value: boolean) => {
+    if (connected === value || closed) return;
+    connected = value;
+    if (value && lostAt) logger.info('redis subscriptions restored', { downMs: Date.now() - lostAt });
+    if (!value) {
+      lostAt = Date.now();
+      logger.warn('redis connection lost: readers fall back to the database until it returns');
+    }
+    for (const listener of listeners) {
+      try {
+        listener(value);
+      } catch (error) {
+        logger.error('bus connection listener failed', { error });
+      }
+    }
+  };
+  // Subscribes waiting for Redis give up waiting when the connection closes.
+  const waiting = new Set<() => void>();
+  subscriber.on('ready', () => {
+    const mine = ++generation;
+    setImmediate(() => {
+      subscriber.ping().then(
+        () => mine === generation && setConnected(true),
+        () => {}, // the connection closed again; the next 'ready' retries
+      );
+    });
+  });
+  subscriber.on('close', () => {
+    generation += 1;
+    setConnected(false);
+    for (const stopWaiting of waiting) stopWaiting();
+    waiting.clear();
+  });
+
+  // Latest unsent message per channel (Map order: least recently failed first).
+  const unsent = new Map<string, unknown>();
+  let failed = 0;
+  let dropped = 0;
+  const send = (name: string, payload: unknown) => {
+    engine.publish(name, payload).catch((error: Error) => {
+      if (closed) return;
+      if (failed === 0)
+        logger.warn('redis publish failed: keeping the latest message per channel', { error: error.message });
+      failed += 1;
+      unsent.delete(name);
+      unsent.set(name, payload);
+      if (unsent.size > maxUnsentChannels) {
+        unsent.delete(unsent.keys().next().value as string);
+        dropped += 1;
+      }
+    });
+  };
+  publisher.on('ready', () => {
+    setImmediate(() => {
+      if (closed || (failed === 0 && unsent.size === 0)) return;
+      const pending = [...unsent];
+      logger.info('redis publisher reconnected', { failed, resending: pending.length, dropped });
+      unsent.clear();
+      failed = 0;
+      dropped = 0;
+      for (const [name, payload] of pending) send(name, payload);
+    });
+  });
+
+  const unsubscribe = (id: number) => {
+    try {
+      engine.unsubscribe(id);
+    } catch (error) {
+      logger.warn('redis unsubscribe failed', { error: (error as Error).message });
+    }
+  };
+  const open = new Set<() => void>();
+  return {
+    get connected() {
+      return connected;
+    },
+    onConnectionChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    publish(channel, payload) {
+      send(prefix + channel, payload);
+    },
+    async subscribe(channel, onMessage) {
+      let id: number | undefined;
+      let ended = false;
+      const acknowledged = engine.subscribe(prefix + channel, guarded(onMessage, logger, channel), {}).then(
+        (value) => {
+          if (ended) unsubscribe(value);
+          else id = value;
+        },
+        (error: Error) => logger.warn('redis subscribe failed', { channel, error: error.message }),
+      );
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        open.delete(end);
+        if (id !== undefined) unsubscribe(id);
+      };
+      open.add(end);
+      // Wait for the acknowledgement while a connection is up or being made, not through an outage.
+      if (['connecting', 'connect', 'ready'].includes(subscriber.status)) {
+        await new Promise<void>((resolve) => {
+          waiting.add(resolve);
+          void acknowledged.then(() => {
+            waiting.delete(resolve);
+            resolve();
+          });
+        });
+      }
+      return end;
+    },
+    async close() {
+      for (const end of [...open]) end();
+      closed = true;
+      listeners.clear();
+      publisher.disconnect();
+      subscriber.disconnect();
     },
   };
 }

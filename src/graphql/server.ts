@@ -1,11 +1,13 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GraphQLError } from 'graphql';
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { createYoga, type YogaInitialContext } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
 import { createViewerResolver, InvalidTokenError } from '../auth/viewer.ts';
+import { isConnectionError } from '../db/unavailable.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
+import { ResubscribeError } from '../operations/updates.ts';
 import type { Resources } from '../resources.ts';
 import type { Context } from './context.ts';
 import { schema } from './schema.ts';
@@ -28,8 +30,15 @@ const EXPOSED: [new (...args: never[]) => Error, string][] = [
   [InvalidTokenError, 'UNAUTHENTICATED'],
 ];
 
-/** Keeps GraphQLErrors and known domain errors; masks everything else with a stable code. */
-function maskError(error: unknown, message: string, resources: Resources): Error {
+/** Seconds a client is told to wait before retrying while the database is unreachable. */
+const RETRY_AFTER_SECONDS = 2;
+
+/**
+ * Keeps GraphQLErrors and known domain errors; turns "the database is unreachable" into a
+ * retryable SERVICE_UNAVAILABLE (HTTP 503 with Retry-After when the whole request failed on it);
+ * masks everything else with a stable code.
+ */
+function maskError(error: unknown, message: string, resources: Resources): GraphQLError {
   const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
   if (original instanceof GraphQLError) return original;
   for (const [type, code] of EXPOSED) {
@@ -39,8 +48,31 @@ function maskError(error: unknown, message: string, resources: Resources): Error
       return new GraphQLError(original.message, { extensions });
     }
   }
+  if (original instanceof ResubscribeError) {
+    return new GraphQLError(original.message, {
+      extensions: { code: original.code, retryable: true, afterSequence: original.afterSequence },
+    });
+  }
+  if (isConnectionError(original)) {
+    resources.logger.warn('request failed: database unavailable', { error: (original as Error).message });
+    return new GraphQLError('The service is temporarily unavailable (database unreachable); retry shortly.', {
+      extensions: {
+        code: 'SERVICE_UNAVAILABLE',
+        retryable: true,
+        http: { status: 503, headers: { 'retry-after': String(RETRY_AFTER_SECONDS) } },
+      },
+    });
+  }
   resources.logger.error('unexpected error', { error: original });
   return new GraphQLError(message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
+}
+
+/** An error as sent over WebSocket: without `extensions.http`, which only HTTP responses use. */
+function withoutHttp(error: GraphQLError): GraphQLFormattedError {
+  const formatted = error.toJSON();
+  if (!formatted.extensions || !('http' in formatted.extensions)) return formatted;
+  const { http: _, ...extensions } = formatted.extensions;
+  return { ...formatted, extensions };
 }
 
 /** Serves GraphQL over HTTP (with GraphiQL), WebSocket (graphql-ws) and SSE on `/graphql`. */
@@ -89,6 +121,9 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
       // Yoga's enveloped execute/subscribe travel in rootValue (set in onSubscribe below).
       execute: (args) => (args.rootValue as Enveloped).execute(args),
       subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
+      onNext: (_ctx, _id, _payload, _args, result) =>
+        result.errors ? { ...result, errors: result.errors.map(withoutHttp) } : undefined,
+      onError: (_ctx, _id, _payload, errors) => errors.map(withoutHttp),
       onConnect: async (ctx) => {
         const authorization = (ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization) as
           | string
@@ -96,8 +131,12 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
         try {
           (ctx.extra as { viewer?: unknown }).viewer = await viewerOf(authorization);
           return true;
-        } catch {
-          return false; // closes with 4403 Forbidden
+        } catch (error) {
+          if (isConnectionError(error)) {
+            // 1013 "Try Again Later": graphql-ws clients retry it; 4403 would read as a bad token.
+            ctx.extra.socket.close(1013, 'database unavailable; retry shortly');
+          }
+          return false; // closes with 4403 Forbidden (unless already closed above)
         }
       },
       onSubscribe: async (ctx, _id, payload) => {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { fromPrisma } from 'pg-boss';
+import { retryWhileUnavailable } from '../db/unavailable.ts';
 import type { Logger } from '../logger.ts';
 import type { Resources } from '../resources.ts';
 import { ProgressThrottle } from './progress.ts';
@@ -58,12 +59,16 @@ export async function runAttempt(
   );
 
   const { softTimeoutSeconds, hardTimeoutSeconds } = type.policy;
+  let softEvent: Promise<unknown> | undefined;
   const softTimer = setTimeout(() => {
-    controller.abort(ABORT.timeout);
-    transitions.softTimeout(r.db, operationId, claim, softTimeoutSeconds).then(
-      (applied) => applied && publish(r, applied),
-      (error) => log.warn('soft timeout event failed', { error }),
-    );
+    // Recorded before the handler is asked to stop, so the event always precedes the outcome.
+    softEvent = transitions
+      .softTimeout(r.db, operationId, claim, softTimeoutSeconds)
+      .then(
+        (applied) => applied && publish(r, applied),
+        (error) => log.warn('soft timeout event failed', { error }),
+      )
+      .finally(() => controller.abort(ABORT.timeout));
   }, softTimeoutSeconds * 1000);
   let hardTimer: NodeJS.Timeout | undefined;
   const hardTimeout = new Promise<Outcome>((resolve) => {
@@ -100,6 +105,7 @@ export async function runAttempt(
   const outcome = await Promise.race([handler, hardTimeout]);
   clearTimeout(softTimer);
   clearTimeout(hardTimer);
+  await softEvent;
 
   const reason = controller.signal.aborted ? controller.signal.reason : undefined;
   if (reason === ABORT.cancelled) {
@@ -153,14 +159,14 @@ export async function endAttempt(
   if (!again) return transitions.fail(r.db, operationId, claimId, end.error);
   const jobId = randomUUID();
   const at = new Date(Date.now() + (end.release ? 0 : retryDelayMs(type.policy, attempt)));
-  return r.db.$transaction(async (tx) => {
-    const applied = await transitions.requeueAttempt(tx, operationId, claimId, {
+  const applied = await r.db.$transaction(async (tx) => {
+    const requeued = await transitions.requeueAttempt(tx, operationId, claimId, {
       jobId,
       at,
       error: end.error,
       release: end.release,
     });
-    if (applied) {
+    if (requeued) {
       const data: JobData = { operationId };
       await r.boss.send(type.name, data, {
         id: jobId,
@@ -169,35 +175,21 @@ export async function endAttempt(
         db: fromPrisma(tx),
       });
     }
-    return applied;
+    return requeued;
   });
+  if (applied) r.waker.wakeAt(type.name, at);
+  return applied;
 }
 
 export const publish = (r: Resources, message: EventMessage) =>
   r.bus.publish(operationChannel(message.operation.id), message);
 
 /** Retries a database write for up to a minute while the database is unreachable. */
-export async function persist<T>(write: () => Promise<T>, deadlineMs = 60_000): Promise<T> {
-  const until = Date.now() + deadlineMs;
-  for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
-    try {
-      return await write();
-    } catch (error) {
-      if (!isConnectionError(error) || Date.now() + delay > until) throw error;
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
-  }
-}
+export const persist = <T>(write: () => Promise<T>, deadlineMs = 60_000): Promise<T> =>
+  retryWhileUnavailable(write, { deadlineMs });
 
-const CONNECTION_CODES =
-  /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|57P01|57P02|57P03|08000|08003|08006|P1001|P1017|P2024|Connection terminated|connection timeout|Can't reach database|Server has closed the connection/i;
-
-/** True for errors that mean the database could not be reached (worth retrying later). */
-export function isConnectionError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const code = (error as Error & { code?: unknown }).code;
-  return CONNECTION_CODES.test(`${typeof code === 'string' ? code : ''} ${error.message}`);
-}
+/** Now in src/db/unavailable.ts; re-exported for existing callers. */
+export { isConnectionError } from '../db/unavailable.ts';
 
 function isRetryable(error: unknown): boolean {
   return !(error instanceof Error && (error as Error & { retryable?: unknown }).retryable === false);

@@ -8,17 +8,47 @@ export interface JobData {
   operationId: string;
 }
 
-/** Starts pg-boss on the database (creating its schema on first use) with LISTEN/NOTIFY on. */
+/**
+ * Starts pg-boss on the database (creating its schema on first use) with LISTEN/NOTIFY on. pg-boss
+ * rides out a database restart by itself: its pool replaces broken connections, workers keep
+ * polling, and its LISTEN connection reconnects with backoff and then wakes every worker. While the
+ * database is down each poll fails; those errors are logged once per kind every 10 s, not per poll.
+ */
 export async function startBoss(config: Config, databaseUrl: string, logger: Logger): Promise<PgBoss> {
   const boss = new PgBoss({
     connectionString: databaseUrl,
     schema: config.bossSchema,
     useListenNotify: true,
     max: 10,
+    // Fail a poll instead of waiting long for a connection while the database is unreachable.
+    connectionTimeoutMillis: 5000,
   });
-  boss.on('error', (error: Error) => logger.warn('pg-boss error', { error: error.message }));
+  const quiet = rateLimited(10_000);
+  boss.on('error', (error: Error) => {
+    // pg-boss appends "(Queue: …, Worker: …)" to worker errors: one kind per underlying message.
+    const kind = error.message.replace(/ \(Queue: .*\)$/, '');
+    quiet(kind, (suppressed) =>
+      logger.warn('pg-boss error', { error: error.message, ...(suppressed ? { suppressed } : {}) }),
+    );
+  });
   await boss.start();
   return boss;
+}
+
+/** Runs `log` for a key at most once per `intervalMs`, telling it how many calls it skipped. */
+function rateLimited(intervalMs: number) {
+  const seen = new Map<string, { at: number; suppressed: number }>();
+  return (key: string, log: (suppressed: number) => void) => {
+    const now = Date.now();
+    const entry = seen.get(key);
+    if (entry && now - entry.at < intervalMs) {
+      entry.suppressed += 1;
+      return;
+    }
+    if (seen.size > 100) seen.clear();
+    seen.set(key, { at: now, suppressed: 0 });
+    log(entry?.suppressed ?? 0);
+  };
 }
 
 /**
@@ -28,8 +58,8 @@ export async function startBoss(config: Config, databaseUrl: string, logger: Log
  */
 export const jobOptions = (policy: OperationPolicy) => ({
   retryLimit: 0,
-  expireInSeconds: policy.hardTimeoutSeconds + 60,
-  heartbeatSeconds: policy.heartbeatSeconds,
+  expireInSeconds: Math.ceil(policy.hardTimeoutSeconds) + 60,
+  heartbeatSeconds: Math.ceil(policy.heartbeatSeconds),
 });
 
 /** Creates one queue per operation type, named after the type. */

@@ -1,6 +1,9 @@
 import { Repeater } from 'graphql-yoga';
 import type { Viewer } from '../auth/viewer.ts';
+import { isConnectionError, retryWhileUnavailable } from '../db/unavailable.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
+import type { EventBus } from '../events/bus.ts';
+import { createFallbackPoller, type FallbackPoller } from '../events/fallback.ts';
 import type { Operation, OperationEvent } from '../generated/prisma/client.ts';
 import type { Resources } from '../resources.ts';
 import { canView } from './access.ts';
@@ -17,14 +20,62 @@ export interface OperationUpdate {
   operation: Operation;
 }
 
-/** How many live messages may wait for a slow client before it is told to resubscribe. */
-const MAX_BACKLOG = 10_000;
+/**
+ * The stream ended early; the client resumes without loss by subscribing again with
+ * `afterSequence` (everything up to it was delivered). Reaches clients as a GraphQL error with
+ * `extensions.code`, `extensions.retryable: true` and `extensions.afterSequence`.
+ */
+export class ResubscribeError extends Error {
+  override name = 'ResubscribeError';
+  constructor(
+    readonly code: 'SUBSCRIBER_TOO_SLOW' | 'SERVICE_UNAVAILABLE',
+    message: string,
+    readonly afterSequence: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Events read from the database per query when replaying or filling a gap. */
+const PAGE_SIZE = 500;
+/** How long a stream waits out an unreachable database before ending with SERVICE_UNAVAILABLE. */
+const READ_RETRY_MS = 30_000;
+
+/** One fallback poller per bus (that is, per running app), created on first use. */
+const pollers = new WeakMap<EventBus, FallbackPoller>();
+function pollerFor(r: Resources): FallbackPoller {
+  let poller = pollers.get(r.bus);
+  if (!poller) {
+    poller = createFallbackPoller({
+      bus: r.bus,
+      logger: r.logger.child({ component: 'subscription-fallback' }),
+      read: async (ids) => {
+        const rows = await r.db.operation.findMany({
+          where: { id: { in: ids } },
+          select: { id: true, sequence: true },
+        });
+        return new Map(rows.map((row) => [row.id, row.sequence]));
+      },
+    });
+    pollers.set(r.bus, poller);
+  }
+  return poller;
+}
 
 /**
  * The stream behind `operationUpdated`: subscribe to the operation's channel first, then read
  * the snapshot (or replay events after `afterSequence`) from the database, then deliver live
- * events in sequence order — dropping what the snapshot already covered, filling any gap from the
+ * events in sequence order — dropping what was already delivered, filling any gap from the
  * database — and finish after a terminal state.
+ *
+ * While the bus is disconnected, a shared poller reads the operation's sequence every 500 ms and
+ * the stream reads whatever it has not delivered yet; once more after the bus reconnects.
+ *
+ * Backpressure: one loop delivers, one update at a time, and waits until the transport has taken
+ * each one (graphql-ws awaits the socket write, SSE waits for 'drain'), so a slow client only
+ * slows its own loop. Live messages arriving meanwhile wait in a queue bounded by
+ * `config.subscriptionMaxBacklog`; when it is full the subscription ends with SUBSCRIBER_TOO_SLOW
+ * and the sequence to resume after. Publishers never wait for subscribers.
  */
 export async function operationUpdates(
   r: Resources,
@@ -38,56 +89,97 @@ export async function operationUpdates(
   }
   const found = await r.db.operation.findUnique({ where: { id } });
   if (!found || !canView(viewer, found)) throw new NotFoundError('Operation', displayId);
+  const maxBacklog = r.config.subscriptionMaxBacklog;
 
   return new Repeater<OperationUpdate>(async (push, stop) => {
-    let delivered = 0;
+    /** The last sequence handed to the client (what it resumes after if the stream ends early). */
+    let delivered = afterSequence ?? 0;
     let finished = false;
-    let backlog = 0;
-    let release!: () => void;
-    let chain = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const finish = (error?: unknown) => {
-      finished = true;
-      stop(error);
+    /** Live messages waiting for the loop: the per-subscriber buffer. */
+    const queue: EventMessage[] = [];
+    /** The database holds events not delivered yet (learnt from the fallback poller). */
+    let behind = false;
+    let wake: (() => void) | undefined;
+    const poke = () => {
+      const resolve = wake;
+      wake = undefined;
+      resolve?.();
     };
+    const finish = (error?: unknown) => {
+      if (finished) return;
+      finished = true;
+      queue.length = 0;
+      stop(error);
+      poke();
+    };
+    void stop.then(() => finish());
+    const read = <T>(query: () => Promise<T>) =>
+      retryWhileUnavailable(query, { deadlineMs: READ_RETRY_MS, maxDelayMs: 1000 });
+
     const send = async (update: OperationUpdate) => {
       delivered = update.sequence;
       await push(update);
       const status = update.event ? update.event.status : update.operation.status;
       if (isTerminal(status)) finish();
     };
+    /** Delivers the stored events after `delivered` up to `upTo`, a page at a time. */
     const catchUp = async (upTo: number, operation: Operation) => {
-      const missed = await r.db.operationEvent.findMany({
-        where: { operationId: id, sequence: { gt: delivered, lte: upTo } },
-        orderBy: { sequence: 'asc' },
-      });
-      for (const event of missed) {
-        if (finished) return;
-        await send({ sequence: event.sequence, event, operation });
+      while (!finished && delivered < upTo) {
+        const from = delivered;
+        const page = await read(() =>
+          r.db.operationEvent.findMany({
+            where: { operationId: id, sequence: { gt: from, lte: upTo } },
+            orderBy: { sequence: 'asc' },
+            take: PAGE_SIZE,
+          }),
+        );
+        if (page.length === 0) return;
+        for (const event of page) {
+          if (finished) return;
+          await send({ sequence: event.sequence, event, operation });
+        }
       }
     };
-    const onLive = async (message: EventMessage) => {
-      backlog -= 1;
-      if (finished || message.event.sequence <= delivered) return;
+    const deliverLive = async (message: EventMessage) => {
+      if (message.event.sequence <= delivered) return; // already delivered: a duplicate or a replay
       const operation = toOperation(message.operation);
       if (message.event.sequence > delivered + 1) await catchUp(message.event.sequence - 1, operation);
       if (finished) return;
       await send({ sequence: message.event.sequence, event: toEvent(message.event), operation });
     };
+    const deliverStored = async () => {
+      const operation = await read(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
+      await catchUp(operation.sequence, operation);
+      if (isTerminal(operation.status) && delivered >= operation.sequence) finish();
+    };
+
+    const onMessage = (payload: unknown) => {
+      if (finished) return;
+      if (queue.length >= maxBacklog) {
+        finish(
+          new ResubscribeError(
+            'SUBSCRIBER_TOO_SLOW',
+            `Subscriber fell too far behind: ${queue.length} updates were waiting. Everything up to sequence ${delivered} was delivered; resubscribe with afterSequence: ${delivered} to get the rest.`,
+            delivered,
+          ),
+        );
+        return;
+      }
+      queue.push(payload as EventMessage);
+      poke();
+    };
+    const onSequence = (sequence: number) => {
+      if (finished || sequence <= delivered) return;
+      behind = true;
+      poke();
+    };
 
     let unsubscribe: (() => void) | undefined;
+    let unwatch: (() => void) | undefined;
     try {
-      unsubscribe = await r.bus.subscribe(operationChannel(id), (payload) => {
-        if (finished) return;
-        backlog += 1;
-        if (backlog > MAX_BACKLOG) {
-          finish(new Error('subscriber fell too far behind; resubscribe with afterSequence'));
-          return;
-        }
-        chain = chain.then(() => onLive(payload as EventMessage)).catch(finish);
-      });
-      const snapshot = await r.db.operation.findUniqueOrThrow({ where: { id } });
+      unsubscribe = await r.bus.subscribe(operationChannel(id), onMessage);
+      unwatch = pollerFor(r).watch(id, onSequence);
+      const snapshot = await read(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
       if (afterSequence === null || afterSequence === undefined) {
         await send({ sequence: snapshot.sequence, event: null, operation: snapshot });
       } else {
@@ -95,11 +187,30 @@ export async function operationUpdates(
         await catchUp(snapshot.sequence, snapshot);
         if (isTerminal(snapshot.status)) finish();
       }
-      release();
-      await stop;
+      while (!finished) {
+        const message = queue.shift();
+        if (message) await deliverLive(message);
+        else if (behind) {
+          behind = false;
+          await deliverStored();
+        } else {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+        }
+      }
     } catch (error) {
-      finish(error);
+      finish(
+        isConnectionError(error)
+          ? new ResubscribeError(
+              'SERVICE_UNAVAILABLE',
+              `The database is unavailable. Everything up to sequence ${delivered} was delivered; resubscribe with afterSequence: ${delivered} to get the rest.`,
+              delivered,
+            )
+          : error,
+      );
     } finally {
+      unwatch?.();
       unsubscribe?.();
     }
   });
