@@ -27,7 +27,7 @@ try {
   const registry = createRegistry(BUILT_IN_TYPES);
   await ensureQueues(boss, registry);
   const repairs = await reconcile(
-    { config, db, boss, bus, registry, logger, waker: createWaker() },
+    { config, db, boss, bus, registry, logger, waker: createWaker(), shutdown: new AbortController().signal },
     { minAgeSeconds: config.reconcileMinAgeSeconds, limit: 100_000 },
   );
   for (const repair of repairs) {

@@ -67,12 +67,29 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     closers.push(() => bus.close());
     const waker = createWaker();
     closers.push(async () => waker.close());
-    const resources: Resources = { config, db, boss, bus, registry, logger, waker };
+    const shutdown = new AbortController();
+    const resources: Resources = {
+      config,
+      db,
+      boss,
+      bus,
+      registry,
+      logger,
+      waker,
+      shutdown: shutdown.signal,
+    };
 
     let url: string | undefined;
     if (config.role !== 'worker') {
       const server = await startGraphQLServer(resources);
-      closers.push(() => server.close());
+      closers.push(async () => {
+        // Let events published while draining reach subscribers, end the subscriptions with a
+        // message saying where to resume, and let those messages out before the sockets close.
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        shutdown.abort();
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await server.close();
+      });
       url = server.url;
     }
     if (config.role !== 'api') {

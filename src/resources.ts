@@ -14,6 +14,8 @@ export interface Resources {
   bus: EventBus;
   registry: Registry;
   logger: Logger;
+  /** Aborts when the process starts shutting down: open subscriptions end cleanly. */
+  shutdown: AbortSignal;
   /** Wakes this process's workers for scheduled jobs. */
   waker: Waker;
 }

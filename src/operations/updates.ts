@@ -28,7 +28,7 @@ export interface OperationUpdate {
 export class ResubscribeError extends Error {
   override name = 'ResubscribeError';
   constructor(
-    readonly code: 'SUBSCRIBER_TOO_SLOW' | 'SERVICE_UNAVAILABLE',
+    readonly code: 'SUBSCRIBER_TOO_SLOW' | 'SERVICE_UNAVAILABLE' | 'SERVER_SHUTTING_DOWN',
     message: string,
     readonly afterSequence: number,
   ) {
@@ -113,6 +113,18 @@ export async function operationUpdates(
       poke();
     };
     void stop.then(() => finish());
+    // Shutdown ends the stream with a message saying where to resume, rather than cutting it.
+    const onShutdown = () =>
+      finish(
+        new ResubscribeError(
+          'SERVER_SHUTTING_DOWN',
+          `This server is shutting down: resubscribe (to another instance) with afterSequence: ${delivered}`,
+          delivered,
+        ),
+      );
+    if (r.shutdown.aborted) onShutdown();
+    r.shutdown.addEventListener('abort', onShutdown, { once: true });
+    void stop.then(() => r.shutdown.removeEventListener('abort', onShutdown));
     const read = <T>(query: () => Promise<T>) =>
       retryWhileUnavailable(query, { deadlineMs: READ_RETRY_MS, maxDelayMs: 1000 });
 
