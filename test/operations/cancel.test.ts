@@ -1,21 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { gql, subscribeWs } from '../support/client.ts';
-import { CancelOperation, GetOperation, OperationUpdated, StartOperation } from '../support/documents.ts';
+import { CancelOperation, GetOperation, OperationUpdated } from '../support/documents.ts';
 import { useServer } from '../support/fixtures.ts';
+import { startSleep } from '../support/operations.ts';
 
 const server = useServer();
 
-async function start(input: Record<string, unknown>) {
-  const response = await gql(
-    server.app.url,
-    StartOperation,
-    { input: { type: 'diagnostics.sleep', input } },
-    server.tokens.alice,
-  );
-  const result = response.data?.startOperation;
-  if (result?.__typename !== 'StartOperationSuccess') throw new Error(JSON.stringify(response));
-  return result.operation;
-}
+const start = (input: Record<string, unknown>) => startSleep(server.app.url, server.tokens.alice, input);
 
 async function jobState(id: string): Promise<string | undefined> {
   const uuid = Buffer.from(id, 'base64').toString().split(':')[1];

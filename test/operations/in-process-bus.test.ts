@@ -1,22 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { gql, subscribeWs } from '../support/client.ts';
-import { CancelOperation, OperationUpdated, StartOperation } from '../support/documents.ts';
+import { CancelOperation, OperationUpdated } from '../support/documents.ts';
 import { useServer } from '../support/fixtures.ts';
+import { startSleep } from '../support/operations.ts';
 
 // No REDIS_URL: events and cancels travel through the in-process bus, on the same code path.
 const server = useServer({ redisUrl: undefined });
 
-async function start(input: Record<string, unknown>) {
-  const response = await gql(
-    server.app.url,
-    StartOperation,
-    { input: { type: 'diagnostics.sleep', input } },
-    server.tokens.alice,
-  );
-  const result = response.data?.startOperation;
-  if (result?.__typename !== 'StartOperationSuccess') throw new Error(JSON.stringify(response));
-  return result.operation;
-}
+const start = (input: Record<string, unknown>) => startSleep(server.app.url, server.tokens.alice, input);
 
 describe('in-process pub/sub', () => {
   it('delivers every event of an operation without Redis', async () => {

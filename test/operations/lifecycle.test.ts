@@ -1,21 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { gql, subscribeSse, subscribeWs } from '../support/client.ts';
-import { GetOperation, OperationTypes, OperationUpdated, StartOperation } from '../support/documents.ts';
+import { GetOperation, OperationTypes, OperationUpdated } from '../support/documents.ts';
 import { useServer } from '../support/fixtures.ts';
+import { startSleep } from '../support/operations.ts';
 
 const server = useServer();
 
-async function start(token: string, input: Record<string, unknown>) {
-  const response = await gql(
-    server.app.url,
-    StartOperation,
-    { input: { type: 'diagnostics.sleep', input } },
-    token,
-  );
-  const result = response.data?.startOperation;
-  if (result?.__typename !== 'StartOperationSuccess') throw new Error(JSON.stringify(response));
-  return result.operation;
-}
+const start = (token: string, input: Record<string, unknown>) => startSleep(server.app.url, token, input);
 
 function expectConsecutive(sequences: number[]) {
   for (let i = 1; i < sequences.length; i += 1) expect(sequences[i]).toBe(sequences[i - 1]! + 1);

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { StartOperationMutation } from '../gql/graphql.ts';
 import { gql } from './client.ts';
 import type { TestDatabase } from './db.ts';
 import { StartOperation } from './documents.ts';
@@ -12,12 +13,21 @@ export async function startOperation(
   token: string,
   type: string,
   input: Record<string, unknown>,
-): Promise<{ id: string; uuid: string }> {
+): Promise<{ id: string; uuid: string; operation: StartedOperation }> {
   const response = await gql(url, StartOperation, { input: { type, input } }, token);
   const started = response.data?.startOperation;
   if (started?.__typename !== 'StartOperationSuccess') throw new Error(JSON.stringify(response));
-  return { id: started.operation.id, uuid: uuidOf(started.operation.id) };
+  return { id: started.operation.id, uuid: uuidOf(started.operation.id), operation: started.operation };
 }
+
+type StartedOperation = Extract<
+  NonNullable<StartOperationMutation['startOperation']>,
+  { __typename: 'StartOperationSuccess' }
+>['operation'];
+
+/** Starts a diagnostics.sleep operation and returns it as the API answered. */
+export const startSleep = async (url: string, token: string, input: Record<string, unknown>) =>
+  (await startOperation(url, token, 'diagnostics.sleep', input)).operation;
 
 export interface OperationRow {
   id: string;
