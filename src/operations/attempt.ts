@@ -47,6 +47,7 @@ export async function runAttempt(
     { once: true },
   );
 
+  let failedProgressWrites = 0;
   const throttle = new ProgressThrottle(
     r.config.progressIntervalMs,
     async (step) => {
@@ -55,7 +56,12 @@ export async function runAttempt(
       return applied !== null;
     },
     () => controller.abort(ABORT.cancelled),
-    (error) => log.warn('progress write failed', { error }),
+    (error) => {
+      // Once per attempt: during a database outage every step would fail the same way.
+      failedProgressWrites += 1;
+      if (failedProgressWrites === 1)
+        log.warn('progress write failed (later failures not logged)', { error });
+    },
   );
 
   const { softTimeoutSeconds, hardTimeoutSeconds } = type.policy;
