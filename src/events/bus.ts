@@ -12,10 +12,11 @@ import type { Logger } from '../logger.ts';
 export interface EventBus {
   /**
    * Sends without waiting and never throws; messages from one process keep their order. While Redis
-   * is unreachable nothing queues up: the latest message of each channel is kept and sent when the
-   * connection returns (readers fill in what they missed from the database).
+   * is unreachable nothing queues up: the latest message of each channel (or of each `key`, when
+   * given: distinct messages on one channel) is kept and sent when the connection returns (readers
+   * fill in what they missed from the database).
    */
-  publish(channel: string, payload: unknown): void;
+  publish(channel: string, payload: unknown, key?: string): void;
   /**
    * Resolves once the subscription is active, or at once while the bus is disconnected (it takes
    * effect when the connection returns); returns the function that ends it.
@@ -157,18 +158,18 @@ function createRedisBus(redisUrl: string, options: EventBusOptions): EventBus {
     waiting.clear();
   });
 
-  // Latest unsent message per channel (Map order: least recently failed first).
-  const unsent = new Map<string, unknown>();
+  // Latest unsent message per key (Map order: least recently failed first).
+  const unsent = new Map<string, { name: string; payload: unknown }>();
   let failed = 0;
   let dropped = 0;
-  const send = (name: string, payload: unknown) => {
+  const send = (name: string, payload: unknown, key = name) => {
     engine.publish(name, payload).catch((error: Error) => {
       if (closed) return;
       if (failed === 0)
         logger.warn('redis publish failed: keeping the latest message per channel', { error: error.message });
       failed += 1;
-      unsent.delete(name);
-      unsent.set(name, payload);
+      unsent.delete(key);
+      unsent.set(key, { name, payload });
       if (unsent.size > maxUnsentChannels) {
         unsent.delete(unsent.keys().next().value as string);
         dropped += 1;
@@ -183,7 +184,7 @@ function createRedisBus(redisUrl: string, options: EventBusOptions): EventBus {
       unsent.clear();
       failed = 0;
       dropped = 0;
-      for (const [name, payload] of pending) send(name, payload);
+      for (const [key, { name, payload }] of pending) send(name, payload, key);
     });
   });
 
@@ -203,8 +204,8 @@ function createRedisBus(redisUrl: string, options: EventBusOptions): EventBus {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    publish(channel, payload) {
-      send(prefix + channel, payload);
+    publish(channel, payload, key) {
+      send(prefix + channel, payload, key === undefined ? undefined : prefix + key);
     },
     async subscribe(channel, onMessage) {
       let id: number | undefined;

@@ -28,7 +28,8 @@ export async function cancelOperation(
     throw new IllegalTransitionError(current.status, 'CANCELLED');
   }
   r.bus.publish(operationChannel(id), applied);
-  r.bus.publish(CANCEL_CHANNEL, { operationId: id });
+  // Keyed per operation: cancels sent while Redis is down are all delivered when it returns.
+  r.bus.publish(CANCEL_CHANNEL, { operationId: id }, `${CANCEL_CHANNEL}:${id}`);
   if (found.jobId) {
     await r.boss.cancel(found.type, found.jobId).catch((error: Error) => {
       r.logger.warn('pg-boss cancel failed', { operationId: id, error: error.message });
