@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ServerProcess, spawnServer, uniquePrefix } from './support/app.ts';
+import { runToExit, type ServerProcess, spawnServer, uniquePrefix } from './support/app.ts';
 import { gql, tokenFor } from './support/client.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { StartOperation } from './support/documents.ts';
@@ -20,30 +19,13 @@ afterAll(async () => {
 });
 
 /** Runs `src/main.ts` to its exit with only the given environment (plus PATH), collecting output. */
-function runMain(env: Record<string, string>, timeoutMs = 20_000) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`main.ts did not exit within ${timeoutMs} ms:\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const runMain = (env: Record<string, string>, timeoutMs = 20_000) =>
+  runToExit(
+    process.execPath,
+    ['--import', 'tsx', 'src/main.ts'],
+    { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    timeoutMs,
+  );
 
 interface OperationRow {
   status: string;

@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
-import { startTestApp, uniquePrefix } from '../support/app.ts';
+import { runToExit, startTestApp, uniquePrefix } from '../support/app.ts';
 import { tokenFor } from '../support/client.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { eventsOf, operationRow, startOperation, waitForRow } from '../support/operations.ts';
@@ -25,34 +24,18 @@ afterAll(async () => {
 
 /** Runs `npm run doctor` against the test database to its exit. */
 function doctor(timeoutMs = 60_000) {
-  const child = spawn('npm', ['run', '--silent', 'doctor'], {
-    env: {
+  return runToExit(
+    'npm',
+    ['run', '--silent', 'doctor'],
+    {
       ...process.env,
       DATABASE_URL: db.url,
       REDIS_URL,
       OPSGRAPH_CHANNEL_PREFIX: uniquePrefix(),
       OPSGRAPH_RECONCILE_MIN_AGE_SECONDS: '0',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`doctor did not exit within ${timeoutMs} ms:\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+    timeoutMs,
+  );
 }
 
 const start = (type: string) => startOperation(api.url, token, type, { steps: 1, stepMs: 1 });
