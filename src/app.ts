@@ -1,3 +1,4 @@
+import { COLLECTION_TYPES } from './collections/types/index.ts';
 import type { Config } from './config.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.ts';
 import { migrate } from './db/migrate.ts';
@@ -13,7 +14,7 @@ import { createWaker } from './operations/waker.ts';
 import type { Resources } from './resources.ts';
 
 /** The built-in operation types. */
-export const BUILT_IN_TYPES: OperationType[] = [diagnosticsSleep, diagnosticsFlaky];
+export const BUILT_IN_TYPES: OperationType[] = [diagnosticsSleep, diagnosticsFlaky, ...COLLECTION_TYPES];
 
 export interface AppOptions {
   logger?: Logger;

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 
 /** Which parts of opsgraph a process runs. */
@@ -47,6 +48,12 @@ export interface Config {
    * with an error telling it to resubscribe with `afterSequence`. Default 1000.
    */
   subscriptionMaxBacklog: number;
+  /** The only folder collection sources may be read from (recursively). Default `<dataDir>/sources`. */
+  sourcesRoot: string;
+  /** Where `collection.export` writes and `collection.import` reads. Default `<dataDir>/exports`. */
+  storageDir: string;
+  /** Documents per batch (and per transaction) in collection operations. Default 100. */
+  collectionBatchSize: number;
 }
 
 const DEV_SECRET = 'opsgraph-development-secret-change-me';
@@ -76,6 +83,9 @@ const env = z.object({
   OPSGRAPH_RECONCILE_MIN_AGE_SECONDS: z.coerce.number().min(0).max(86_400).default(5),
   OPSGRAPH_INSTANCE_ID: z.string().min(1).max(100).optional(),
   OPSGRAPH_SUBSCRIPTION_MAX_BACKLOG: int(1, 1_000_000).default(1000),
+  OPSGRAPH_SOURCES_ROOT: z.string().min(1).optional(),
+  OPSGRAPH_STORAGE_DIR: z.string().min(1).optional(),
+  OPSGRAPH_COLLECTION_BATCH_SIZE: int(1, 10_000).default(100),
 });
 
 /** A configuration problem, reported as one line. */
@@ -114,6 +124,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     reconcileMinAgeSeconds: e.OPSGRAPH_RECONCILE_MIN_AGE_SECONDS,
     instanceId: e.OPSGRAPH_INSTANCE_ID ?? randomUUID(),
     subscriptionMaxBacklog: e.OPSGRAPH_SUBSCRIPTION_MAX_BACKLOG,
+    sourcesRoot: resolve(e.OPSGRAPH_SOURCES_ROOT ?? join(e.OPSGRAPH_DATA_DIR, 'sources')),
+    storageDir: resolve(e.OPSGRAPH_STORAGE_DIR ?? join(e.OPSGRAPH_DATA_DIR, 'exports')),
+    collectionBatchSize: e.OPSGRAPH_COLLECTION_BATCH_SIZE,
   };
 }
 

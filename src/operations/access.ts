@@ -1,18 +1,36 @@
 import type { Viewer } from '../auth/viewer.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 
-interface Owned {
+/** An operation as access rules need it: its owner and the collection it acts on, if any. */
+export interface Guarded {
   ownerId: string;
+  collection?: { ownerId: string; isPublic: boolean } | null;
 }
 
-/** Who may see an operation: its owner and admins. */
-export const canView = (viewer: Viewer, operation: Owned): boolean =>
-  viewer.isAdmin || operation.ownerId === viewer.id;
+/** Select this with an operation to apply the rules below. */
+export const GUARD_SELECT = { collection: { select: { ownerId: true, isPublic: true } } } as const;
 
-/** Who may cancel an operation: its owner and admins. */
-export const canCancel = (viewer: Viewer, operation: Owned): boolean =>
-  viewer.isAdmin || operation.ownerId === viewer.id;
+/**
+ * Who may see an operation: its owner, the owner of the collection it acts on, anyone when that
+ * collection is public, and admins.
+ */
+export const canView = (viewer: Viewer, operation: Guarded): boolean =>
+  viewer.isAdmin ||
+  operation.ownerId === viewer.id ||
+  operation.collection?.ownerId === viewer.id ||
+  operation.collection?.isPublic === true;
 
-/** The `where` that limits a list of operations to what the viewer may see. */
+/** Who may cancel an operation: its owner, the owner of its collection, and admins. */
+export const canCancel = (viewer: Viewer, operation: Guarded): boolean =>
+  viewer.isAdmin || operation.ownerId === viewer.id || operation.collection?.ownerId === viewer.id;
+
+/** The `where` that limits a list of operations to what the viewer may see (same rules as canView). */
 export const visibleTo = (viewer: Viewer): Prisma.OperationWhereInput =>
-  viewer.isAdmin ? {} : { ownerId: viewer.id };
+  viewer.isAdmin
+    ? {}
+    : {
+        OR: [
+          { ownerId: viewer.id },
+          { collection: { is: { OR: [{ ownerId: viewer.id }, { isPublic: true }] } } },
+        ],
+      };

@@ -96,11 +96,14 @@ export async function runAttempt(
       const input = type.input.parse(started.operation.input);
       const result = await type.run(input, {
         operationId,
+        ownerId: started.operation.ownerId,
         attempt,
         signal: controller.signal,
         progress: (progress) => throttle.report(progress),
         logger: log,
         db: r.db,
+        config: r.config,
+        claimId: claim,
       });
       return { kind: 'completed', result };
     } catch (error) {
@@ -202,7 +205,7 @@ function isRetryable(error: unknown): boolean {
 }
 
 /** The error recorded for a failed attempt: a stable code and a message safe to show clients. */
-function describe(error: unknown, signal: AbortSignal): transitions.OperationError {
+export function describe(error: unknown, signal: AbortSignal): transitions.OperationError {
   if (signal.aborted && signal.reason === ABORT.timeout) {
     return { code: 'SOFT_TIMEOUT', message: 'the handler stopped after its soft timeout' };
   }

@@ -2,7 +2,7 @@ import type { Viewer } from '../auth/viewer.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import type { Resources } from '../resources.ts';
-import { canCancel, canView } from './access.ts';
+import { canCancel, canView, GUARD_SELECT } from './access.ts';
 import { IllegalTransitionError } from './errors.ts';
 import { CANCEL_CHANNEL, operationChannel, toOperation } from './record.ts';
 import * as transitions from './transitions.ts';
@@ -19,7 +19,7 @@ export async function cancelOperation(
   displayId: string,
   reason?: string | null,
 ): Promise<Operation> {
-  const found = await r.db.operation.findUnique({ where: { id } });
+  const found = await r.db.operation.findUnique({ where: { id }, include: GUARD_SELECT });
   if (!found || !canView(viewer, found)) throw new NotFoundError('Operation', displayId);
   if (!canCancel(viewer, found)) throw new ForbiddenError('cancel this operation');
   const applied = await transitions.cancel(r.db, id, reason || `cancelled by ${viewer.name}`, viewer.id);

@@ -64,7 +64,7 @@ export const jobOptions = (policy: OperationPolicy) => ({
 
 /** Creates one queue per operation type, named after the type. */
 export async function ensureQueues(boss: PgBoss, registry: Registry): Promise<void> {
-  for (const type of registry.list()) {
+  for (const type of registry.jobTypes()) {
     const options = jobOptions(type.policy);
     const existing = await boss.getQueue(type.name);
     if (!existing) {

@@ -23,6 +23,7 @@ export interface OperationJson {
   jobId: string | null;
   workerId: string | null;
   claimId: string | null;
+  collectionId: string | null;
   nextAttemptAt: string | null;
   createdAt: string;
   startedAt: string | null;
@@ -54,6 +55,7 @@ const date = (value: string | null): Date | null => (value === null ? null : new
 export function toOperation(json: OperationJson): Operation {
   return {
     ...json,
+    collectionId: json.collectionId ?? null,
     input: json.input as Operation['input'],
     result: json.result as Operation['result'],
     error: json.error as Operation['error'],

@@ -1,5 +1,7 @@
 import { z } from 'zod';
+import type { Config } from '../config.ts';
 import type { Db } from '../db/prisma.ts';
+import type { Problem } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 
 /** What a handler reports as it goes. `total` and `message` are optional. */
@@ -13,6 +15,8 @@ export interface Progress {
 export interface RunContext {
   /** The operation's id. */
   operationId: string;
+  /** The user who started it. */
+  ownerId: string;
   /** 1 for the first attempt. */
   attempt: number;
   /** Aborts when the operation is cancelled, times out, or the process shuts down. */
@@ -20,7 +24,27 @@ export interface RunContext {
   /** Reports progress; persisted and published at most every `progressIntervalMs`. */
   progress(progress: Progress): void;
   logger: Logger;
+  /** The database; for an inline type, the transaction the operation runs in. */
   db: Db;
+  config: Config;
+  /**
+   * Identifies this attempt. A write made with `stillHeld` in its transaction commits only while
+   * the attempt still holds the operation (not cancelled, not presumed dead).
+   */
+  claimId: string;
+}
+
+/** What a compensation step is given: the completed operation it undoes. */
+export interface Completed<I = unknown, O = unknown> {
+  operationId: string;
+  input: I;
+  result: O;
+}
+
+/** What `check` may consult: the database and the configuration, not the viewer. */
+export interface CheckContext {
+  db: Db;
+  config: Config;
 }
 
 /** Retry and timeout policy of a type. */
@@ -58,8 +82,26 @@ export interface OperationType<I = unknown, O = unknown> {
   name: string;
   description: string;
   input: z.ZodType<I>;
+  /** The shape of the result, published as JSON Schema (batches check `$ref` paths against it). */
+  output?: z.ZodType<O>;
+  /** Credits the operation costs (charged once credits exist). Default 1. */
+  cost: number;
+  /**
+   * Inline types run inside the database transaction of the request that starts them and are
+   * finished when it returns; job types (default) run on a worker.
+   */
+  inline: boolean;
   policy: OperationPolicy;
+  /**
+   * The collection the operation acts on, and whether it reads or writes it. Starting one on a
+   * collection the viewer may not see is NotFound; writing one they do not own is Forbidden.
+   */
+  resource?(input: I): { collectionId: string; access: 'read' | 'write' } | undefined;
+  /** Checks that need I/O (files, rows), run before anything is created. Returns the problems. */
+  check?(input: I, ctx: CheckContext): Promise<Problem[]>;
   run(input: I, ctx: RunContext): Promise<O>;
+  /** Undoes a completed operation of this type (used by atomic batches). */
+  compensate?(completed: Completed<I, O>, ctx: RunContext): Promise<void>;
 }
 
 const DEFAULT_POLICY: OperationPolicy = {
@@ -81,7 +123,11 @@ export function retryDelayMs(policy: OperationPolicy, attempt: number): number {
 
 /** Declares an operation type; policy fields not given take their defaults. */
 export function defineOperationType<I, O>(
-  definition: Omit<OperationType<I, O>, 'policy'> & { policy?: Partial<OperationPolicy> },
+  definition: Omit<OperationType<I, O>, 'policy' | 'cost' | 'inline'> & {
+    policy?: Partial<OperationPolicy>;
+    cost?: number;
+    inline?: boolean;
+  },
 ): OperationType {
   const policy = { ...DEFAULT_POLICY, ...definition.policy };
   if (policy.heartbeatSeconds < 10)
@@ -89,29 +135,45 @@ export function defineOperationType<I, O>(
   if (policy.softTimeoutSeconds > policy.hardTimeoutSeconds) {
     throw new Error(`${definition.name}: softTimeoutSeconds must not exceed hardTimeoutSeconds`);
   }
+  const { resource, check, compensate } = definition;
+  // Callers parse the input with `definition.input` first: the casts below are safe.
   return {
     ...definition,
+    cost: definition.cost ?? 1,
+    inline: definition.inline ?? false,
     policy,
-    // The runner parses the input with `definition.input` before calling run.
     run: (input, ctx) => definition.run(input as I, ctx),
-  };
+    resource: resource && ((input) => resource(input as I)),
+    check: check && ((input, ctx) => check(input as I, ctx)),
+    compensate: compensate && ((completed, ctx) => compensate(completed as Completed<I, O>, ctx)),
+  } as OperationType;
 }
 
 /** The catalog of operation types, consulted by the API (to validate) and the workers (to run). */
 export interface Registry {
   get(name: string): OperationType | undefined;
   list(): OperationType[];
+  /** The types that run on workers (each has a pg-boss queue). */
+  jobTypes(): OperationType[];
   /** The input schema of a type as JSON Schema, for clients. */
   jsonSchema(name: string): unknown;
+  /** The declared result schema of a type as JSON Schema, or null. */
+  outputJsonSchema(name: string): unknown;
 }
 
 export function createRegistry(types: OperationType[]): Registry {
   const byName = new Map(types.map((type) => [type.name, type]));
   if (byName.size !== types.length) throw new Error('operation type names must be unique');
   const schemas = new Map(types.map((type) => [type.name, z.toJSONSchema(type.input, { io: 'input' })]));
+  const outputs = new Map(
+    types.map((type) => [type.name, type.output ? z.toJSONSchema(type.output, { io: 'output' }) : null]),
+  );
+  const list = () => [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
   return {
     get: (name) => byName.get(name),
-    list: () => [...byName.values()].sort((a, b) => a.name.localeCompare(b.name)),
+    list,
+    jobTypes: () => list().filter((type) => !type.inline),
     jsonSchema: (name) => schemas.get(name),
+    outputJsonSchema: (name) => outputs.get(name) ?? null,
   };
 }

@@ -61,7 +61,7 @@ export async function startRunner(r: Resources): Promise<Runner> {
   // One single-slot pg-boss worker per concurrency slot, each fetching again as soon as it finishes
   // a job: with batch size 1, pg-boss would otherwise sleep until the next poll (30 s with NOTIFY)
   // after every job, and a backlog would drain one job per worker per poll.
-  for (const type of r.registry.list()) {
+  for (const type of r.registry.jobTypes()) {
     for (let slot = 0; slot < r.config.workerConcurrency; slot += 1) {
       let workerId: string | undefined;
       const handle = work(type);
@@ -93,7 +93,7 @@ export async function startRunner(r: Resources): Promise<Runner> {
     running: () => [...running.keys()],
     async stop(graceMs) {
       reconciler.stop();
-      const types = r.registry.list().map((type) => type.name);
+      const types = r.registry.jobTypes().map((type) => type.name);
       await Promise.all(types.map((name) => offWork(r.boss, name)));
       // Settled, not all: one attempt failing must not cut the grace period short for the others.
       const all = Promise.allSettled([...running.values()].map((entry) => entry.done));

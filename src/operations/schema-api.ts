@@ -54,6 +54,21 @@ const OperationTypeRef = builder.objectRef<OperationType>('OperationType').imple
       description: 'JSON Schema of the input.',
       resolve: (type, _, context) => context.resources.registry.jsonSchema(type.name),
     }),
+    inline: t.exposeBoolean('inline', {
+      description:
+        'Runs inside the startOperation request (finished when it returns) instead of on a worker.',
+    }),
+    cost: t.exposeInt('cost', { description: 'Credits an operation of this type costs.' }),
+    outputSchema: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'JSON Schema of the result, when the type declares one.',
+      resolve: (type, _, context) => context.resources.registry.outputJsonSchema(type.name),
+    }),
+    compensable: t.boolean({
+      description: 'Has a compensation step that undoes a completed operation (needed in atomic batches).',
+      resolve: (type) => type.compensate !== undefined,
+    }),
     retryLimit: t.int({
       description: 'Retries after the first attempt.',
       resolve: (type) => type.policy.retryLimit,
@@ -85,6 +100,7 @@ const OperationFilter = builder.inputType('OperationFilter', {
     type: t.string({ required: false, description: 'Exactly this operation type.' }),
     createdAfter: t.field({ type: 'DateTime', required: false, description: 'Created at or after.' }),
     createdBefore: t.field({ type: 'DateTime', required: false, description: 'Created before.' }),
+    collectionId: t.id({ required: false, description: 'Only operations acting on this collection.' }),
   }),
 });
 
@@ -111,6 +127,12 @@ builder.queryFields((t) => ({
       const where: Prisma.OperationWhereInput = { ...visibleTo(context.viewer!) };
       if (filter?.status?.length) where.status = { in: filter.status };
       if (filter?.type) where.type = filter.type;
+      if (filter?.collectionId) {
+        where.collectionId = parseGlobalId(String(filter.collectionId), 'Collection', [
+          'filter',
+          'collectionId',
+        ]);
+      }
       if (filter?.createdAfter || filter?.createdBefore) {
         where.createdAt = {
           ...(filter.createdAfter ? { gte: filter.createdAfter } : {}),
@@ -166,10 +188,17 @@ const CancelOperationSuccess = builder
 builder.mutationFields((t) => ({
   startOperation: t.field({
     type: StartOperationSuccess,
-    description: 'Starts an operation. It is PENDING until a worker takes it.',
+    description:
+      'Starts an operation. A job type is PENDING until a worker takes it; an inline type has finished (COMPLETED or FAILED) when this returns. NotFoundError / ForbiddenError: the collection it acts on is not visible / not yours to change.',
     authScopes: { loggedIn: true },
     errors: {
-      types: [ValidationError, UnknownOperationTypeError, IdempotencyKeyConflictError],
+      types: [
+        ValidationError,
+        UnknownOperationTypeError,
+        IdempotencyKeyConflictError,
+        NotFoundError,
+        ForbiddenError,
+      ],
       directResult: true,
       union: { name: 'StartOperationResult' },
     },

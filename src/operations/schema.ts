@@ -1,5 +1,7 @@
+import type { Prisma } from '../generated/prisma/client.ts';
 import { OperationStatus } from '../generated/prisma/enums.ts';
 import { builder } from '../graphql/builder.ts';
+import { visibleTo } from './access.ts';
 import type { OperationUpdate } from './updates.ts';
 
 /** GraphQL object types of the operations domain. Queries, mutations, subscription: schema-api.ts. */
@@ -52,10 +54,8 @@ export const OperationRef = builder.prismaNode('Operation', {
   nullable: true,
   description: 'One unit of long-running work.',
   // node(id) finds only what the viewer may see.
-  findUnique: (id, context) => ({
-    id,
-    ...(context.viewer?.isAdmin ? {} : { ownerId: context.viewer?.id ?? NOBODY }),
-  }),
+  findUnique: (id, context): Prisma.OperationWhereUniqueInput =>
+    context.viewer ? { id, AND: [visibleTo(context.viewer)] } : { id, ownerId: NOBODY },
   fields: (t) => ({
     type: t.exposeString('type', { description: 'The operation type, e.g. diagnostics.sleep.' }),
     status: t.expose('status', { type: OperationStatusEnum }),

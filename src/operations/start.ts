@@ -1,13 +1,14 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { fromPrisma } from 'pg-boss';
+import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import type { Viewer } from '../auth/viewer.ts';
+import { collectionGlobalId } from '../collections/ids.ts';
 import type { Db } from '../db/prisma.ts';
-import { type Problem, ValidationError } from '../errors.ts';
+import { ForbiddenError, NotFoundError, type Problem, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import type { Resources } from '../resources.ts';
 import { IdempotencyKeyConflictError, UnknownOperationTypeError } from './errors.ts';
-import { type JobData, jobOptions } from './queues.ts';
+import { runInline } from './inline.ts';
+import { insertOperation } from './insert.ts';
 import type { EventMessage } from './record.ts';
 import { operationChannel, toOperation } from './record.ts';
 import type { OperationType } from './registry.ts';
@@ -24,8 +25,6 @@ export interface Started {
   replayed: boolean;
 }
 
-type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
-
 /**
  * Validates and creates an operation: its row, its CREATED event and its pg-boss job in one
  * transaction, then publishes the event. With an idempotency key, a repeat returns the original.
@@ -38,63 +37,43 @@ export async function startOperation(r: Resources, viewer: Viewer, request: Star
     const earlier = await findByKey(r.db, viewer.id, key);
     if (earlier) return replay(earlier, key, inputHash);
   }
-  const created = await r.db.$transaction((tx) =>
-    insertOperation(tx, r, { type, input, ownerId: viewer.id, idempotencyKey: key, inputHash }),
-  );
-  if (!created) {
+  const collectionId = await authorize(r, viewer, type, input);
+  const problems = (await type.check?.(input, { db: r.db, config: r.config })) ?? [];
+  if (problems.length) throw new ValidationError(problems);
+  const spec = { type, input, ownerId: viewer.id, idempotencyKey: key, inputHash, collectionId };
+  const messages = type.inline
+    ? await runInline(r, type, spec)
+    : await r.db.$transaction(async (tx) => {
+        const created = await insertOperation(tx, r, spec);
+        return created && [created];
+      });
+  if (!messages) {
     // A concurrent request with the same key won the insert.
     const earlier = await findByKey(r.db, viewer.id, key as string);
     if (!earlier) throw new Error('idempotency key conflict without a stored operation');
     return replay(earlier, key as string, inputHash);
   }
-  r.bus.publish(operationChannel(created.operation.id), created);
-  return { operation: toOperation(created.operation), replayed: false };
-}
-
-interface NewOperation {
-  type: OperationType;
-  input: unknown;
-  ownerId: string;
-  idempotencyKey: string | null;
-  inputHash: string;
+  for (const message of messages) r.bus.publish(operationChannel(message.operation.id), message);
+  return { operation: toOperation((messages.at(-1) as EventMessage).operation), replayed: false };
 }
 
 /**
- * Writes the operation row, its first event and its job inside the caller's transaction. Returns
- * null, writing nothing, when the owner already used the idempotency key.
+ * Applies the access rules of the collection an operation would act on: NotFound when the viewer
+ * may not see it, Forbidden when they may see it but not write to it. Returns its id.
  */
-export async function insertOperation(
-  tx: Tx,
-  r: Pick<Resources, 'boss'>,
-  spec: NewOperation,
-): Promise<EventMessage | null> {
-  const id = randomUUID();
-  const jobId = randomUUID();
-  const rows = await tx.$queryRawUnsafe<EventMessage[]>(
-    `WITH op AS (
-       INSERT INTO "Operation" (id, type, input, "ownerId", "idempotencyKey", "inputHash", "jobId", sequence)
-       VALUES ($1::uuid, $2, $3::jsonb, $4::uuid, $5, $6, $7::uuid, 1)
-       ON CONFLICT ("ownerId", "idempotencyKey") DO NOTHING
-       RETURNING *
-     ), ev AS (
-       INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent")
-       SELECT id, 1, 'CREATED', status, 0 FROM op
-       RETURNING *
-     )
-     SELECT row_to_json(op) AS operation, row_to_json(ev) AS event FROM op, ev`,
-    id,
-    spec.type.name,
-    JSON.stringify(spec.input),
-    spec.ownerId,
-    spec.idempotencyKey,
-    spec.inputHash,
-    jobId,
-  );
-  const created = rows[0];
-  if (!created) return null;
-  const data: JobData = { operationId: id };
-  await r.boss.send(spec.type.name, data, { id: jobId, ...jobOptions(spec.type.policy), db: fromPrisma(tx) });
-  return created;
+async function authorize(r: Resources, viewer: Viewer, type: OperationType, input: unknown) {
+  const resource = type.resource?.(input);
+  if (!resource) return null;
+  const collection = await r.db.collection.findUnique({
+    where: { id: resource.collectionId },
+    select: { ownerId: true, isPublic: true },
+  });
+  const owns = viewer.isAdmin || collection?.ownerId === viewer.id;
+  if (!collection || !(owns || collection.isPublic)) {
+    throw new NotFoundError('Collection', collectionGlobalId(resource.collectionId));
+  }
+  if (resource.access === 'write' && !owns) throw new ForbiddenError(`${type.name} on this collection`);
+  return resource.collectionId;
 }
 
 function validate(r: Resources, request: StartRequest): { type: OperationType; input: unknown } {

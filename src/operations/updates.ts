@@ -6,7 +6,7 @@ import type { EventBus } from '../events/bus.ts';
 import { createFallbackPoller, type FallbackPoller } from '../events/fallback.ts';
 import type { Operation, OperationEvent } from '../generated/prisma/client.ts';
 import type { Resources } from '../resources.ts';
-import { canView } from './access.ts';
+import { canView, GUARD_SELECT } from './access.ts';
 import { type EventMessage, operationChannel, toEvent, toOperation } from './record.ts';
 import { isTerminal } from './status.ts';
 
@@ -87,7 +87,7 @@ export async function operationUpdates(
   if (afterSequence !== null && afterSequence !== undefined && afterSequence < 0) {
     throw new ValidationError([{ path: ['afterSequence'], message: 'must be 0 or more' }]);
   }
-  const found = await r.db.operation.findUnique({ where: { id } });
+  const found = await r.db.operation.findUnique({ where: { id }, include: GUARD_SELECT });
   if (!found || !canView(viewer, found)) throw new NotFoundError('Operation', displayId);
   const maxBacklog = r.config.subscriptionMaxBacklog;
 

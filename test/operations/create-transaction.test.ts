@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { insertOperation } from '../../src/operations/insert.ts';
 import type { EventMessage } from '../../src/operations/record.ts';
-import { insertOperation } from '../../src/operations/start.ts';
 import { startTestApp } from '../support/app.ts';
 import { tokenFor } from '../support/client.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';

@@ -1,0 +1,193 @@
+import { NotFoundError, ValidationError } from '../errors.ts';
+import type { Prisma } from '../generated/prisma/client.ts';
+import { CollectionStatus } from '../generated/prisma/enums.ts';
+import { builder } from '../graphql/builder.ts';
+import { parseGlobalId } from '../graphql/ids.ts';
+import { visibleTo } from '../operations/access.ts';
+import { OperationRef } from '../operations/schema.ts';
+import { visibleCollections } from './access.ts';
+import { type SearchHit, searchCollection, toHit } from './search.ts';
+
+/** GraphQL types and queries of the collections domain. Collections change only through operations. */
+
+const NOBODY = '00000000-0000-0000-0000-000000000000';
+
+const CollectionStatusEnum = builder.enumType(CollectionStatus, {
+  name: 'CollectionStatus',
+  description:
+    'EMPTY (no documents), READY, BUSY (an operation is writing to it: see busyOperation), INCOMPLETE (the last operation stopped early: see statusMessage).',
+});
+
+const _CollectionRef = builder.prismaNode('Collection', {
+  id: { field: 'id' },
+  nullable: true,
+  description: 'Text documents indexed for full-text search. Changed only through collection.* operations.',
+  findUnique: (id, context): Prisma.CollectionWhereUniqueInput =>
+    context.viewer ? { id, AND: [visibleCollections(context.viewer)] } : { id, ownerId: NOBODY },
+  fields: (t) => ({
+    name: t.exposeString('name'),
+    owner: t.relation('owner'),
+    isPublic: t.exposeBoolean('isPublic', { description: 'Anyone may see and search it.' }),
+    language: t.exposeString('language', { description: 'Text search language of the index in service.' }),
+    chunkSize: t.exposeInt('chunkSize', {
+      description: 'Target characters per chunk in the index in service.',
+    }),
+    status: t.field({
+      type: CollectionStatusEnum,
+      select: { busyOperationId: true },
+      resolve: async (collection, _, context) => {
+        if (collection.status !== 'BUSY' || !collection.busyOperationId) return collection.status;
+        // The writer may have ended without releasing it (its process died): then it is INCOMPLETE.
+        const holder = await context.resources.db.operation.findUnique({
+          where: { id: collection.busyOperationId },
+          select: { status: true },
+        });
+        return holder && (holder.status === 'PENDING' || holder.status === 'PROCESSING')
+          ? 'BUSY'
+          : 'INCOMPLETE';
+      },
+    }),
+    statusMessage: t.exposeString('statusMessage', {
+      nullable: true,
+      description: 'What the last operation did, or how far it got when it stopped early.',
+    }),
+    documentCount: t.exposeInt('documentCount'),
+    chunkCount: t.exposeInt('chunkCount', { description: 'Chunks in the index in service.' }),
+    generation: t.exposeInt('activeGeneration', {
+      description: 'Generation of the index in service; each reindex adds one.',
+    }),
+    busyOperation: t.field({
+      type: OperationRef,
+      nullable: true,
+      select: { busyOperationId: true },
+      description: 'The operation writing to the collection now, if any (and visible to you).',
+      resolve: (collection, _, context) =>
+        collection.busyOperationId
+          ? context.resources.db.operation.findFirst({
+              where: { id: collection.busyOperationId, ...visibleTo(context.viewer!) },
+            })
+          : null,
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    documents: t.relatedConnection('documents', {
+      cursor: 'id',
+      description: 'Its documents, by source then external id.',
+      query: () => ({ orderBy: [{ source: 'asc' }, { externalId: 'asc' }, { id: 'asc' }] }),
+    }),
+  }),
+});
+
+const DocumentRef = builder.prismaNode('Document', {
+  id: { field: 'id' },
+  nullable: true,
+  description: 'One text document of a collection.',
+  findUnique: (id, context) =>
+    context.viewer
+      ? { id, collection: { is: visibleCollections(context.viewer) } }
+      : { id, collectionId: NOBODY },
+  fields: (t) => ({
+    source: t.exposeString('source', { description: 'Inline source name, folder:<path>, or as exported.' }),
+    externalId: t.exposeString('externalId', {
+      description: 'Unique within its source (a file: its relative path).',
+    }),
+    title: t.exposeString('title'),
+    content: t.exposeString('content'),
+    contentHash: t.exposeString('contentHash', { description: 'sha256 of title, content and metadata.' }),
+    metadata: t.expose('metadata', { type: 'JSON' }),
+    collection: t.relation('collection'),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+  }),
+});
+
+const SearchHitRef = builder.objectRef<SearchHit>('SearchHit').implement({
+  description: 'A document matching a search, with its best passage.',
+  fields: (t) => ({
+    document: t.field({ type: DocumentRef, resolve: (hit) => hit.document }),
+    score: t.exposeFloat('score', { description: 'Relevance (ts_rank_cd); higher is better.' }),
+    snippet: t.exposeString('snippet', { description: 'Matching passages with terms in <mark>…</mark>.' }),
+  }),
+});
+
+const SearchSuccess = builder
+  .objectRef<{ collectionId: string; hits: SearchHit[] }>('SearchSuccess')
+  .implement({
+    fields: (t) => ({
+      hits: t.field({ type: [SearchHitRef], resolve: (success) => success.hits }),
+      collection: t.prismaField({
+        type: 'Collection',
+        resolve: (query, success, _, context) =>
+          context.resources.db.collection.findUniqueOrThrow({
+            ...query,
+            where: { id: success.collectionId },
+          }),
+      }),
+    }),
+  });
+
+builder.prismaObjectField('Operation', 'collection', (t) =>
+  t.relation('collection', {
+    nullable: true,
+    description: 'The collection the operation acts on, when it has one that still exists.',
+  }),
+);
+
+builder.queryFields((t) => ({
+  collections: t.prismaConnection({
+    type: 'Collection',
+    cursor: 'id',
+    description: 'Collections you may see (yours, public ones; admins: all), newest first.',
+    authScopes: { loggedIn: true },
+    resolve: (query, _, __, context) =>
+      context.resources.db.collection.findMany({
+        ...query,
+        where: visibleCollections(context.viewer!),
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      }),
+  }),
+  collection: t.prismaField({
+    type: 'Collection',
+    nullable: true,
+    description: 'One collection, or null when it does not exist or is not visible to you.',
+    authScopes: { loggedIn: true },
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (query, _, { id }, context) =>
+      context.resources.db.collection.findFirst({
+        ...query,
+        where: { id: parseGlobalId(String(id), 'Collection'), ...visibleCollections(context.viewer!) },
+      }),
+  }),
+  search: t.field({
+    type: SearchSuccess,
+    description:
+      'Full-text search in a collection, best first. Web-style syntax: words, "a phrase", or, -excluded.',
+    authScopes: { loggedIn: true },
+    errors: { types: [ValidationError, NotFoundError], directResult: true, union: { name: 'SearchResult' } },
+    args: {
+      collectionId: t.arg.id({ required: true }),
+      query: t.arg.string({ required: true, description: '1–1000 characters.' }),
+      first: t.arg.int({ required: false, description: 'At most this many hits (1–100). Default 10.' }),
+    },
+    resolve: async (_, { collectionId, query, first }, context) => {
+      const problems = [];
+      if (query.trim().length === 0 || query.length > 1000) {
+        problems.push({ path: ['query'], message: 'must be 1 to 1000 characters' });
+      }
+      if (query.includes('\u0000'))
+        problems.push({ path: ['query'], message: 'must not contain NUL characters' });
+      if (first !== null && first !== undefined && (first < 1 || first > 100)) {
+        problems.push({ path: ['first'], message: 'must be between 1 and 100' });
+      }
+      if (problems.length) throw new ValidationError(problems);
+      const id = parseGlobalId(String(collectionId), 'Collection', ['collectionId']);
+      const visible = await context.resources.db.collection.findFirst({
+        where: { id, ...visibleCollections(context.viewer!) },
+        select: { id: true },
+      });
+      if (!visible) throw new NotFoundError('Collection', String(collectionId));
+      const rows = await searchCollection(context.resources.db, id, query, first ?? 10);
+      return { collectionId: id, hits: rows.map(toHit) };
+    },
+  }),
+}));

@@ -1,0 +1,86 @@
+import type { Db } from '../db/prisma.ts';
+import type { Resources } from '../resources.ts';
+import { describe } from './attempt.ts';
+import { insertOperation, type NewOperation } from './insert.ts';
+import type { EventMessage } from './record.ts';
+import type { OperationType } from './registry.ts';
+import * as transitions from './transitions.ts';
+
+/** Longest an inline operation's transaction may run, in ms (its hard timeout, capped). */
+const MAX_INLINE_MS = 60_000;
+
+class RollBack extends Error {}
+
+/**
+ * Runs an inline operation inside the request: its row, its events (CREATED, STARTED, COMPLETED)
+ * and the handler's writes are one transaction. When the handler throws, all of that is rolled
+ * back and the operation is recorded as FAILED instead (CREATED, STARTED, FAILED), so the caller
+ * still gets an operation with its error. Returns the events to publish, or null when the
+ * idempotency key was taken meanwhile. Progress reports of inline handlers are not recorded.
+ */
+export async function runInline(
+  r: Resources,
+  type: OperationType,
+  spec: NewOperation,
+): Promise<EventMessage[] | null> {
+  const timeoutMs = Math.min(type.policy.hardTimeoutSeconds * 1000, MAX_INLINE_MS);
+  let failure: transitions.OperationError | undefined;
+  try {
+    return await r.db.$transaction(
+      async (tx) => {
+        const begun = await begin(tx, r, spec);
+        if (!begun) return null;
+        const [created, started] = begun;
+        const signal = AbortSignal.timeout(type.policy.softTimeoutSeconds * 1000);
+        let result: unknown;
+        try {
+          result = await type.run(spec.input, {
+            operationId: created.operation.id,
+            ownerId: spec.ownerId,
+            attempt: 1,
+            signal,
+            progress: () => {},
+            logger: r.logger.child({ operationId: created.operation.id, type: type.name }),
+            // The handler works in this transaction; it must not open transactions of its own.
+            db: tx as unknown as Db,
+            config: r.config,
+            claimId: started.operation.claimId as string,
+          });
+        } catch (error) {
+          failure = describe(error, signal);
+          throw new RollBack();
+        }
+        const completed = await transitions.complete(
+          tx,
+          created.operation.id,
+          started.operation.claimId as string,
+          result,
+        );
+        if (!completed) throw new Error('an inline operation changed during its own transaction');
+        return [created, started, completed];
+      },
+      { maxWait: 10_000, timeout: timeoutMs },
+    );
+  } catch (error) {
+    if (!(error instanceof RollBack)) throw error;
+  }
+  const error = failure as transitions.OperationError;
+  return r.db.$transaction(async (tx) => {
+    const begun = await begin(tx, r, spec);
+    if (!begun) return null;
+    const [created, started] = begun;
+    const failed = await transitions.fail(tx, created.operation.id, started.operation.claimId, error);
+    if (!failed) throw new Error('an inline operation changed during its own transaction');
+    return [created, started, failed];
+  });
+}
+
+type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+
+async function begin(tx: Tx, r: Resources, spec: NewOperation) {
+  const created = await insertOperation(tx, r, spec);
+  if (!created) return null;
+  const started = await transitions.start(tx, created.operation.id, r.config.instanceId);
+  if (!started) throw new Error('an inline operation could not start in its own transaction');
+  return [created, started] as const;
+}

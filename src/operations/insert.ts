@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import { fromPrisma } from 'pg-boss';
+import type { Db } from '../db/prisma.ts';
+import type { Resources } from '../resources.ts';
+import { type JobData, jobOptions } from './queues.ts';
+import type { EventMessage } from './record.ts';
+import type { OperationType } from './registry.ts';
+
+type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+
+export interface NewOperation {
+  type: OperationType;
+  input: unknown;
+  ownerId: string;
+  idempotencyKey: string | null;
+  inputHash: string;
+  /** The collection it acts on. Default none. */
+  collectionId?: string | null;
+}
+
+/**
+ * Writes the operation row, its first event and (for a job type) its job inside the caller's
+ * transaction. Returns null, writing nothing, when the owner already used the idempotency key.
+ */
+export async function insertOperation(
+  tx: Tx,
+  r: Pick<Resources, 'boss'>,
+  spec: NewOperation,
+): Promise<EventMessage | null> {
+  const id = randomUUID();
+  const jobId = randomUUID();
+  const rows = await tx.$queryRawUnsafe<EventMessage[]>(
+    `WITH op AS (
+       INSERT INTO "Operation" (id, type, input, "ownerId", "idempotencyKey", "inputHash", "jobId", "collectionId", sequence)
+       VALUES ($1::uuid, $2, $3::jsonb, $4::uuid, $5, $6, $7::uuid, $8::uuid, 1)
+       ON CONFLICT ("ownerId", "idempotencyKey") DO NOTHING
+       RETURNING *
+     ), ev AS (
+       INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent")
+       SELECT id, 1, 'CREATED', status, 0 FROM op
+       RETURNING *
+     )
+     SELECT row_to_json(op) AS operation, row_to_json(ev) AS event FROM op, ev`,
+    id,
+    spec.type.name,
+    JSON.stringify(spec.input),
+    spec.ownerId,
+    spec.idempotencyKey,
+    spec.inputHash,
+    spec.type.inline ? null : jobId,
+    spec.collectionId ?? null,
+  );
+  const created = rows[0];
+  if (!created || spec.type.inline) return created ?? null;
+  const data: JobData = { operationId: id };
+  await r.boss.send(spec.type.name, data, { id: jobId, ...jobOptions(spec.type.policy), db: fromPrisma(tx) });
+  return created;
+}
