@@ -1,5 +1,5 @@
 import type { RunContext } from '../operations/registry.ts';
-import { acquire, type CollectionRow, release, stillHeld } from './store.ts';
+import { acquire, ClaimLostError, type CollectionRow, release, stillHeld } from './store.ts';
 
 type Tx = Parameters<Parameters<RunContext['db']['$transaction']>[0]>[0];
 
@@ -7,6 +7,8 @@ type Tx = Parameters<Parameters<RunContext['db']['$transaction']>[0]>[0];
 export interface Tally {
   done: number;
   total: number;
+  /** Set once a transaction of this operation changed the collection. */
+  changed?: boolean;
 }
 
 /** Batch transactions may wait this long for a connection and run this long. */
@@ -22,12 +24,22 @@ function checkpoint(signal: AbortSignal): void {
   if (signal.aborted) throw new StoppedError(`stopped: ${String(signal.reason)}`);
 }
 
-const why = (signal: AbortSignal, error: unknown) =>
-  signal.aborted
-    ? signal.reason === 'cancelled'
-      ? 'was cancelled'
-      : `stopped (${String(signal.reason)})`
-    : `failed (${error instanceof Error ? error.message : String(error)})`;
+/** Why the work stopped, in words; null when another attempt of this operation holds it now. */
+async function why(ctx: RunContext, error: unknown): Promise<string | null> {
+  let cancelled = ctx.signal.aborted && ctx.signal.reason === 'cancelled';
+  if (error instanceof ClaimLostError) {
+    // The cancel can reach the database before its message reaches this process.
+    const [row] = await ctx.db.$queryRawUnsafe<{ status: string }[]>(
+      `SELECT status::text AS status FROM "Operation" WHERE id = $1::uuid`,
+      ctx.operationId,
+    );
+    if (row?.status === 'PENDING' || row?.status === 'PROCESSING') return null;
+    cancelled ||= row?.status === 'CANCELLED';
+  }
+  if (cancelled) return 'was cancelled';
+  if (ctx.signal.aborted) return `stopped (${String(ctx.signal.reason)})`;
+  return `failed (${error instanceof Error ? error.message : String(error)})`;
+}
 
 /**
  * Runs `work` as the one writer of a collection. When it finishes the collection is READY (or
@@ -47,10 +59,16 @@ export async function onCollection<T>(
   try {
     result = await work(collection, tally);
   } catch (error) {
-    const message = `${what} ${why(ctx.signal, error)} after ${tally.done} of ${tally.total} documents; committed batches were kept`;
-    await release(ctx.db, collectionId, ctx.operationId, { incomplete: true, message }).catch((failure) =>
-      ctx.logger.warn('could not record the collection status', { error: failure }),
-    );
+    const reason = await why(ctx, error).catch(() => 'stopped');
+    if (reason === null) throw error; // a newer attempt of this operation holds the collection
+    // Stopped before changing anything (refused, or cancelled early): the collection is as it was.
+    const message = tally.changed
+      ? `${what} ${reason} after ${tally.done} of ${tally.total} documents; committed batches were kept`
+      : `${what} ${reason} before changing anything`;
+    await release(ctx.db, collectionId, ctx.operationId, {
+      incomplete: tally.changed === true,
+      message,
+    }).catch((failure) => ctx.logger.warn('could not record the collection status', { error: failure }));
     throw error;
   }
   await release(ctx.db, collectionId, ctx.operationId, {
@@ -71,11 +89,14 @@ export async function eachBatch<T>(
   tally: Tally,
   step: (tx: Tx, batch: T[]) => Promise<void>,
   message: () => string,
+  /** The batches build something searches do not see yet (a reindex before its switch). */
+  options: { unseen?: boolean } = {},
 ): Promise<void> {
   checkpoint(ctx.signal);
   for await (const batch of batches) {
     checkpoint(ctx.signal);
     await inTransaction(ctx, (tx) => step(tx, batch));
+    if (!options.unseen) tally.changed = true;
     tally.done += batch.length;
     ctx.progress({ current: tally.done, total: tally.total, message: message() });
   }
@@ -100,6 +121,7 @@ export async function removeAll(
     checkpoint(ctx.signal);
     const removed = await inTransaction(ctx, removeOne);
     if (removed === 0) return;
+    tally.changed = true;
     tally.done += removed;
     ctx.progress({ current: tally.done, total: Math.max(tally.total, tally.done), message: message() });
   }

@@ -88,6 +88,7 @@ export const collectionReindex = defineOperationType({
             chunks += await insertChunks(tx, next, generation, docs);
           },
           () => `built ${tally.done} of ${tally.total} documents into generation ${generation}`,
+          { unseen: true },
         );
         await inTransaction(ctx, (tx) =>
           tx.$executeRawUnsafe(
