@@ -36,6 +36,8 @@ const line = z.object({
 
 /** Export file names: letters, digits, `.`, `_`, `-`; `.ndjson.gz` is added when missing. */
 export const EXPORT_FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+export const EXPORT_FILE_MESSAGE =
+  'must be a plain file name: letters, digits, ".", "_" and "-" (no folders)';
 
 export const exportFileName = (name: string) => (name.endsWith('.ndjson.gz') ? name : `${name}.ndjson.gz`);
 
@@ -75,11 +77,14 @@ export async function writeExport(
   try {
     await pipeline(lines(), createGzip(), count, createWriteStream(partial, { flags: 'wx' }));
     const sha256 = hash.digest('hex');
-    await writeFile(`${target}.sha256`, `${sha256}  ${file}\n`);
+    // Both written beside the target first and renamed into place: nothing follows a planted link.
+    await writeFile(`${partial}.sha256`, `${sha256}  ${file}\n`, { flag: 'wx' });
+    await rename(`${partial}.sha256`, `${target}.sha256`);
     await rename(partial, target);
     return { size, sha256 };
   } catch (error) {
     await rm(partial, { force: true });
+    await rm(`${partial}.sha256`, { force: true });
     throw error;
   }
 }

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Problem } from '../errors.ts';
 import { NonRetryableError } from '../operations/registry.ts';
-import { EXPORT_FILE_NAME, openExport } from './export-file.ts';
+import { EXPORT_FILE_MESSAGE, EXPORT_FILE_NAME, openExport } from './export-file.ts';
 import { listFolder, resolveInside } from './paths.ts';
 import { type SourceDocument, titleOf } from './text.ts';
 
@@ -34,7 +34,10 @@ export const sourceInput = z
     z
       .strictObject({
         kind: z.literal('export'),
-        file: z.string().regex(EXPORT_FILE_NAME).describe('A file written by collection.export'),
+        file: z
+          .string()
+          .regex(EXPORT_FILE_NAME, EXPORT_FILE_MESSAGE)
+          .describe('A file written by collection.export'),
       })
       .describe('The documents of an earlier export, under their original source names'),
   ])

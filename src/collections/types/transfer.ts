@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { defineOperationType, NonRetryableError, type RunContext } from '../../operations/registry.ts';
 import {
+  EXPORT_FILE_MESSAGE,
   EXPORT_FILE_NAME,
   EXPORT_FORMAT,
   exportFileName,
@@ -23,7 +24,7 @@ const exportInput = z.strictObject({
   collectionId: collectionIdInput,
   file: z
     .string()
-    .regex(EXPORT_FILE_NAME, 'must be a plain file name: letters, digits, ".", "_" and "-"')
+    .regex(EXPORT_FILE_NAME, EXPORT_FILE_MESSAGE)
     .optional()
     .describe('File name in the export folder (".ndjson.gz" is added); default: collection-<id>-<time>'),
 });
@@ -78,43 +79,39 @@ export const collectionExport = defineOperationType({
     );
     return taken.ok ? [{ path: ['input', 'file'], message: 'a file with this name already exists' }] : [];
   },
-  run: (request: ExportInput, ctx) =>
-    onCollection(
-      ctx,
-      request.collectionId,
-      'collection.export',
-      async (collection, tally) => {
-        tally.total = collection.documentCount;
-        const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
-        const file = exportFileName(request.file ?? `collection-${collection.id}-${stamp}`);
-        const written = await writeExport(
-          ctx.config.storageDir,
-          file,
-          {
-            format: EXPORT_FORMAT,
-            version: 1,
-            name: collection.name,
-            language: collection.language,
-            chunkSize: collection.chunkSize,
-            documentCount: collection.documentCount,
-            exportedAt: new Date().toISOString(),
-          },
-          exportedDocuments(ctx, collection.id, tally),
-        ).catch((error: NodeJS.ErrnoException) => {
-          if (error.code === 'EEXIST') throw new NonRetryableError(`${file} already exists`, 'FILE_EXISTS');
-          throw error;
-        });
-        return {
-          collectionId: collectionGlobalId(collection.id),
-          file,
-          path: join(ctx.config.storageDir, file),
-          size: written.size,
-          documentCount: tally.done,
-          sha256: written.sha256,
-        };
+  // A read: it takes no lock, so readers of a public collection never block its owner's writes.
+  async run(request: ExportInput, ctx) {
+    const collection = await readCollection(ctx.db, request.collectionId);
+    if (!collection) throw new NonRetryableError('the collection no longer exists', 'COLLECTION_NOT_FOUND');
+    const tally: Tally = { done: 0, total: collection.documentCount };
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+    const file = exportFileName(request.file ?? `collection-${collection.id}-${stamp}`);
+    const written = await writeExport(
+      ctx.config.storageDir,
+      file,
+      {
+        format: EXPORT_FORMAT,
+        version: 1,
+        name: collection.name,
+        language: collection.language,
+        chunkSize: collection.chunkSize,
+        documentCount: collection.documentCount,
+        exportedAt: new Date().toISOString(),
       },
-      (result) => `exported ${result.documentCount} documents to ${result.file}`,
-    ),
+      exportedDocuments(ctx, collection.id, tally),
+    ).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'EEXIST') throw new NonRetryableError(`${file} already exists`, 'FILE_EXISTS');
+      throw error;
+    });
+    return {
+      collectionId: collectionGlobalId(collection.id),
+      file,
+      path: join(ctx.config.storageDir, file),
+      size: written.size,
+      documentCount: tally.done,
+      sha256: written.sha256,
+    };
+  },
 });
 
 const importInput = z.strictObject({
@@ -149,7 +146,10 @@ export const collectionImport = defineOperationType({
     return file.ok ? [] : [{ path: ['input', 'file'], message: file.problem }];
   },
   async run(request: ImportInput, ctx) {
-    const path = join(ctx.config.storageDir, request.file);
+    // Resolved again: the file may have been replaced (e.g. by a symlink out) since the request.
+    const resolved = await resolveInside(ctx.config.storageDir, request.file, 'the export folder');
+    if (!resolved.ok) throw new NonRetryableError(`file ${resolved.problem}`, 'BAD_SOURCE');
+    const path = resolved.value;
     const expected = request.sha256 ?? (await recordedChecksum(path));
     if (!expected)
       throw new NonRetryableError('no checksum given and none recorded beside the file', 'CHECKSUM_MISSING');
