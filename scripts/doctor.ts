@@ -1,7 +1,7 @@
 // `npm run doctor`: compares unfinished operations with their pg-boss jobs once, repairs what it
 // can (each repair is an event on the operation), prints what it found, and exits 1 when some
 // problem could not be fixed. Repairs only operations untouched for OPSGRAPH_RECONCILE_MIN_AGE_SECONDS.
-import { BUILT_IN_TYPES } from '../src/app.ts';
+import { BUILT_IN_TYPES, withBatches } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { migrate } from '../src/db/migrate.ts';
@@ -12,6 +12,7 @@ import { ensureQueues, startBoss } from '../src/operations/queues.ts';
 import { reconcile } from '../src/operations/reconcile.ts';
 import { createRegistry } from '../src/operations/registry.ts';
 import { createWaker } from '../src/operations/waker.ts';
+import type { Resources } from '../src/resources.ts';
 
 const config = loadConfig();
 const logger = createLogger({ component: 'doctor' }, true);
@@ -24,12 +25,24 @@ const db = createDb(url, { poolSize: 2 });
 const boss = await startBoss(config, url, logger);
 const bus = createEventBus({ redisUrl: config.redisUrl, prefix: config.channelPrefix, logger });
 try {
-  const registry = createRegistry(BUILT_IN_TYPES);
+  const late: { resources?: Resources } = {};
+  // The batch type is registered so its operations are repaired, not failed as of an unknown type.
+  const registry = createRegistry(withBatches(BUILT_IN_TYPES, () => late.resources as Resources));
   await ensureQueues(boss, registry);
-  const repairs = await reconcile(
-    { config, db, boss, bus, registry, logger, waker: createWaker(), shutdown: new AbortController().signal },
-    { minAgeSeconds: config.reconcileMinAgeSeconds, limit: 100_000 },
-  );
+  late.resources = {
+    config,
+    db,
+    boss,
+    bus,
+    registry,
+    logger,
+    waker: createWaker(),
+    shutdown: new AbortController().signal,
+  };
+  const repairs = await reconcile(late.resources, {
+    minAgeSeconds: config.reconcileMinAgeSeconds,
+    limit: 100_000,
+  });
   for (const repair of repairs) {
     const mark = repair.fixed ? 'fixed' : 'NOT FIXED';
     process.stdout.write(

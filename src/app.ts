@@ -1,3 +1,4 @@
+import { createBatchType } from './batches/coordinator.ts';
 import { COLLECTION_TYPES } from './collections/types/index.ts';
 import type { Config } from './config.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.ts';
@@ -15,6 +16,12 @@ import type { Resources } from './resources.ts';
 
 /** The built-in operation types. */
 export const BUILT_IN_TYPES: OperationType[] = [diagnosticsSleep, diagnosticsFlaky, ...COLLECTION_TYPES];
+
+/** The given types plus the batch coordinator (type `batch`), which runs with `resources`. */
+export const withBatches = (types: OperationType[], resources: () => Resources): OperationType[] => [
+  ...types,
+  createBatchType(resources),
+];
 
 export interface AppOptions {
   logger?: Logger;
@@ -62,7 +69,11 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     closers.push(() => db.$disconnect());
     const boss = await startBoss(config, databaseUrl, logger);
     closers.push(() => boss.stop({ graceful: false, timeout: 5000 }));
-    const registry = createRegistry(options.types ?? BUILT_IN_TYPES);
+    // The batch coordinator needs the resources, which need the registry: bound once they exist.
+    const late: { resources?: Resources } = {};
+    const registry = createRegistry(
+      options.types ?? withBatches(BUILT_IN_TYPES, () => late.resources as Resources),
+    );
     await ensureQueues(boss, registry);
     const bus = createEventBus({ redisUrl: config.redisUrl, prefix: config.channelPrefix, logger });
     closers.push(() => bus.close());
@@ -79,6 +90,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       waker,
       shutdown: shutdown.signal,
     };
+    late.resources = resources;
 
     let url: string | undefined;
     if (config.role !== 'worker') {

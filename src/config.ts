@@ -54,6 +54,8 @@ export interface Config {
   storageDir: string;
   /** Documents per batch (and per transaction) in collection operations. Default 100. */
   collectionBatchSize: number;
+  /** Most items one startBatch may hold. Default 1000. */
+  batchMaxItems: number;
 }
 
 const DEV_SECRET = 'opsgraph-development-secret-change-me';
@@ -86,6 +88,7 @@ const env = z.object({
   OPSGRAPH_SOURCES_ROOT: z.string().min(1).optional(),
   OPSGRAPH_STORAGE_DIR: z.string().min(1).optional(),
   OPSGRAPH_COLLECTION_BATCH_SIZE: int(1, 10_000).default(100),
+  OPSGRAPH_BATCH_MAX_ITEMS: int(1, 100_000).default(1000),
 });
 
 /** A configuration problem, reported as one line. */
@@ -127,6 +130,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     sourcesRoot: resolve(e.OPSGRAPH_SOURCES_ROOT ?? join(e.OPSGRAPH_DATA_DIR, 'sources')),
     storageDir: resolve(e.OPSGRAPH_STORAGE_DIR ?? join(e.OPSGRAPH_DATA_DIR, 'exports')),
     collectionBatchSize: e.OPSGRAPH_COLLECTION_BATCH_SIZE,
+    batchMaxItems: e.OPSGRAPH_BATCH_MAX_ITEMS,
   };
 }
 

@@ -5,7 +5,7 @@ import type { Logger } from '../logger.ts';
 import type { Resources } from '../resources.ts';
 import { ProgressThrottle } from './progress.ts';
 import { type JobData, jobOptions } from './queues.ts';
-import { type EventMessage, operationChannel } from './record.ts';
+import { batchChannel, type EventMessage, operationChannel } from './record.ts';
 import { type OperationType, retryDelayMs } from './registry.ts';
 import * as transitions from './transitions.ts';
 
@@ -190,8 +190,17 @@ export async function endAttempt(
   return applied;
 }
 
-export const publish = (r: Resources, message: EventMessage) =>
+/** Publishes a committed event to its operation's subscribers (and to its batch's coordinator). */
+export function publish(r: Resources, message: EventMessage): void {
   r.bus.publish(operationChannel(message.operation.id), message);
+  const { batchId } = message.operation;
+  if (batchId)
+    r.bus.publish(
+      batchChannel(batchId),
+      { operationId: message.operation.id },
+      `${batchChannel(batchId)}:${message.operation.id}`,
+    );
+}
 
 /** Retries a database write for up to a minute while the database is unreachable. */
 export const persist = <T>(write: () => Promise<T>, deadlineMs = 60_000): Promise<T> =>

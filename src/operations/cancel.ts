@@ -3,8 +3,9 @@ import { ForbiddenError, NotFoundError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import type { Resources } from '../resources.ts';
 import { canCancel, canView, GUARD_SELECT } from './access.ts';
+import { publish } from './attempt.ts';
 import { IllegalTransitionError } from './errors.ts';
-import { CANCEL_CHANNEL, operationChannel, toOperation } from './record.ts';
+import { CANCEL_CHANNEL, toOperation } from './record.ts';
 import * as transitions from './transitions.ts';
 
 /**
@@ -22,18 +23,34 @@ export async function cancelOperation(
   const found = await r.db.operation.findUnique({ where: { id }, include: GUARD_SELECT });
   if (!found || !canView(viewer, found)) throw new NotFoundError('Operation', displayId);
   if (!canCancel(viewer, found)) throw new ForbiddenError('cancel this operation');
-  const applied = await transitions.cancel(r.db, id, reason || `cancelled by ${viewer.name}`, viewer.id);
+  const applied = await cancelNow(r, found, reason || `cancelled by ${viewer.name}`, viewer.id);
   if (!applied) {
     const current = await r.db.operation.findUniqueOrThrow({ where: { id } });
     throw new IllegalTransitionError(current.status, 'CANCELLED');
   }
-  r.bus.publish(operationChannel(id), applied);
+  return toOperation(applied.operation);
+}
+
+/**
+ * Cancels an operation without access checks (callers check): CANCELLED in the database, then its
+ * handler is told. Returns null when it was no longer PENDING or PROCESSING.
+ */
+export async function cancelNow(
+  r: Resources,
+  operation: { id: string; type: string; jobId: string | null },
+  reason: string,
+  byUserId: string,
+): Promise<transitions.Applied | null> {
+  const { id } = operation;
+  const applied = await transitions.cancel(r.db, id, reason, byUserId);
+  if (!applied) return null;
+  publish(r, applied);
   // Keyed per operation: cancels sent while Redis is down are all delivered when it returns.
   r.bus.publish(CANCEL_CHANNEL, { operationId: id }, `${CANCEL_CHANNEL}:${id}`);
-  if (found.jobId) {
-    await r.boss.cancel(found.type, found.jobId).catch((error: Error) => {
+  if (operation.jobId) {
+    await r.boss.cancel(operation.type, operation.jobId).catch((error: Error) => {
       r.logger.warn('pg-boss cancel failed', { operationId: id, error: error.message });
     });
   }
-  return toOperation(applied.operation);
+  return applied;
 }

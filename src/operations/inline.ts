@@ -18,25 +18,51 @@ class RollBack extends Error {}
  * still gets an operation with its error. Returns the events to publish, or null when the
  * idempotency key was taken meanwhile. Progress reports of inline handlers are not recorded.
  */
-export async function runInline(
+export const runInline = (r: Resources, type: OperationType, spec: NewOperation) =>
+  runInlineWith(r, type, spec.input, spec.ownerId, (tx) => begin(tx, r, spec));
+
+/**
+ * Runs a batch's inline item, an operation already PENDING, the same way: released with its
+ * resolved input, started, run and completed in one transaction, or FAILED when the handler throws.
+ */
+export const runInlineItem = (
   r: Resources,
   type: OperationType,
-  spec: NewOperation,
+  operationId: string,
+  input: unknown,
+  ownerId: string,
+) =>
+  runInlineWith(r, type, input, ownerId, async (tx) => {
+    const released = await transitions.release(tx, operationId, input, null);
+    if (!released) return null;
+    const started = await transitions.start(tx, operationId, r.config.instanceId);
+    if (!started) throw new Error('an inline item could not start in its own transaction');
+    return [released, started] as const;
+  });
+
+type Begin = (tx: Tx) => Promise<readonly [EventMessage, EventMessage] | null>;
+
+async function runInlineWith(
+  r: Resources,
+  type: OperationType,
+  input: unknown,
+  ownerId: string,
+  beginIn: Begin,
 ): Promise<EventMessage[] | null> {
   const timeoutMs = Math.min(type.policy.hardTimeoutSeconds * 1000, MAX_INLINE_MS);
   let failure: transitions.OperationError | undefined;
   try {
     return await r.db.$transaction(
       async (tx) => {
-        const begun = await begin(tx, r, spec);
+        const begun = await beginIn(tx);
         if (!begun) return null;
         const [created, started] = begun;
         const signal = AbortSignal.timeout(type.policy.softTimeoutSeconds * 1000);
         let result: unknown;
         try {
-          result = await type.run(spec.input, {
+          result = await type.run(input, {
             operationId: created.operation.id,
-            ownerId: spec.ownerId,
+            ownerId,
             attempt: 1,
             signal,
             progress: () => {},
@@ -66,7 +92,7 @@ export async function runInline(
   }
   const error = failure as transitions.OperationError;
   return r.db.$transaction(async (tx) => {
-    const begun = await begin(tx, r, spec);
+    const begun = await beginIn(tx);
     if (!begun) return null;
     const [created, started] = begun;
     const failed = await transitions.fail(tx, created.operation.id, started.operation.claimId, error);

@@ -64,6 +64,8 @@ export async function reconcile(
        LEFT JOIN "${schema}".job j ON j.name = o.type AND j.id = o."jobId"
       WHERE o.status IN ('PENDING', 'PROCESSING')
         AND o."updatedAt" < now() - make_interval(secs => $1)
+        -- batch items waiting for their dependencies have no job yet, by design
+        AND NOT (o."batchId" IS NOT NULL AND o."jobId" IS NULL AND o.status = 'PENDING')
         AND (j.id IS NULL OR j.state IN ('completed', 'cancelled', 'failed')
              OR (j.state = 'active' AND j.heartbeat_seconds IS NOT NULL
                  AND coalesce(j.heartbeat_on, j.started_on) < now() - make_interval(secs => j.heartbeat_seconds)))

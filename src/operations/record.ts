@@ -24,6 +24,10 @@ export interface OperationJson {
   workerId: string | null;
   claimId: string | null;
   collectionId: string | null;
+  batchId: string | null;
+  batchItemId: string | null;
+  compensatedAt: string | null;
+  cancelRequestedAt: string | null;
   nextAttemptAt: string | null;
   createdAt: string;
   startedAt: string | null;
@@ -56,6 +60,10 @@ export function toOperation(json: OperationJson): Operation {
   return {
     ...json,
     collectionId: json.collectionId ?? null,
+    batchId: json.batchId ?? null,
+    batchItemId: json.batchItemId ?? null,
+    compensatedAt: date(json.compensatedAt ?? null),
+    cancelRequestedAt: date(json.cancelRequestedAt ?? null),
     input: json.input as Operation['input'],
     result: json.result as Operation['result'],
     error: json.error as Operation['error'],
@@ -78,6 +86,9 @@ export function toEvent(json: EventJson): OperationEvent {
 
 /** The channel that carries one operation's events. */
 export const operationChannel = (operationId: string): string => `op:${operationId}`;
+
+/** The channel a batch's coordinator hears its items' events on. */
+export const batchChannel = (batchId: string): string => `batch:${batchId}`;
 
 /** The channel on which cancel requests reach every worker. */
 export const CANCEL_CHANNEL = 'cancel';

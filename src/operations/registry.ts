@@ -91,6 +91,8 @@ export interface OperationType<I = unknown, O = unknown> {
    * finished when it returns; job types (default) run on a worker.
    */
   inline: boolean;
+  /** Internal types (the batch coordinator) cannot be started by clients and are not listed. */
+  internal?: boolean;
   policy: OperationPolicy;
   /**
    * The collection the operation acts on, and whether it reads or writes it. Starting one on a
@@ -132,6 +134,9 @@ export function defineOperationType<I, O>(
   const policy = { ...DEFAULT_POLICY, ...definition.policy };
   if (policy.heartbeatSeconds < 10)
     throw new Error(`${definition.name}: heartbeatSeconds must be at least 10`);
+  if (policy.hardTimeoutSeconds > 86_400 - 60) {
+    throw new Error(`${definition.name}: hardTimeoutSeconds must be under 24 h (pg-boss's longest expiry)`);
+  }
   if (policy.softTimeoutSeconds > policy.hardTimeoutSeconds) {
     throw new Error(`${definition.name}: softTimeoutSeconds must not exceed hardTimeoutSeconds`);
   }
@@ -152,7 +157,12 @@ export function defineOperationType<I, O>(
 /** The catalog of operation types, consulted by the API (to validate) and the workers (to run). */
 export interface Registry {
   get(name: string): OperationType | undefined;
+  /** A type clients may start (not internal). */
+  startable(name: string): OperationType | undefined;
+  /** Every type, internal ones included. */
   list(): OperationType[];
+  /** The types clients may start. */
+  publicTypes(): OperationType[];
   /** The types that run on workers (each has a pg-boss queue). */
   jobTypes(): OperationType[];
   /** The input schema of a type as JSON Schema, for clients. */
@@ -171,7 +181,12 @@ export function createRegistry(types: OperationType[]): Registry {
   const list = () => [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
   return {
     get: (name) => byName.get(name),
+    startable: (name) => {
+      const type = byName.get(name);
+      return type?.internal ? undefined : type;
+    },
     list,
+    publicTypes: () => list().filter((type) => !type.internal),
     jobTypes: () => list().filter((type) => !type.inline),
     jsonSchema: (name) => schemas.get(name),
     outputJsonSchema: (name) => outputs.get(name) ?? null,

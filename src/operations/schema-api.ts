@@ -1,3 +1,4 @@
+import { cancelBatch } from '../batches/submit.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
@@ -101,6 +102,7 @@ const OperationFilter = builder.inputType('OperationFilter', {
     createdAfter: t.field({ type: 'DateTime', required: false, description: 'Created at or after.' }),
     createdBefore: t.field({ type: 'DateTime', required: false, description: 'Created before.' }),
     collectionId: t.id({ required: false, description: 'Only operations acting on this collection.' }),
+    batchId: t.id({ required: false, description: 'Only the items of this batch (a batch operation id).' }),
   }),
 });
 
@@ -127,6 +129,8 @@ builder.queryFields((t) => ({
       const where: Prisma.OperationWhereInput = { ...visibleTo(context.viewer!) };
       if (filter?.status?.length) where.status = { in: filter.status };
       if (filter?.type) where.type = filter.type;
+      if (filter?.batchId)
+        where.batchId = parseGlobalId(String(filter.batchId), 'Operation', ['filter', 'batchId']);
       if (filter?.collectionId) {
         where.collectionId = parseGlobalId(String(filter.collectionId), 'Collection', [
           'filter',
@@ -149,7 +153,7 @@ builder.queryFields((t) => ({
   operationTypes: t.field({
     type: [OperationTypeRef],
     description: 'The operation types this service runs, with their input schemas.',
-    resolve: (_, __, context) => context.resources.registry.list(),
+    resolve: (_, __, context) => context.resources.registry.publicTypes(),
   }),
 }));
 
@@ -226,7 +230,13 @@ builder.mutationFields((t) => ({
         throw new ValidationError([{ path: ['reason'], message: 'must not contain NUL characters' }]);
       }
       const uuid = parseGlobalId(String(id), 'Operation');
-      const operation = await cancelOperation(context.resources, context.viewer!, uuid, String(id), reason);
+      // A batch is cancelled as a whole: its items too, and (atomic) its completed items undone.
+      const type = await context.resources.db.operation.findUnique({
+        where: { id: uuid },
+        select: { type: true },
+      });
+      const cancel = type?.type === 'batch' ? cancelBatch : cancelOperation;
+      const operation = await cancel(context.resources, context.viewer!, uuid, String(id), reason);
       return { operation };
     },
   }),

@@ -61,7 +61,7 @@ export async function startOperation(r: Resources, viewer: Viewer, request: Star
  * Applies the access rules of the collection an operation would act on: NotFound when the viewer
  * may not see it, Forbidden when they may see it but not write to it. Returns its id.
  */
-async function authorize(r: Resources, viewer: Viewer, type: OperationType, input: unknown) {
+export async function authorize(r: Resources, viewer: Viewer, type: OperationType, input: unknown) {
   const resource = type.resource?.(input);
   if (!resource) return null;
   const collection = await r.db.collection.findUnique({
@@ -77,11 +77,11 @@ async function authorize(r: Resources, viewer: Viewer, type: OperationType, inpu
 }
 
 function validate(r: Resources, request: StartRequest): { type: OperationType; input: unknown } {
-  const type = r.registry.get(request.type);
+  const type = r.registry.startable(request.type);
   if (!type) {
     throw new UnknownOperationTypeError(
       request.type,
-      r.registry.list().map((t) => t.name),
+      r.registry.publicTypes().map((t) => t.name),
     );
   }
   const key = request.idempotencyKey;
@@ -100,7 +100,7 @@ function validate(r: Resources, request: StartRequest): { type: OperationType; i
   return { type, input: parsed.data };
 }
 
-function toProblems(issue: z.core.$ZodIssue): Problem[] {
+export function toProblems(issue: z.core.$ZodIssue): Problem[] {
   const path = ['input', ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))];
   if (issue.code === 'unrecognized_keys') {
     return issue.keys.map((k) => ({ path: [...path, k], message: `unknown field "${k}"` }));
@@ -120,16 +120,16 @@ function nulPaths(value: unknown, path: (string | number)[]): (string | number)[
   return [];
 }
 
-const findByKey = (db: Db, ownerId: string, key: string) =>
+export const findByKey = (db: Db, ownerId: string, key: string) =>
   db.operation.findUnique({ where: { ownerId_idempotencyKey: { ownerId, idempotencyKey: key } } });
 
-function replay(earlier: Operation, key: string, inputHash: string): Started {
+export function replay(earlier: Operation, key: string, inputHash: string): Started {
   if (earlier.inputHash !== inputHash) throw new IdempotencyKeyConflictError(key, earlier.id);
   return { operation: earlier, replayed: true };
 }
 
 /** A stable hash of type + input: object keys sorted, so key order does not matter. */
-function hashRequest(type: string, input: unknown): string {
+export function hashRequest(type: string, input: unknown): string {
   return createHash('sha256').update(type).update('\0').update(canonicalJson(input)).digest('hex');
 }
 

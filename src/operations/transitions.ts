@@ -20,6 +20,8 @@ interface Change {
   claimId?: string;
   /** Only apply while the operation still points at this job. */
   jobId?: string;
+  /** A further SQL condition on the operation row (no parameters). */
+  where?: string;
   /** Extra column assignments: column → SQL expression using the parameters in `values`. */
   set?: Record<string, string>;
   values?: unknown[];
@@ -59,6 +61,7 @@ async function apply(db: Executor, change: Change): Promise<Applied | null> {
     params.push(change.jobId);
     guard += ` AND "jobId" = $${params.length}::uuid`;
   }
+  if (change.where) guard += ` AND (${change.where})`;
   const rows = await db.$queryRawUnsafe<{ operation: OperationJson; event: EventJson }[]>(
     `WITH updated AS (
        UPDATE "Operation"
@@ -226,3 +229,108 @@ export const cancel = (db: Executor, operationId: string, reason: string, byUser
     values: [JSON.stringify(error)],
   });
 };
+
+/** A batch item whose dependencies completed: its resolved input and its job (PENDING, once). */
+export const release = (
+  db: Executor,
+  operationId: string,
+  input: unknown,
+  jobId: string | null,
+  collectionId: string | null = null,
+) =>
+  apply(db, {
+    operationId,
+    from: ['PENDING'],
+    to: 'PENDING',
+    kind: 'READY',
+    message: 'dependencies completed; references resolved',
+    where: '"jobId" IS NULL',
+    set: { input: '$1::jsonb', jobId: '$2::uuid', collectionId: 'COALESCE($3::uuid, "collectionId")' },
+    values: [JSON.stringify(input), jobId, collectionId],
+  });
+
+/**
+ * A batch item that will not run: PENDING → CANCELLED with code SKIPPED (or ROLLED_BACK, when its
+ * work was undone with the batch's transaction) and the reason.
+ */
+export const skip = (
+  db: Executor,
+  operationId: string,
+  reason: string,
+  rootCause: string | null,
+  code: 'SKIPPED' | 'ROLLED_BACK' = 'SKIPPED',
+) => {
+  const error = { code, message: reason, ...(rootCause ? { rootCause } : {}) };
+  return apply(db, {
+    operationId,
+    from: ['PENDING'],
+    to: 'CANCELLED',
+    kind: code,
+    message: reason,
+    data: error,
+    set: { error: '$1::jsonb', completedAt: 'now()', nextAttemptAt: 'NULL' },
+    values: [JSON.stringify(error)],
+  });
+};
+
+/** A completed batch item undone by its type's compensation step (status stays COMPLETED). */
+export const rolledBack = (db: Executor, operationId: string) =>
+  apply(db, {
+    operationId,
+    from: ['COMPLETED'],
+    to: 'COMPLETED',
+    kind: 'ROLLED_BACK',
+    message: 'undone by its compensation step (atomic batch)',
+    where: '"compensatedAt" IS NULL',
+    set: { compensatedAt: 'now()' },
+  });
+
+/** An event of a running operation that changes nothing else (a batch's item changes). */
+export const note = (
+  db: Executor,
+  operationId: string,
+  claimId: string,
+  kind: string,
+  message: string,
+  data: unknown,
+) => apply(db, { operationId, from: ['PROCESSING'], to: 'PROCESSING', kind, message, data, claimId });
+
+/** PROCESSING → CANCELLED by the attempt holding it (a batch that finished cancelling its items). */
+export const cancelHeld = (
+  db: Executor,
+  operationId: string,
+  claimId: string,
+  reason: string,
+  data: unknown,
+) =>
+  apply(db, {
+    operationId,
+    from: ['PROCESSING'],
+    to: 'CANCELLED',
+    kind: 'CANCELLED',
+    message: reason,
+    data,
+    claimId,
+    set: { error: '$1::jsonb', completedAt: 'now()', workerId: 'NULL', claimId: 'NULL' },
+    values: [JSON.stringify({ code: 'CANCELLED', message: reason })],
+  });
+
+/** PROCESSING → FAILED by the attempt holding it, with data (a batch's item outcomes). */
+export const failHeld = (
+  db: Executor,
+  operationId: string,
+  claimId: string,
+  error: OperationError,
+  data: unknown,
+) =>
+  apply(db, {
+    operationId,
+    from: ['PROCESSING'],
+    to: 'FAILED',
+    kind: 'FAILED',
+    message: error.message,
+    data,
+    claimId,
+    set: { error: '$1::jsonb', result: '$2::jsonb', completedAt: 'now()', workerId: 'NULL', claimId: 'NULL' },
+    values: [JSON.stringify(error), JSON.stringify(data)],
+  });

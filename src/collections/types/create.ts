@@ -21,7 +21,10 @@ const input = z.strictObject({
   chunkSize: chunkSizeInput.default(1000),
 });
 
-const output = z.object({ collectionId: z.string().describe('Global ID of the new collection') });
+const output = z.object({
+  collectionId: z.string().describe('Global ID of the new collection'),
+  collectionUuid: z.string().describe('Its database id (letters, digits and "-": safe in file names)'),
+});
 
 /** Creates a collection row owned by `ownerId`, linked to the operation; fails if the name is taken. */
 export async function insertCollection(
@@ -76,10 +79,10 @@ export const collectionCreate = defineOperationType({
   policy: { hardTimeoutSeconds: 30, softTimeoutSeconds: 30 },
   async run(request, ctx) {
     const id = await insertCollection(ctx.db, ctx.ownerId, ctx.operationId, request);
-    return { collectionId: collectionGlobalId(id) };
+    return { collectionId: collectionGlobalId(id), collectionUuid: id };
   },
   async compensate({ result }, ctx) {
-    const id = collectionUuid(result.collectionId);
+    const id = result?.collectionId ? collectionUuid(result.collectionId) : undefined;
     if (id) await dropCollection(ctx.db, id, ctx.config.collectionBatchSize);
   },
 });

@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { defineOperationType, NonRetryableError, type RunContext } from '../../operations/registry.ts';
@@ -57,7 +58,7 @@ async function* exportedDocuments(ctx: RunContext, collectionId: string, tally: 
 export const collectionExport = defineOperationType({
   name: 'collection.export',
   description:
-    'Writes a collection to a gzipped NDJSON file in the export folder (OPSGRAPH_STORAGE_DIR), with <file>.sha256 beside it. Result: file, path, size, documentCount, sha256. Cost 2. Compensation: none needed (the file is left).',
+    'Writes a collection to a gzipped NDJSON file in the export folder (OPSGRAPH_STORAGE_DIR), with <file>.sha256 beside it. Result: file, path, size, documentCount, sha256. Cost 2. Compensation: deletes the file it wrote.',
   cost: 2,
   input: exportInput,
   output: z.object({
@@ -111,6 +112,11 @@ export const collectionExport = defineOperationType({
       documentCount: tally.done,
       sha256: written.sha256,
     };
+  },
+  async compensate({ result }, ctx) {
+    if (!result?.file) return;
+    await rm(join(ctx.config.storageDir, result.file), { force: true });
+    await rm(join(ctx.config.storageDir, `${result.file}.sha256`), { force: true });
   },
 });
 
@@ -195,7 +201,7 @@ export const collectionImport = defineOperationType({
     );
   },
   async compensate({ result }, ctx) {
-    const id = collectionUuid(result.collectionId);
+    const id = result?.collectionId ? collectionUuid(result.collectionId) : undefined;
     if (id) await dropCollection(ctx.db, id, ctx.config.collectionBatchSize);
   },
 });

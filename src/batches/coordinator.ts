@@ -1,0 +1,233 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import type { Viewer } from '../auth/viewer.ts';
+import { publish } from '../operations/attempt.ts';
+import { cancelNow } from '../operations/cancel.ts';
+import { batchChannel } from '../operations/record.ts';
+import { defineOperationType, type OperationType, type RunContext } from '../operations/registry.ts';
+import * as transitions from '../operations/transitions.ts';
+import type { Resources } from '../resources.ts';
+import { compensate } from './compensate.ts';
+import { runInlineBatch } from './inline-batch.ts';
+import { loadItems, startItem } from './items.ts';
+import { type BatchOutcome, type ItemRow, type ItemStatus, itemStatus, outcomeOf } from './outcome.ts';
+
+const spec = z.object({
+  atomic: z.boolean(),
+  continueOnError: z.boolean(),
+  items: z.array(z.object({ id: z.string(), type: z.string(), dependsOn: z.array(z.string()) })),
+});
+export type BatchSpec = z.infer<typeof spec>;
+
+/** How often the coordinator looks at its items when no event woke it, in ms. */
+const POLL_MS = 500;
+
+const terminal = (row: ItemRow) =>
+  row.status === 'COMPLETED' || row.status === 'FAILED' || row.status === 'CANCELLED';
+/** A failure that stops an atomic batch: an item FAILED, or cancelled by someone other than the batch. */
+const isFailure = (row: ItemRow) =>
+  row.status === 'FAILED' || (row.status === 'CANCELLED' && row.error?.code === 'CANCELLED');
+
+/**
+ * The `batch` type: the coordinator of one batch. It starts each item when its dependencies have
+ * completed, skips what can no longer run, and on failure or cancel (atomic) cancels running items
+ * and undoes completed ones with their compensation, newest first. It keeps no state of its own:
+ * everything is read back from the items' rows, so a coordinator that dies is simply retried.
+ */
+export function createBatchType(resources: () => Resources): OperationType {
+  return defineOperationType({
+    name: 'batch',
+    description: 'The coordinator of a batch started with startBatch (internal).',
+    internal: true,
+    cost: 0,
+    input: spec,
+    policy: {
+      retryLimit: 20,
+      retryDelaySeconds: 1,
+      retryDelayMaxSeconds: 30,
+      // pg-boss caps a job's expiry at 24 h (the hard timeout + 60 s).
+      softTimeoutSeconds: 23 * 3600,
+      hardTimeoutSeconds: 23 * 3600,
+    },
+    run: (input: BatchSpec, ctx) => coordinate(resources(), input, ctx),
+  });
+}
+
+async function coordinate(r: Resources, batch: BatchSpec, ctx: RunContext): Promise<BatchOutcome> {
+  const order = batch.items.map((item) => item.id);
+  const deps = new Map(batch.items.map((item) => [item.id, item.dependsOn]));
+  const owner = await r.db.user.findUniqueOrThrow({ where: { id: ctx.ownerId } });
+  const viewer: Viewer = { id: owner.id, name: owner.name, isAdmin: owner.isAdmin };
+  const announced = await announcedStatuses(r, ctx.operationId);
+  let wake: () => void = () => {};
+  const unsubscribe = await r.bus.subscribe(batchChannel(ctx.operationId), () => wake());
+  try {
+    if (batch.atomic && batch.items.every((item) => r.registry.get(item.type)?.inline)) {
+      const rows = await loadItems(r.db, ctx.operationId);
+      if (rows.every((row) => row.status === 'PENDING' && !row.jobId))
+        await runInlineBatch(r, viewer, rows, order);
+    }
+    for (;;) {
+      const rows = await loadItems(r.db, ctx.operationId);
+      const byItem = new Map(rows.map((row) => [row.batchItemId, row]));
+      await announce(r, ctx, rows, announced);
+      const finished = rows.filter(terminal).length;
+      ctx.progress({
+        current: finished,
+        total: rows.length,
+        message: `${finished} of ${rows.length} items finished`,
+      });
+      const [flags] = await r.db.$queryRawUnsafe<{ cancelRequestedAt: Date | null }[]>(
+        `SELECT "cancelRequestedAt" FROM "Operation" WHERE id = $1::uuid`,
+        ctx.operationId,
+      );
+      const cancelled = Boolean(flags?.cancelRequestedAt);
+      const failure = rows.find(isFailure);
+      const stopping = cancelled || (failure !== undefined && (batch.atomic || !batch.continueOnError));
+
+      if (rows.every(terminal)) return await finish(r, ctx, batch, rows, order, cancelled);
+      let changed = false;
+      for (const id of order) {
+        const row = byItem.get(id);
+        if (row?.status !== 'PENDING' || row.jobId) continue;
+        const upstream = (deps.get(id) ?? []).map((dep) => byItem.get(dep) as ItemRow);
+        const broken = upstream.find((dep) => dep.status === 'FAILED' || dep.status === 'CANCELLED');
+        if (broken) {
+          const verb =
+            itemStatus(broken) === 'SKIPPED'
+              ? 'was skipped'
+              : broken.status === 'FAILED'
+                ? 'failed'
+                : 'was cancelled';
+          const rootCause = broken.error?.rootCause ?? broken.batchItemId;
+          changed = (await skip(r, row, `dependency ${broken.batchItemId} ${verb}`, rootCause)) || changed;
+        } else if (stopping) {
+          const reason = cancelled
+            ? 'the batch was cancelled'
+            : `not started: item ${failure?.batchItemId} failed`;
+          changed =
+            (await skip(r, row, reason, cancelled ? null : (failure?.batchItemId ?? null))) || changed;
+        } else if (upstream.every((dep) => dep.status === 'COMPLETED')) {
+          const results = new Map(
+            rows.filter((x) => x.status === 'COMPLETED').map((x) => [x.batchItemId, x.result]),
+          );
+          await startItem(r, viewer, row, results);
+          changed = true;
+        }
+      }
+      if (stopping && (batch.atomic || cancelled)) {
+        const reason = cancelled
+          ? 'the batch was cancelled'
+          : `item ${failure?.batchItemId} failed (atomic batch)`;
+        for (const row of rows) {
+          if (row.status === 'PROCESSING' || (row.status === 'PENDING' && row.jobId)) {
+            changed = (await cancelNow(r, row, reason, ctx.ownerId)) !== null || changed;
+          }
+        }
+      }
+      if (changed) continue;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, POLL_MS).unref();
+      });
+      if (ctx.signal.aborted) throw new Error(`batch coordinator stopped: ${String(ctx.signal.reason)}`);
+    }
+  } finally {
+    unsubscribe();
+  }
+}
+
+async function skip(r: Resources, row: ItemRow, reason: string, rootCause: string | null): Promise<boolean> {
+  const applied = await transitions.skip(r.db, row.id, reason, rootCause);
+  if (applied) publish(r, applied);
+  return applied !== null;
+}
+
+/** The item statuses already recorded as batch events (after a restart of the coordinator). */
+async function announcedStatuses(r: Resources, batchId: string): Promise<Map<string, ItemStatus>> {
+  const rows = await r.db.$queryRawUnsafe<{ data: { item: string; status: ItemStatus } }[]>(
+    `SELECT data FROM "OperationEvent" WHERE "operationId" = $1::uuid AND kind = 'ITEM' ORDER BY sequence`,
+    batchId,
+  );
+  return new Map(rows.map((row) => [row.data.item, row.data.status]));
+}
+
+/** Records each item's status change as an ITEM event of the batch (what batchUpdated carries). */
+async function announce(r: Resources, ctx: RunContext, rows: ItemRow[], announced: Map<string, ItemStatus>) {
+  for (const row of rows) {
+    const status = itemStatus(row);
+    if (
+      announced.get(row.batchItemId) === status ||
+      (status === 'PENDING' && !announced.has(row.batchItemId))
+    )
+      continue;
+    const data = {
+      item: row.batchItemId,
+      status,
+      operationId: row.id,
+      ...(row.error ? { error: row.error } : {}),
+    };
+    const applied = await transitions.note(
+      r.db,
+      ctx.operationId,
+      ctx.claimId,
+      'ITEM',
+      `${row.batchItemId}: ${status}`,
+      data,
+    );
+    if (!applied) throw new Error('the batch is no longer held by this coordinator');
+    publish(r, applied);
+    announced.set(row.batchItemId, status);
+  }
+}
+
+/** Every item has ended: undo what must be undone, then end the batch with its outcome. */
+async function finish(
+  r: Resources,
+  ctx: RunContext,
+  batch: BatchSpec,
+  rows: ItemRow[],
+  order: string[],
+  cancelled: boolean,
+): Promise<BatchOutcome> {
+  let compensationErrors: string[] = [];
+  if (batch.atomic && (cancelled || rows.some(isFailure))) {
+    compensationErrors = await compensate(r, ctx, rows, order);
+  }
+  const after = await loadItems(r.db, ctx.operationId);
+  await announce(r, ctx, after, await announcedStatuses(r, ctx.operationId));
+  const outcome = outcomeOf(after, batch.atomic, cancelled);
+  const progress = {
+    current: after.length,
+    total: after.length,
+    message: `${after.length} of ${after.length} items finished`,
+  };
+  ctx.progress(progress);
+  if (compensationErrors.length) {
+    const error = { code: 'COMPENSATION_FAILED', message: compensationErrors.join('; ') };
+    const applied = await transitions.failHeld(r.db, ctx.operationId, ctx.claimId, error, outcome);
+    if (applied) publish(r, applied);
+  } else if (cancelled) {
+    const applied = await transitions.cancelHeld(
+      r.db,
+      ctx.operationId,
+      ctx.claimId,
+      'the batch was cancelled',
+      outcome,
+    );
+    if (applied) publish(r, applied);
+  } else if (outcome.status === 'FAILED') {
+    const message = `failed items: ${outcome.failed.join(', ') || 'none (items were cancelled)'}`;
+    const applied = await transitions.failHeld(
+      r.db,
+      ctx.operationId,
+      ctx.claimId,
+      { code: 'BATCH_FAILED', message },
+      outcome,
+    );
+    if (applied) publish(r, applied);
+  }
+  // COMPLETED or PARTIALLY_COMPLETED: the runner records the outcome as the batch's result.
+  await sleep(0);
+  return outcome;
+}

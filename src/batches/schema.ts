@@ -1,0 +1,216 @@
+import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
+import type { Operation } from '../generated/prisma/client.ts';
+import { builder } from '../graphql/builder.ts';
+import { parseGlobalId } from '../graphql/ids.ts';
+import { IdempotencyKeyConflictError, IllegalTransitionError } from '../operations/errors.ts';
+import { OperationRef, OperationUpdateRef } from '../operations/schema.ts';
+import { operationUpdates } from '../operations/updates.ts';
+import { ITEM_COLUMNS, type ItemOutcome, type ItemRow, outcomeOf } from './outcome.ts';
+import type { Plan } from './plan.ts';
+import { cancelBatch, type StartedBatch, startBatch } from './submit.ts';
+
+/** GraphQL of batches: startBatch, cancelBatch, batchUpdated, and the outcome of a batch operation. */
+
+const BatchItemStatus = builder.enumType('BatchItemStatus', {
+  values: ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'SKIPPED', 'CANCELLED', 'ROLLED_BACK'] as const,
+});
+
+const BatchStatus = builder.enumType('BatchStatus', {
+  description: 'RUNNING until every item has ended.',
+  values: ['RUNNING', 'COMPLETED', 'FAILED', 'PARTIALLY_COMPLETED', 'CANCELLED'] as const,
+});
+
+const ItemError = builder.objectRef<{ code: string; message: string }>('BatchItemError').implement({
+  fields: (t) => ({ code: t.exposeString('code'), message: t.exposeString('message') }),
+});
+
+const BatchItemResult = builder.objectRef<ItemOutcome>('BatchItemResult').implement({
+  description: 'What happened to one item.',
+  fields: (t) => ({
+    id: t.exposeString('id', { description: "The client's item id." }),
+    status: t.field({ type: BatchItemStatus, resolve: (item) => item.status }),
+    operationId: t.exposeID('operationId', { description: 'The Operation that ran the item.' }),
+    data: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'Its result (COMPLETED, ROLLED_BACK).',
+      resolve: (item) => item.data,
+    }),
+    error: t.field({ type: ItemError, nullable: true, resolve: (item) => item.error ?? null }),
+    reason: t.exposeString('reason', { nullable: true, description: 'Why it was SKIPPED or ROLLED_BACK.' }),
+    rootCause: t.exposeString('rootCause', {
+      nullable: true,
+      description: 'The item whose failure caused the skip.',
+    }),
+  }),
+});
+
+interface OutcomeShape {
+  status: 'RUNNING' | 'COMPLETED' | 'FAILED' | 'PARTIALLY_COMPLETED' | 'CANCELLED';
+  items: ItemOutcome[];
+  failed: string[];
+  counts: Record<string, number>;
+}
+
+const BatchCounts = builder.objectRef<Record<string, number>>('BatchCounts').implement({
+  fields: (t) => ({
+    pending: t.int({ resolve: (c) => c.PENDING ?? 0 }),
+    running: t.int({ resolve: (c) => c.RUNNING ?? 0 }),
+    completed: t.int({ resolve: (c) => c.COMPLETED ?? 0 }),
+    failed: t.int({ resolve: (c) => c.FAILED ?? 0 }),
+    skipped: t.int({ resolve: (c) => c.SKIPPED ?? 0 }),
+    cancelled: t.int({ resolve: (c) => c.CANCELLED ?? 0 }),
+    rolledBack: t.int({ resolve: (c) => c.ROLLED_BACK ?? 0 }),
+  }),
+});
+
+const BatchOutcomeRef = builder.objectRef<OutcomeShape>('BatchOutcome').implement({
+  description: "A batch's result: every item's status with its data, error or reason.",
+  fields: (t) => ({
+    status: t.field({ type: BatchStatus, resolve: (o) => o.status }),
+    items: t.field({ type: [BatchItemResult], resolve: (o) => o.items }),
+    failed: t.exposeStringList('failed', { description: 'Ids of the items that FAILED.' }),
+    counts: t.field({ type: BatchCounts, resolve: (o) => o.counts }),
+  }),
+});
+
+builder.prismaObjectFields('Operation', (t) => ({
+  batchItemId: t.exposeString('batchItemId', { nullable: true, description: 'Its id in its batch.' }),
+  batch: t.relation('batch', { nullable: true, description: 'The batch this operation is an item of.' }),
+  batchOutcome: t.field({
+    type: BatchOutcomeRef,
+    nullable: true,
+    description: 'For a batch operation: the status of each item, live while it runs.',
+    select: { input: true, cancelRequestedAt: true },
+    resolve: async (operation, _, context) => {
+      if (operation.type !== 'batch') return null;
+      const rows = await context.resources.db.$queryRawUnsafe<ItemRow[]>(
+        `SELECT ${ITEM_COLUMNS} FROM "Operation" WHERE "batchId" = $1::uuid`,
+        operation.id,
+      );
+      const spec = operation.input as { atomic: boolean; items: { id: string }[] };
+      const order = new Map(spec.items.map((item, i) => [item.id, i]));
+      rows.sort((a, b) => (order.get(a.batchItemId) ?? 0) - (order.get(b.batchItemId) ?? 0));
+      const outcome = outcomeOf(rows, spec.atomic, operation.cancelRequestedAt !== null);
+      return { ...outcome, items: Object.values(outcome.items) };
+    },
+  }),
+}));
+
+const BatchItemInput = builder.inputType('BatchItemInput', {
+  fields: (t) => ({
+    id: t.string({ required: true, description: 'Your id for the item (1–100 letters, digits, "_", "-").' }),
+    type: t.string({ required: true, description: 'An operation type.' }),
+    input: t.field({
+      type: 'JSON',
+      required: false,
+      description: 'Its input; may hold "$ref:item.path" references to results of items it depends on.',
+    }),
+    dependsOn: t.stringList({
+      required: false,
+      description: 'Items that must be COMPLETED before this one starts.',
+    }),
+  }),
+});
+
+const StartBatchInput = builder.inputType('StartBatchInput', {
+  fields: (t) => ({
+    items: t.field({ type: [BatchItemInput], required: true }),
+    atomic: t.boolean({ required: false, description: 'All or nothing (default true).' }),
+    continueOnError: t.boolean({
+      required: false,
+      description: 'Non-atomic only: independent branches go on after a failure (default false).',
+    }),
+    validateOnly: t.boolean({
+      required: false,
+      description: 'Return the plan; create nothing (default false).',
+    }),
+    idempotencyKey: t.string({ required: false }),
+  }),
+});
+
+const BatchLevel = builder.objectRef<{ level: number; items: string[] }>('BatchLevel').implement({
+  description: 'Items that can run in parallel once every earlier level has completed.',
+  fields: (t) => ({ level: t.exposeInt('level'), items: t.exposeStringList('items') }),
+});
+
+const BatchPlanRef = builder.objectRef<Plan>('BatchPlan').implement({
+  description: "The execution plan: items in topological levels (Kahn's algorithm).",
+  fields: (t) => ({
+    levels: t.field({
+      type: [BatchLevel],
+      resolve: (plan) => plan.levels.map((items, level) => ({ level, items })),
+    }),
+    itemCount: t.int({ resolve: (plan) => plan.items.length }),
+  }),
+});
+
+const StartBatchSuccess = builder.objectRef<StartedBatch>('StartBatchSuccess').implement({
+  fields: (t) => ({
+    batch: t.field({
+      type: OperationRef,
+      nullable: true,
+      description: 'The batch operation (null for validateOnly).',
+      resolve: (started) => started.batch as Operation | null,
+    }),
+    plan: t.field({ type: BatchPlanRef, resolve: (started) => started.plan }),
+    replayed: t.exposeBoolean('replayed'),
+  }),
+});
+
+const CancelBatchSuccess = builder.objectRef<{ batch: Operation }>('CancelBatchSuccess').implement({
+  fields: (t) => ({ batch: t.field({ type: OperationRef, resolve: (success) => success.batch }) }),
+});
+
+builder.mutationFields((t) => ({
+  startBatch: t.field({
+    type: StartBatchSuccess,
+    description: 'Starts up to 1000 dependent operations in one request, validated as a whole first.',
+    authScopes: { loggedIn: true },
+    errors: {
+      types: [ValidationError, IdempotencyKeyConflictError],
+      directResult: true,
+      union: { name: 'StartBatchResult' },
+    },
+    args: { input: t.arg({ type: StartBatchInput, required: true }) },
+    resolve: (_, { input }, context) => startBatch(context.resources, context.viewer!, input),
+  }),
+  cancelBatch: t.field({
+    type: CancelBatchSuccess,
+    description: 'Cancels running items, skips pending ones and (atomic) undoes completed ones.',
+    authScopes: { loggedIn: true },
+    errors: {
+      types: [ValidationError, NotFoundError, ForbiddenError, IllegalTransitionError],
+      directResult: true,
+      union: { name: 'CancelBatchResult' },
+    },
+    args: { id: t.arg.id({ required: true }), reason: t.arg.string({ required: false }) },
+    resolve: async (_, { id, reason }, context) => {
+      if (reason && reason.length > 1000) {
+        throw new ValidationError([{ path: ['reason'], message: 'must be at most 1000 characters' }]);
+      }
+      const uuid = parseGlobalId(String(id), 'Operation');
+      return { batch: await cancelBatch(context.resources, context.viewer!, uuid, String(id), reason) };
+    },
+  }),
+}));
+
+builder.subscriptionFields((t) => ({
+  batchUpdated: t.field({
+    type: OperationUpdateRef,
+    description:
+      "A batch's current state, then every event in order (ITEM events carry item status changes); completes after a terminal state.",
+    authScopes: { loggedIn: true },
+    args: { id: t.arg.id({ required: true }), afterSequence: t.arg.int({ required: false }) },
+    subscribe: async (_, { id, afterSequence }, context) => {
+      const uuid = parseGlobalId(String(id), 'Operation');
+      const found = await context.resources.db.operation.findUnique({
+        where: { id: uuid },
+        select: { type: true },
+      });
+      if (found?.type !== 'batch') throw new NotFoundError('Batch', String(id));
+      return operationUpdates(context.resources, context.viewer!, uuid, String(id), afterSequence);
+    },
+    resolve: (update) => update,
+  }),
+}));

@@ -1,0 +1,166 @@
+import type { Viewer } from '../auth/viewer.ts';
+import { ForbiddenError, NotFoundError, type Problem, ValidationError } from '../errors.ts';
+import type { Operation } from '../generated/prisma/client.ts';
+import { canCancel, canView, GUARD_SELECT } from '../operations/access.ts';
+import { publish } from '../operations/attempt.ts';
+import { cancelNow } from '../operations/cancel.ts';
+import { IllegalTransitionError } from '../operations/errors.ts';
+import { insertOperation } from '../operations/insert.ts';
+import { batchChannel, toOperation } from '../operations/record.ts';
+import { authorize, findByKey, hashRequest, replay } from '../operations/start.ts';
+import { isTerminal } from '../operations/status.ts';
+import * as transitions from '../operations/transitions.ts';
+import type { Resources } from '../resources.ts';
+import type { BatchSpec } from './coordinator.ts';
+import { type BatchItemRequest, type Plan, planBatch } from './plan.ts';
+
+export interface StartBatchRequest {
+  items: readonly BatchItemRequest[];
+  atomic?: boolean | null;
+  continueOnError?: boolean | null;
+  validateOnly?: boolean | null;
+  idempotencyKey?: string | null;
+}
+
+export interface StartedBatch {
+  /** Null for validateOnly. */
+  batch: Operation | null;
+  plan: Plan;
+  replayed: boolean;
+}
+
+/**
+ * Validates a batch as a whole (every problem reported at once), then creates the batch operation
+ * and one operation per item in one transaction. The coordinator (the batch's job) starts items as
+ * their dependencies complete. With validateOnly, returns the plan and creates nothing.
+ */
+export async function startBatch(
+  r: Resources,
+  viewer: Viewer,
+  request: StartBatchRequest,
+): Promise<StartedBatch> {
+  const atomic = request.atomic ?? true;
+  const continueOnError = request.continueOnError ?? false;
+  const plan = planBatch(
+    r.registry,
+    { items: request.items, atomic, continueOnError },
+    r.config.batchMaxItems,
+  );
+  const literal = await checkItems(r, viewer, plan);
+  if (request.validateOnly) return { batch: null, plan, replayed: false };
+  const type = r.registry.get('batch');
+  if (!type) throw new Error('the batch type is not registered');
+  const spec: BatchSpec = {
+    atomic,
+    continueOnError,
+    items: plan.items.map((item) => ({ id: item.id, type: item.type.name, dependsOn: item.dependsOn })),
+  };
+  const key = request.idempotencyKey ?? null;
+  const inputHash = hashRequest('batch', { ...spec, inputs: plan.items.map((item) => item.input ?? null) });
+  if (key !== null) {
+    const earlier = await findByKey(r.db, viewer.id, key);
+    if (earlier) return { batch: replay(earlier, key, inputHash).operation, plan, replayed: true };
+  }
+  const created = await r.db.$transaction(
+    async (tx) => {
+      const batch = await insertOperation(tx, r, {
+        type,
+        input: spec,
+        ownerId: viewer.id,
+        idempotencyKey: key,
+        inputHash,
+      });
+      if (!batch) return null;
+      await tx.$executeRawUnsafe(
+        `WITH items AS (
+           INSERT INTO "Operation" (type, input, "ownerId", "batchId", "batchItemId", "collectionId", sequence)
+           SELECT t, i::jsonb, $1::uuid, $2::uuid, b, c::uuid, 1
+             FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS x(t, i, b, c)
+           RETURNING id, status
+         )
+         INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent")
+         SELECT id, 1, 'CREATED', status, 0 FROM items`,
+        viewer.id,
+        batch.operation.id,
+        plan.items.map((item) => item.type.name),
+        plan.items.map((item) => JSON.stringify(item.input ?? {})),
+        plan.items.map((item) => item.id),
+        plan.items.map((item) => literal.get(item.id) ?? null),
+      );
+      return batch;
+    },
+    { maxWait: 10_000, timeout: 30_000 },
+  );
+  if (!created) {
+    const earlier = await findByKey(r.db, viewer.id, key as string);
+    if (!earlier) throw new Error('idempotency key conflict without a stored operation');
+    return { batch: replay(earlier, key as string, inputHash).operation, plan, replayed: true };
+  }
+  publish(r, created);
+  return { batch: toOperation(created.operation), plan, replayed: false };
+}
+
+/**
+ * Items whose input holds no reference are checked now as if started alone (access to their
+ * collection, their type's own checks); the others when their references are resolved. Returns the
+ * collection each checked item acts on.
+ */
+async function checkItems(r: Resources, viewer: Viewer, plan: Plan): Promise<Map<string, string>> {
+  const problems: Problem[] = [];
+  const collections = new Map<string, string>();
+  for (const [index, item] of plan.items.entries()) {
+    if (item.refs.length) continue;
+    const parsed = item.type.input.safeParse(item.input);
+    if (!parsed.success) continue; // reported by planBatch
+    const at = ['items', index, 'input'];
+    try {
+      const collectionId = await authorize(r, viewer, item.type, parsed.data);
+      if (collectionId) collections.set(item.id, collectionId);
+      for (const problem of (await item.type.check?.(parsed.data, { db: r.db, config: r.config })) ?? []) {
+        problems.push({ path: ['items', index, ...problem.path], message: problem.message });
+      }
+    } catch (error) {
+      if (error instanceof NotFoundError || error instanceof ForbiddenError) {
+        problems.push({ path: [...at, 'collectionId'], message: error.message });
+      } else throw error;
+    }
+  }
+  if (problems.length) throw new ValidationError(problems);
+  return collections;
+}
+
+/**
+ * Cancels a batch: pending items are skipped and running ones cancelled at once; the coordinator
+ * then undoes completed items (atomic) and ends the batch CANCELLED.
+ */
+export async function cancelBatch(
+  r: Resources,
+  viewer: Viewer,
+  id: string,
+  displayId: string,
+  reason?: string | null,
+): Promise<Operation> {
+  const found = await r.db.operation.findUnique({ where: { id }, include: GUARD_SELECT });
+  if (found?.type !== 'batch' || !canView(viewer, found)) throw new NotFoundError('Batch', displayId);
+  if (!canCancel(viewer, found)) throw new ForbiddenError('cancel this batch');
+  if (isTerminal(found.status)) throw new IllegalTransitionError(found.status, 'CANCELLED');
+  await r.db.$executeRawUnsafe(
+    `UPDATE "Operation" SET "cancelRequestedAt" = COALESCE("cancelRequestedAt", now()) WHERE id = $1::uuid`,
+    id,
+  );
+  const why = reason || `the batch was cancelled by ${viewer.name}`;
+  const items = await r.db.operation.findMany({
+    where: { batchId: id, status: { in: ['PENDING', 'PROCESSING'] } },
+    select: { id: true, type: true, jobId: true, status: true },
+  });
+  for (const item of items) {
+    if (item.status === 'PENDING' && !item.jobId) {
+      const skipped = await transitions.skip(r.db, item.id, why, null);
+      if (skipped) publish(r, skipped);
+    } else {
+      await cancelNow(r, item, why, viewer.id);
+    }
+  }
+  r.bus.publish(batchChannel(id), { cancel: true }, `${batchChannel(id)}:cancel`);
+  return r.db.operation.findUniqueOrThrow({ where: { id } });
+}
