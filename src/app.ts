@@ -10,12 +10,17 @@ import { createLogger, type Logger } from './logger.ts';
 import { ensureQueues, startBoss } from './operations/queues.ts';
 import { createRegistry, type OperationType } from './operations/registry.ts';
 import { startRunner } from './operations/runner.ts';
-import { diagnosticsFlaky, diagnosticsSleep } from './operations/types/diagnostics-sleep.ts';
+import { diagnosticsEcho, diagnosticsFlaky, diagnosticsSleep } from './operations/types/diagnostics-sleep.ts';
 import { createWaker } from './operations/waker.ts';
 import type { Resources } from './resources.ts';
 
 /** The built-in operation types. */
-export const BUILT_IN_TYPES: OperationType[] = [diagnosticsSleep, diagnosticsFlaky, ...COLLECTION_TYPES];
+export const BUILT_IN_TYPES: OperationType[] = [
+  diagnosticsSleep,
+  diagnosticsFlaky,
+  diagnosticsEcho,
+  ...COLLECTION_TYPES,
+];
 
 /** The given types plus the batch coordinator (type `batch`), which runs with `resources`. */
 export const withBatches = (types: OperationType[], resources: () => Resources): OperationType[] => [

@@ -63,3 +63,30 @@ export const diagnosticsFlaky = defineOperationType({
   policy: { retryLimit: 3, retryDelaySeconds: 1, retryBackoff: true, retryDelayMaxSeconds: 30 },
   run: sleepSteps,
 });
+
+const echoInput = z.strictObject({
+  value: z.json().optional().describe('Returned as the result, unchanged'),
+  sleepMs: z.int().min(0).max(600_000).optional().describe('Wait this long first (aborts on cancel)'),
+  failWith: z.string().max(1000).optional().describe('Fail (not retryable) with this message after the wait'),
+});
+
+/**
+ * `diagnostics.echo`: returns its `value` as `{ value }` after an optional wait, or fails on
+ * request. Its compensation has nothing to undo. For tests of batches (references keep their JSON
+ * types, parallel branches, atomic rollback) and for benchmarks.
+ */
+export const diagnosticsEcho = defineOperationType({
+  name: 'diagnostics.echo',
+  description:
+    'Diagnostics only: returns { value } after waiting sleepMs, or fails with failWith. Compensation: nothing to undo. For tests and benchmarks of batches.',
+  input: echoInput,
+  output: z.object({ value: z.json().optional() }),
+  async run(request, ctx) {
+    if (request.sleepMs) await sleep(request.sleepMs, undefined, { signal: ctx.signal });
+    if (request.failWith !== undefined) throw new NonRetryableError(request.failWith, 'REQUESTED_FAILURE');
+    return { value: request.value };
+  },
+  async compensate() {
+    // Nothing to undo: echo has no effects.
+  },
+});
