@@ -11,6 +11,7 @@ import { compensate } from './compensate.ts';
 import { runInlineBatch } from './inline-batch.ts';
 import { loadItems, startItem } from './items.ts';
 import { type BatchOutcome, type ItemRow, type ItemStatus, itemStatus, outcomeOf } from './outcome.ts';
+import { kahnLevels } from './plan.ts';
 
 const spec = z.object({
   atomic: z.boolean(),
@@ -54,8 +55,12 @@ export function createBatchType(resources: () => Resources): OperationType {
 }
 
 async function coordinate(r: Resources, batch: BatchSpec, ctx: RunContext): Promise<BatchOutcome> {
-  const order = batch.items.map((item) => item.id);
   const deps = new Map(batch.items.map((item) => [item.id, item.dependsOn]));
+  // Dependency order (request order within a level): items start, and are undone in reverse, by it.
+  const order = kahnLevels(
+    batch.items.map((item) => item.id),
+    (id) => deps.get(id) ?? [],
+  ).flat();
   const owner = await r.db.user.findUniqueOrThrow({ where: { id: ctx.ownerId } });
   const viewer: Viewer = { id: owner.id, name: owner.name, isAdmin: owner.isAdmin };
   const announced = await announcedStatuses(r, ctx.operationId);

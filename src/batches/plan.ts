@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { type Problem, ValidationError } from '../errors.ts';
 import type { OperationType, Registry } from '../operations/registry.ts';
+import { nulPaths, toProblems } from '../operations/start.ts';
 import { findRefs, type Ref } from './refs.ts';
 
 /** One item of a startBatch request, as the client sent it. */
@@ -85,7 +86,9 @@ export function planBatch(registry: Registry, request: BatchRequest, maxItems: n
       if (problem) add(ref.at, problem);
     }
     for (const issue of inputIssues(type.input, item.input, refs))
-      add(['items', i, 'input', ...issue.path], issue.message);
+      add(['items', i, ...issue.path], issue.message);
+    for (const path of nulPaths(item.input, ['items', i, 'input']))
+      add(path, 'must not contain NUL characters');
     if (
       (request.atomic && !type.compensate && !type.inline) ||
       (request.atomic && type.inline && !type.compensate && deps(item.id).length > 0)
@@ -148,20 +151,15 @@ function schemaAt(schema: JsonSchema, path: string[]): JsonSchema | undefined {
   return current;
 }
 
-/** Input problems, ignoring those at a reference (its value is not known before it runs). */
-function inputIssues(schema: z.ZodType, input: unknown, refs: Ref[]) {
+/** Input problems (paths from `input`), ignoring those at a reference: its value is not known yet. */
+function inputIssues(schema: z.ZodType, input: unknown, refs: Ref[]): Problem[] {
   const parsed = schema.safeParse(input);
   if (parsed.success) return [];
-  const refPaths = refs.map((ref) => ref.at.slice(3).map(String).join('\0'));
-  return parsed.error.issues
-    .map((issue) => ({
-      path: issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)),
-      message: issue.message,
-    }))
-    .filter((issue) => {
-      const at = issue.path.map(String).join('\0');
-      return !refPaths.some((ref) => at === ref || at.startsWith(`${ref}\0`));
-    });
+  const refPaths = refs.map((ref) => ['input', ...ref.at.slice(3)].map(String).join('\0'));
+  return parsed.error.issues.flatMap(toProblems).filter((problem) => {
+    const at = problem.path.map(String).join('\0');
+    return !refPaths.some((ref) => at === ref || at.startsWith(`${ref}\0`));
+  });
 }
 
 /** Cycles as paths that return to their start, following dependsOn (`a → b → c → a`). */
@@ -201,7 +199,7 @@ function ancestorSets(ids: string[], deps: (id: string) => string[]): Map<string
 }
 
 /** Kahn's algorithm, level by level; ids in a level keep request order. */
-function kahnLevels(ids: string[], deps: (id: string) => string[]): string[][] {
+export function kahnLevels(ids: string[], deps: (id: string) => string[]): string[][] {
   const remaining = new Map(ids.map((id) => [id, new Set(deps(id))]));
   const levels: string[][] = [];
   while (remaining.size > 0) {

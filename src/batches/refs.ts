@@ -33,8 +33,11 @@ export function findRefs(value: unknown, at: (string | number)[] = []): Ref[] {
   return [];
 }
 
+/** The whole-value form: the string is exactly one reference (no other `$ref:` after it). */
+const wholeRef = (text: string) => (text.includes('$ref:', 5) ? null : WHOLE.exec(text));
+
 function refsInString(text: string, at: (string | number)[]): Ref[] {
-  const whole = WHOLE.exec(text);
+  const whole = wholeRef(text);
   if (whole) return [{ at, item: whole[1] as string, path: splitPath(whole[2] ?? ''), whole: true }];
   const refs: Ref[] = [];
   for (const match of text.matchAll(INSIDE)) {
@@ -50,7 +53,7 @@ const splitPath = (dotted: string) => (dotted ? dotted.slice(1).split('.') : [])
 export function dig(value: unknown, path: string[]): { found: true; value: unknown } | { found: false } {
   let current = value;
   for (const segment of path) {
-    if (Array.isArray(current) && /^\d+$/.test(segment) && Number(segment) < current.length) {
+    if (Array.isArray(current) && /^(0|[1-9]\d*)$/.test(segment) && Number(segment) < current.length) {
       current = current[Number(segment)];
     } else if (
       current !== null &&
@@ -92,7 +95,7 @@ function lookup(results: ReadonlyMap<string, unknown>, item: string, path: strin
 }
 
 function resolveString(text: string, results: ReadonlyMap<string, unknown>): unknown {
-  const whole = WHOLE.exec(text);
+  const whole = wholeRef(text);
   if (whole) return lookup(results, whole[1] as string, splitPath(whole[2] ?? ''));
   return text.replace(INSIDE, (match, item: string | undefined, dotted: string | undefined) => {
     if (match === '$$ref:') return '$ref:';

@@ -7,7 +7,7 @@ import { cancelNow } from '../operations/cancel.ts';
 import { IllegalTransitionError } from '../operations/errors.ts';
 import { insertOperation } from '../operations/insert.ts';
 import { batchChannel, toOperation } from '../operations/record.ts';
-import { authorize, findByKey, hashRequest, replay } from '../operations/start.ts';
+import { authorize, checkIdempotencyKey, findByKey, hashRequest, replay } from '../operations/start.ts';
 import { isTerminal } from '../operations/status.ts';
 import * as transitions from '../operations/transitions.ts';
 import type { Resources } from '../resources.ts';
@@ -39,6 +39,7 @@ export async function startBatch(
   viewer: Viewer,
   request: StartBatchRequest,
 ): Promise<StartedBatch> {
+  checkIdempotencyKey(request.idempotencyKey);
   const atomic = request.atomic ?? true;
   const continueOnError = request.continueOnError ?? false;
   const plan = planBatch(

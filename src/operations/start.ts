@@ -84,13 +84,7 @@ function validate(r: Resources, request: StartRequest): { type: OperationType; i
       r.registry.publicTypes().map((t) => t.name),
     );
   }
-  const key = request.idempotencyKey;
-  if (key !== undefined && key !== null && (key.length < 1 || key.length > 255)) {
-    throw new ValidationError([{ path: ['idempotencyKey'], message: 'must be 1 to 255 characters' }]);
-  }
-  if (key?.includes('\u0000')) {
-    throw new ValidationError([{ path: ['idempotencyKey'], message: 'must not contain NUL characters' }]);
-  }
+  checkIdempotencyKey(request.idempotencyKey);
   const parsed = type.input.safeParse(request.input);
   if (!parsed.success) throw new ValidationError(parsed.error.issues.flatMap(toProblems));
   const nuls = nulPaths(parsed.data, ['input']);
@@ -98,6 +92,16 @@ function validate(r: Resources, request: StartRequest): { type: OperationType; i
     throw new ValidationError(nuls.map((path) => ({ path, message: 'must not contain NUL characters' })));
   }
   return { type, input: parsed.data };
+}
+
+/** An idempotency key is 1 to 255 characters without NUL; throws a ValidationError otherwise. */
+export function checkIdempotencyKey(key: string | null | undefined): void {
+  if (key !== undefined && key !== null && (key.length < 1 || key.length > 255)) {
+    throw new ValidationError([{ path: ['idempotencyKey'], message: 'must be 1 to 255 characters' }]);
+  }
+  if (key?.includes('\u0000')) {
+    throw new ValidationError([{ path: ['idempotencyKey'], message: 'must not contain NUL characters' }]);
+  }
 }
 
 export function toProblems(issue: z.core.$ZodIssue): Problem[] {
@@ -109,7 +113,7 @@ export function toProblems(issue: z.core.$ZodIssue): Problem[] {
 }
 
 /** Paths of strings (values or keys) holding U+0000, which PostgreSQL text and jsonb refuse. */
-function nulPaths(value: unknown, path: (string | number)[]): (string | number)[][] {
+export function nulPaths(value: unknown, path: (string | number)[]): (string | number)[][] {
   if (typeof value === 'string') return value.includes('\u0000') ? [path] : [];
   if (Array.isArray(value)) return value.flatMap((item, i) => nulPaths(item, [...path, i]));
   if (value !== null && typeof value === 'object') {
