@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { encodeGlobalID } from '@pothos/plugin-relay';
 import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.ts';
 import { publish } from '../operations/attempt.ts';
@@ -72,16 +73,20 @@ async function coordinate(r: Resources, batch: BatchSpec, ctx: RunContext): Prom
       if (rows.every((row) => row.status === 'PENDING' && !row.jobId))
         await runInlineBatch(r, viewer, rows, order);
     }
+    let reported = -1;
     for (;;) {
       const rows = await loadItems(r.db, ctx.operationId);
       const byItem = new Map(rows.map((row) => [row.batchItemId, row]));
       await announce(r, ctx, rows, announced);
       const finished = rows.filter(terminal).length;
-      ctx.progress({
-        current: finished,
-        total: rows.length,
-        message: `${finished} of ${rows.length} items finished`,
-      });
+      if (finished !== reported) {
+        reported = finished;
+        ctx.progress({
+          current: finished,
+          total: rows.length,
+          message: `${finished} of ${rows.length} items finished`,
+        });
+      }
       const [flags] = await r.db.$queryRawUnsafe<{ cancelRequestedAt: Date | null }[]>(
         `SELECT "cancelRequestedAt" FROM "Operation" WHERE id = $1::uuid`,
         ctx.operationId,
@@ -169,7 +174,7 @@ async function announce(r: Resources, ctx: RunContext, rows: ItemRow[], announce
     const data = {
       item: row.batchItemId,
       status,
-      operationId: row.id,
+      operationId: encodeGlobalID('Operation', row.id),
       ...(row.error ? { error: row.error } : {}),
     };
     const applied = await transitions.note(

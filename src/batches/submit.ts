@@ -12,6 +12,8 @@ import { isTerminal } from '../operations/status.ts';
 import * as transitions from '../operations/transitions.ts';
 import type { Resources } from '../resources.ts';
 import type { BatchSpec } from './coordinator.ts';
+import { loadItems } from './items.ts';
+import { outcomeOf } from './outcome.ts';
 import { type BatchItemRequest, type Plan, planBatch } from './plan.ts';
 
 export interface StartBatchRequest {
@@ -163,5 +165,22 @@ export async function cancelBatch(
     }
   }
   r.bus.publish(batchChannel(id), { cancel: true }, `${batchChannel(id)}:cancel`);
+  if (found.status === 'PENDING') await cancelUnstarted(r, found, why, viewer.id);
   return r.db.operation.findUniqueOrThrow({ where: { id } });
+}
+
+/**
+ * A PENDING batch none of whose items ever started has nothing to undo: it is CANCELLED at once
+ * (SPEC: cancelling a PENDING operation is immediate), with its outcome as its result. One whose
+ * coordinator ran before (a retry is pending) is left to the coordinator, which undoes what ran.
+ */
+async function cancelUnstarted(r: Resources, batch: Operation, reason: string, byUserId: string) {
+  const rows = await loadItems(r.db, batch.id);
+  if (rows.some((row) => row.startedAt !== null || row.status === 'COMPLETED')) return;
+  const spec = batch.input as { atomic: boolean };
+  const result = outcomeOf(rows, spec.atomic, true);
+  const applied = await transitions.cancel(r.db, batch.id, reason, byUserId, { from: ['PENDING'], result });
+  if (!applied) return;
+  publish(r, applied);
+  if (batch.jobId) await r.boss.cancel(batch.type, batch.jobId).catch(() => {});
 }

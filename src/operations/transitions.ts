@@ -216,17 +216,32 @@ export const requeuePending = (db: Executor, operationId: string, oldJobId: stri
   });
 
 /** PENDING or PROCESSING → CANCELLED. */
-export const cancel = (db: Executor, operationId: string, reason: string, byUserId: string) => {
+export const cancel = (
+  db: Executor,
+  operationId: string,
+  reason: string,
+  byUserId: string,
+  guard: { from?: OperationStatus[]; result?: unknown } = {},
+) => {
   const error: OperationError = { code: 'CANCELLED', message: reason };
   return apply(db, {
     operationId,
-    from: sourcesOf('CANCELLED'),
+    from: guard.from ?? sourcesOf('CANCELLED'),
     to: 'CANCELLED',
     kind: 'CANCELLED',
     message: reason,
     data: { reason, by: byUserId },
-    set: { error: '$1::jsonb', completedAt: 'now()', claimId: 'NULL', nextAttemptAt: 'NULL' },
-    values: [JSON.stringify(error)],
+    set: {
+      error: '$1::jsonb',
+      result: guard.result === undefined ? 'result' : '$2::jsonb',
+      completedAt: 'now()',
+      claimId: 'NULL',
+      nextAttemptAt: 'NULL',
+    },
+    values:
+      guard.result === undefined
+        ? [JSON.stringify(error)]
+        : [JSON.stringify(error), JSON.stringify(guard.result)],
   });
 };
 
@@ -311,8 +326,8 @@ export const cancelHeld = (
     message: reason,
     data,
     claimId,
-    set: { error: '$1::jsonb', completedAt: 'now()', workerId: 'NULL', claimId: 'NULL' },
-    values: [JSON.stringify({ code: 'CANCELLED', message: reason })],
+    set: { error: '$1::jsonb', result: '$2::jsonb', completedAt: 'now()', workerId: 'NULL', claimId: 'NULL' },
+    values: [JSON.stringify({ code: 'CANCELLED', message: reason }), JSON.stringify(data)],
   });
 
 /** PROCESSING → FAILED by the attempt holding it, with data (a batch's item outcomes). */
