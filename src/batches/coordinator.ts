@@ -4,13 +4,13 @@ import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.ts';
 import { publish } from '../operations/attempt.ts';
 import { cancelNow } from '../operations/cancel.ts';
-import { batchChannel } from '../operations/record.ts';
+import { batchChannel, type EventMessage } from '../operations/record.ts';
 import { defineOperationType, type OperationType, type RunContext } from '../operations/registry.ts';
 import * as transitions from '../operations/transitions.ts';
 import type { Resources } from '../resources.ts';
 import { compensate } from './compensate.ts';
 import { runInlineBatch } from './inline-batch.ts';
-import { loadItems, startItem } from './items.ts';
+import { loadItems, startItems } from './items.ts';
 import { type BatchOutcome, type ItemRow, type ItemStatus, itemStatus, outcomeOf } from './outcome.ts';
 import { kahnLevels } from './plan.ts';
 
@@ -97,6 +97,7 @@ async function coordinate(r: Resources, batch: BatchSpec, ctx: RunContext): Prom
 
       if (rows.every(terminal)) return await finish(r, ctx, batch, rows, order, cancelled);
       let changed = false;
+      const ready: ItemRow[] = [];
       for (const id of order) {
         const row = byItem.get(id);
         if (row?.status !== 'PENDING' || row.jobId) continue;
@@ -118,12 +119,15 @@ async function coordinate(r: Resources, batch: BatchSpec, ctx: RunContext): Prom
           changed =
             (await skip(r, row, reason, cancelled ? null : (failure?.batchItemId ?? null))) || changed;
         } else if (upstream.every((dep) => dep.status === 'COMPLETED')) {
-          const results = new Map(
-            rows.filter((x) => x.status === 'COMPLETED').map((x) => [x.batchItemId, x.result]),
-          );
-          await startItem(r, viewer, row, results);
-          changed = true;
+          ready.push(row);
         }
+      }
+      if (ready.length) {
+        const results = new Map(
+          rows.filter((x) => x.status === 'COMPLETED').map((x) => [x.batchItemId, x.result]),
+        );
+        await startItems(r, viewer, ready, results);
+        changed = true;
       }
       if (stopping && (batch.atomic || cancelled)) {
         const reason = cancelled
@@ -162,32 +166,37 @@ async function announcedStatuses(r: Resources, batchId: string): Promise<Map<str
   return new Map(rows.map((row) => [row.data.item, row.data.status]));
 }
 
-/** Records each item's status change as an ITEM event of the batch (what batchUpdated carries). */
+/**
+ * Records each item's status change as an ITEM event of the batch (what batchUpdated carries), many
+ * per transaction, published after commit.
+ */
 async function announce(r: Resources, ctx: RunContext, rows: ItemRow[], announced: Map<string, ItemStatus>) {
-  for (const row of rows) {
+  const changes = rows.flatMap((row) => {
     const status = itemStatus(row);
-    if (
-      announced.get(row.batchItemId) === status ||
-      (status === 'PENDING' && !announced.has(row.batchItemId))
-    )
-      continue;
-    const data = {
-      item: row.batchItemId,
-      status,
-      operationId: encodeGlobalID('Operation', row.id),
-      ...(row.error ? { error: row.error } : {}),
-    };
-    const applied = await transitions.note(
-      r.db,
-      ctx.operationId,
-      ctx.claimId,
-      'ITEM',
-      `${row.batchItemId}: ${status}`,
-      data,
-    );
-    if (!applied) throw new Error('the batch is no longer held by this coordinator');
-    publish(r, applied);
-    announced.set(row.batchItemId, status);
+    const known = announced.get(row.batchItemId);
+    return known === status || (status === 'PENDING' && known === undefined) ? [] : [{ row, status }];
+  });
+  for (let i = 0; i < changes.length; i += 200) {
+    const chunk = changes.slice(i, i + 200);
+    const written = await r.db.$transaction(async (tx) => {
+      const messages: EventMessage[] = [];
+      for (const { row, status } of chunk) {
+        const operationId = encodeGlobalID('Operation', row.id);
+        const data = {
+          item: row.batchItemId,
+          status,
+          operationId,
+          ...(row.error ? { error: row.error } : {}),
+        };
+        const message = `${row.batchItemId}: ${status}`;
+        const applied = await transitions.note(tx, ctx.operationId, ctx.claimId, 'ITEM', message, data);
+        if (!applied) throw new Error('the batch is no longer held by this coordinator');
+        messages.push(applied);
+      }
+      return messages;
+    });
+    for (const message of written) publish(r, message);
+    for (const { row, status } of chunk) announced.set(row.batchItemId, status);
   }
 }
 

@@ -6,6 +6,7 @@ import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { publish } from '../operations/attempt.ts';
 import { runInlineItem } from '../operations/inline.ts';
 import { type JobData, jobOptions } from '../operations/queues.ts';
+import type { EventMessage } from '../operations/record.ts';
 import type { OperationType } from '../operations/registry.ts';
 import { authorize } from '../operations/start.ts';
 import * as transitions from '../operations/transitions.ts';
@@ -56,41 +57,53 @@ async function prepare(
   }
 }
 
+/** Items started per transaction: one commit for many (commits dominate on this path). */
+const CHUNK = 100;
+
 /**
- * Starts an item whose dependencies completed: resolves its references from their results, checks
- * it as if it were started alone, then queues its job (or runs it, inline). An item that cannot be
- * started this way ends FAILED with the reason.
+ * Starts items whose dependencies completed: resolves their references from the results, checks
+ * each as if started alone, then queues the jobs, many per transaction (inline items run each in
+ * its own). An item that cannot be started this way ends FAILED with the reason.
  */
-export async function startItem(
+export async function startItems(
   r: Resources,
   viewer: Viewer,
-  row: ItemRow,
+  rows: ItemRow[],
   results: ReadonlyMap<string, unknown>,
 ): Promise<void> {
-  const type = r.registry.get(row.type);
-  const ready = type
-    ? await prepare(r, viewer, type, row.input, results)
-    : { code: 'UNKNOWN_TYPE', message: `unknown operation type ${row.type}` };
-  if (!type || 'code' in ready) {
-    const failed = await transitions.fail(r.db, row.id, null, ready as transitions.OperationError, {
-      from: ['PENDING'],
-    });
-    if (failed) publish(r, failed);
-    return;
-  }
-  if (type.inline) {
-    const messages = await runInlineItem(r, type, row.id, ready.input, viewer.id);
-    for (const message of messages ?? []) publish(r, message);
-    return;
-  }
-  const jobId = randomUUID();
-  const released = await r.db.$transaction(async (tx) => {
-    const applied = await transitions.release(tx, row.id, ready.input, jobId, ready.collectionId);
-    if (applied) {
-      const data: JobData = { operationId: row.id };
-      await r.boss.send(type.name, data, { id: jobId, ...jobOptions(type.policy), db: fromPrisma(tx) });
+  const ready: { row: ItemRow; type: OperationType; input: unknown; collectionId: string | null }[] = [];
+  for (const row of rows) {
+    const type = r.registry.get(row.type);
+    const prepared = type
+      ? await prepare(r, viewer, type, row.input, results)
+      : { code: 'UNKNOWN_TYPE', message: `unknown operation type ${row.type}` };
+    if (!type || 'code' in prepared) {
+      const error = prepared as transitions.OperationError;
+      const failed = await transitions.fail(r.db, row.id, null, error, { from: ['PENDING'] });
+      if (failed) publish(r, failed);
+    } else if (type.inline) {
+      const messages = await runInlineItem(r, type, row.id, prepared.input, viewer.id);
+      for (const message of messages ?? []) publish(r, message);
+    } else {
+      ready.push({ row, type, ...prepared });
     }
-    return applied;
-  });
-  if (released) publish(r, released);
+  }
+  for (let i = 0; i < ready.length; i += CHUNK) {
+    const released = await r.db.$transaction(
+      async (tx) => {
+        const applied: EventMessage[] = [];
+        for (const { row, type, input, collectionId } of ready.slice(i, i + CHUNK)) {
+          const jobId = randomUUID();
+          const done = await transitions.release(tx, row.id, input, jobId, collectionId);
+          if (!done) continue; // started meanwhile (a restarted coordinator)
+          const data: JobData = { operationId: row.id };
+          await r.boss.send(type.name, data, { id: jobId, ...jobOptions(type.policy), db: fromPrisma(tx) });
+          applied.push(done);
+        }
+        return applied;
+      },
+      { maxWait: 10_000, timeout: 60_000 },
+    );
+    for (const message of released) publish(r, message);
+  }
 }
