@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.ts';
 import { publish } from '../operations/attempt.ts';
 import { cancelNow } from '../operations/cancel.ts';
-import { batchChannel, type EventMessage } from '../operations/record.ts';
+import { batchChannel } from '../operations/record.ts';
 import { defineOperationType, type OperationType, type RunContext } from '../operations/registry.ts';
 import * as transitions from '../operations/transitions.ts';
 import type { Resources } from '../resources.ts';
@@ -167,8 +167,8 @@ async function announcedStatuses(r: Resources, batchId: string): Promise<Map<str
 }
 
 /**
- * Records each item's status change as an ITEM event of the batch (what batchUpdated carries), many
- * per transaction, published after commit.
+ * Records each item's status change as an ITEM event of the batch (what batchUpdated carries), up
+ * to 500 in one statement, published after commit.
  */
 async function announce(r: Resources, ctx: RunContext, rows: ItemRow[], announced: Map<string, ItemStatus>) {
   const changes = rows.flatMap((row) => {
@@ -176,25 +176,19 @@ async function announce(r: Resources, ctx: RunContext, rows: ItemRow[], announce
     const known = announced.get(row.batchItemId);
     return known === status || (status === 'PENDING' && known === undefined) ? [] : [{ row, status }];
   });
-  for (let i = 0; i < changes.length; i += 200) {
-    const chunk = changes.slice(i, i + 200);
-    const written = await r.db.$transaction(async (tx) => {
-      const messages: EventMessage[] = [];
-      for (const { row, status } of chunk) {
-        const operationId = encodeGlobalID('Operation', row.id);
-        const data = {
-          item: row.batchItemId,
-          status,
-          operationId,
-          ...(row.error ? { error: row.error } : {}),
-        };
-        const message = `${row.batchItemId}: ${status}`;
-        const applied = await transitions.note(tx, ctx.operationId, ctx.claimId, 'ITEM', message, data);
-        if (!applied) throw new Error('the batch is no longer held by this coordinator');
-        messages.push(applied);
-      }
-      return messages;
-    });
+  for (let i = 0; i < changes.length; i += 500) {
+    const chunk = changes.slice(i, i + 500);
+    const entries = chunk.map(({ row, status }) => ({
+      message: `${row.batchItemId}: ${status}`,
+      data: {
+        item: row.batchItemId,
+        status,
+        operationId: encodeGlobalID('Operation', row.id),
+        ...(row.error ? { error: row.error } : {}),
+      },
+    }));
+    const written = await transitions.notes(r.db, ctx.operationId, ctx.claimId, 'ITEM', entries);
+    if (!written) throw new Error('the batch is no longer held by this coordinator');
     for (const message of written) publish(r, message);
     for (const { row, status } of chunk) announced.set(row.batchItemId, status);
   }

@@ -300,6 +300,47 @@ export const rolledBack = (db: Executor, operationId: string) =>
     set: { compensatedAt: 'now()' },
   });
 
+/**
+ * Several events of a running operation that change nothing else (a batch's item changes), in one
+ * statement: the sequence moves by their number and they are numbered in order. Null when the
+ * claim no longer holds the operation. Each message carries the operation as of its event.
+ */
+export async function notes(
+  db: Executor,
+  operationId: string,
+  claimId: string,
+  kind: string,
+  entries: { message: string; data: unknown }[],
+): Promise<Applied[] | null> {
+  const rows = await db.$queryRawUnsafe<{ operation: OperationJson; events: EventJson[] }[]>(
+    `WITH updated AS (
+       UPDATE "Operation" SET sequence = sequence + $3, "updatedAt" = now()
+        WHERE id = $1::uuid AND status = 'PROCESSING' AND "claimId" = $2::uuid
+        RETURNING *
+     ), inserted AS (
+       INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent", "progressTotal", message, data)
+       SELECT u.id, u.sequence - $3 + x.n, $4, u.status, u."progressCurrent", u."progressTotal", x.m, x.d::jsonb
+         FROM updated u, unnest($5::text[], $6::text[]) WITH ORDINALITY AS x(m, d, n)
+       RETURNING *
+     )
+     SELECT row_to_json(u) AS operation,
+            (SELECT json_agg(row_to_json(i) ORDER BY i.sequence) FROM inserted i) AS events
+       FROM updated u`,
+    operationId,
+    claimId,
+    entries.length,
+    kind,
+    entries.map((entry) => entry.message),
+    entries.map((entry) => JSON.stringify(entry.data)),
+  );
+  const row = rows[0];
+  if (!row) return null;
+  return (row.events ?? []).map((event) => ({
+    operation: { ...row.operation, sequence: event.sequence },
+    event,
+  }));
+}
+
 /** An event of a running operation that changes nothing else (a batch's item changes). */
 export const note = (
   db: Executor,
