@@ -566,9 +566,9 @@ await runBench(async () => {
   const batches = runs.filter((run) => run.system === 'startBatch');
   printTable(
     "Where a batch's time goes (ms from the mutation sent; database timestamps): coordinator = the batch " +
-      "job claimed; released = items' READY events (the coordinator starting items, one transaction " +
-      "each, one after the other); per item = (last − first released) / (n − 1); ITEM = the batch's item " +
-      'status events (written one at a time); tail = last item COMPLETED → batch COMPLETED',
+      "job claimed; released = items' READY events (the coordinator starting items, 100 per " +
+      "transaction); per item = (last − first released) / (n − 1); ITEM = the batch's item " +
+      'status events (up to 500 per statement); tail = last item COMPLETED → batch COMPLETED',
     [
       'round',
       'request',
