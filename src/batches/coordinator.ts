@@ -157,6 +157,15 @@ async function skip(r: Resources, row: ItemRow, reason: string, rootCause: strin
   return applied !== null;
 }
 
+/** The states an item went through to reach `status`: RUNNING if it ever started, COMPLETED before ROLLED_BACK. */
+function stepsTo(row: ItemRow, status: ItemStatus): ItemStatus[] {
+  const steps: ItemStatus[] = [];
+  if (row.startedAt && status !== 'RUNNING' && status !== 'PENDING') steps.push('RUNNING');
+  if (status === 'ROLLED_BACK' && row.status === 'COMPLETED') steps.push('COMPLETED');
+  steps.push(status);
+  return steps;
+}
+
 /** The item statuses already recorded as batch events (after a restart of the coordinator). */
 async function announcedStatuses(r: Resources, batchId: string): Promise<Map<string, ItemStatus>> {
   const rows = await r.db.$queryRawUnsafe<{ data: { item: string; status: ItemStatus } }[]>(
@@ -174,7 +183,12 @@ async function announce(r: Resources, ctx: RunContext, rows: ItemRow[], announce
   const changes = rows.flatMap((row) => {
     const status = itemStatus(row);
     const known = announced.get(row.batchItemId);
-    return known === status || (status === 'PENDING' && known === undefined) ? [] : [{ row, status }];
+    if (known === status || (status === 'PENDING' && known === undefined)) return [];
+    // An item can pass through states between two looks (started and finished): what it must have
+    // gone through since the last announced state is announced too, in order.
+    const steps = stepsTo(row, status);
+    const from = known === undefined ? 0 : steps.indexOf(known) + 1 || steps.length - 1;
+    return steps.slice(from).map((step) => ({ row, status: step }));
   });
   for (let i = 0; i < changes.length; i += 500) {
     const chunk = changes.slice(i, i + 500);
