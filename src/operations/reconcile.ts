@@ -82,7 +82,37 @@ export async function reconcile(
     for (let next = queue.pop(); next; next = queue.pop()) repairs.push(await repairOne(r, next));
   };
   await Promise.all(Array.from({ length: REPAIR_CONCURRENCY }, repairNext));
+  repairs.push(...(await skipAbandonedItems(r, options.limit ?? 500)));
   await wakeDueQueues(r);
+  return repairs;
+}
+
+/**
+ * Batch items wait without a job until their coordinator starts them. If the batch ended without
+ * starting them (its coordinator gave up), they would wait for ever: they are SKIPPED instead.
+ */
+async function skipAbandonedItems(r: Resources, limit: number): Promise<Repair[]> {
+  const items = await r.db.$queryRawUnsafe<{ id: string; type: string; batchStatus: string }[]>(
+    `SELECT i.id, i.type, b.status::text AS "batchStatus"
+       FROM "Operation" i JOIN "Operation" b ON b.id = i."batchId"
+      WHERE i.status = 'PENDING' AND i."jobId" IS NULL AND b.status IN ('COMPLETED', 'FAILED', 'CANCELLED')
+      LIMIT $1`,
+    limit,
+  );
+  const repairs: Repair[] = [];
+  for (const item of items) {
+    const reason = `its batch ended (${item.batchStatus}) before it started`;
+    const applied = await transitions.skip(r.db, item.id, reason, null);
+    if (applied) publish(r, applied);
+    repairs.push({
+      operationId: item.id,
+      type: item.type,
+      status: 'PENDING',
+      problem: 'batch ended before the item started',
+      action: applied ? 'SKIPPED' : 'changed meanwhile',
+      fixed: true,
+    });
+  }
   return repairs;
 }
 

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
 import { runToExit, startTestApp, uniquePrefix } from '../support/app.ts';
+import { startBatchOk } from '../support/batches.ts';
 import { tokenFor } from '../support/client.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
-import { eventsOf, operationRow, startOperation, waitForRow } from '../support/operations.ts';
+import { eventsOf, operationRow, startOperation, uuidOf, waitForRow } from '../support/operations.ts';
 import { REDIS_URL } from '../support/services.ts';
 
 /** An API-only app: operations it starts stay PENDING with their job, since nothing runs them. */
@@ -180,5 +181,46 @@ describe('npm run doctor', () => {
       status: 'FAILED',
       error: { code: 'WORKER_LOST' },
     });
+  });
+
+  it('skips the waiting items of a batch that ended without starting them', async () => {
+    const { id } = await startBatchOk(api.url, token, {
+      atomic: false,
+      items: [
+        { id: 'first', type: 'diagnostics.echo', input: { value: 1 } },
+        {
+          id: 'second',
+          type: 'diagnostics.echo',
+          input: { value: '$ref:first.value' },
+          dependsOn: ['first'],
+        },
+      ],
+    });
+    const batch = uuidOf(id);
+    // As if its coordinator had used up its attempts before starting anything.
+    await db.query(
+      `UPDATE "Operation" SET status = 'FAILED', "completedAt" = now(), "updatedAt" = now() - interval '1 minute'
+        WHERE id = $1`,
+      [batch],
+    );
+    const run = await doctor();
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('doctor: 2 problem(s) found, 2 fixed, 0 not fixed');
+    const items = await db.query<{ status: string; error: { code: string; message: string } }>(
+      `SELECT status::text AS status, error FROM "Operation" WHERE "batchId" = $1`,
+      [batch],
+    );
+    expect(items).toEqual([
+      {
+        status: 'CANCELLED',
+        error: { code: 'SKIPPED', message: 'its batch ended (FAILED) before it started' },
+      },
+      {
+        status: 'CANCELLED',
+        error: { code: 'SKIPPED', message: 'its batch ended (FAILED) before it started' },
+      },
+    ]);
+    const again = await doctor();
+    expect(again.stdout).toContain('doctor: 0 problem(s) found');
   });
 });
