@@ -83,8 +83,39 @@ export async function reconcile(
   };
   await Promise.all(Array.from({ length: REPAIR_CONCURRENCY }, repairNext));
   repairs.push(...(await skipAbandonedItems(r, options.limit ?? 500)));
+  repairs.push(...(await releaseAbandonedCollections(r, options.minAgeSeconds)));
   await wakeDueQueues(r);
   return repairs;
+}
+
+/**
+ * A collection is marked BUSY by the operation writing to it, which marks it free again when it
+ * ends. If that operation ended without doing so (its worker died and it was failed by a repair),
+ * the collection is released here as INCOMPLETE, saying which operation stopped. (The API already
+ * shows such a collection as INCOMPLETE; this makes the row say so too.)
+ */
+async function releaseAbandonedCollections(r: Resources, minAgeSeconds: number): Promise<Repair[]> {
+  const released = await r.db.$queryRawUnsafe<
+    { id: string; operationId: string; type: string; status: string }[]
+  >(
+    `UPDATE "Collection" c
+        SET "busyOperationId" = NULL, status = 'INCOMPLETE', "updatedAt" = now(),
+            "statusMessage" = o.type || ' ended ' || o.status::text || ' without finishing; committed batches were kept'
+       FROM "Operation" o
+      WHERE o.id = c."busyOperationId" AND o.status IN ('COMPLETED', 'FAILED', 'CANCELLED')
+        -- a cancelled handler releases the collection itself at its next batch boundary
+        AND o."updatedAt" < now() - make_interval(secs => $1)
+      RETURNING c.id, o.id AS "operationId", o.type, o.status::text AS status`,
+    minAgeSeconds,
+  );
+  return released.map((row) => ({
+    operationId: row.operationId,
+    type: row.type,
+    status: row.status,
+    problem: `collection ${row.id} left BUSY by an operation that ended`,
+    action: 'collection INCOMPLETE',
+    fixed: true,
+  }));
 }
 
 /**

@@ -223,4 +223,37 @@ describe('npm run doctor', () => {
     const again = await doctor();
     expect(again.stdout).toContain('doctor: 0 problem(s) found');
   });
+
+  it('releases a collection left BUSY by an operation that ended without releasing it', async () => {
+    const created = await startOperation(api.url, token, 'collection.create', { name: 'left-busy' });
+    const collectionId = (created.operation.result as { collectionUuid: string }).collectionUuid;
+    const writer = await startOperation(api.url, token, 'collection.removeSource', {
+      collectionId,
+      source: 'nothing',
+    });
+    // As if its worker had marked the collection and died, and a repair had failed the operation.
+    await db.query(
+      `UPDATE "Operation" SET status = 'FAILED', "completedAt" = now(), "updatedAt" = now() - interval '1 minute'
+        WHERE id = $1`,
+      [writer.uuid],
+    );
+    await db.query(`UPDATE "Collection" SET status = 'BUSY', "busyOperationId" = $2 WHERE id = $1`, [
+      collectionId,
+      writer.uuid,
+    ]);
+    const run = await doctor();
+    expect(run.code, run.stderr).toBe(0);
+    expect(line(run.stdout, writer.uuid)).toMatch(
+      /left BUSY by an operation that ended → collection INCOMPLETE/,
+    );
+    const [row] = await db.query(
+      `SELECT status::text AS status, "busyOperationId", "statusMessage" FROM "Collection" WHERE id = $1`,
+      [collectionId],
+    );
+    expect(row).toEqual({
+      status: 'INCOMPLETE',
+      busyOperationId: null,
+      statusMessage: 'collection.removeSource ended FAILED without finishing; committed batches were kept',
+    });
+  });
 });
