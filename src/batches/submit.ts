@@ -1,9 +1,8 @@
 import type { Viewer } from '../auth/viewer.ts';
 import { ForbiddenError, NotFoundError, type Problem, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
-import { canCancel, canView, GUARD_SELECT } from '../operations/access.ts';
 import { publish } from '../operations/attempt.ts';
-import { cancelNow } from '../operations/cancel.ts';
+import { cancelNow, findToCancel } from '../operations/cancel.ts';
 import { IllegalTransitionError } from '../operations/errors.ts';
 import { insertOperation } from '../operations/insert.ts';
 import { batchChannel, toOperation } from '../operations/record.ts';
@@ -143,9 +142,7 @@ export async function cancelBatch(
   displayId: string,
   reason?: string | null,
 ): Promise<Operation> {
-  const found = await r.db.operation.findUnique({ where: { id }, include: GUARD_SELECT });
-  if (found?.type !== 'batch' || !canView(viewer, found)) throw new NotFoundError('Batch', displayId);
-  if (!canCancel(viewer, found)) throw new ForbiddenError('cancel this batch');
+  const found = await findToCancel(r, viewer, id, displayId, 'Batch');
   if (isTerminal(found.status)) throw new IllegalTransitionError(found.status, 'CANCELLED');
   await r.db.$executeRawUnsafe(
     `UPDATE "Operation" SET "cancelRequestedAt" = COALESCE("cancelRequestedAt", now()) WHERE id = $1::uuid`,

@@ -20,15 +20,31 @@ export async function cancelOperation(
   displayId: string,
   reason?: string | null,
 ): Promise<Operation> {
-  const found = await r.db.operation.findUnique({ where: { id }, include: GUARD_SELECT });
-  if (!found || !canView(viewer, found)) throw new NotFoundError('Operation', displayId);
-  if (!canCancel(viewer, found)) throw new ForbiddenError('cancel this operation');
+  const found = await findToCancel(r, viewer, id, displayId, 'Operation');
   const applied = await cancelNow(r, found, reason || `cancelled by ${viewer.name}`, viewer.id);
   if (!applied) {
     const current = await r.db.operation.findUniqueOrThrow({ where: { id } });
     throw new IllegalTransitionError(current.status, 'CANCELLED');
   }
   return toOperation(applied.operation);
+}
+
+/**
+ * The operation the viewer asks to cancel: NotFound when they may not see it (or it is not a
+ * `batch` when one is asked for), Forbidden when they may see but not cancel it.
+ */
+export async function findToCancel(
+  r: Resources,
+  viewer: Viewer,
+  id: string,
+  displayId: string,
+  resource: 'Operation' | 'Batch',
+) {
+  const found = await r.db.operation.findUnique({ where: { id }, include: GUARD_SELECT });
+  const kindMatches = resource === 'Operation' || found?.type === 'batch';
+  if (!found || !kindMatches || !canView(viewer, found)) throw new NotFoundError(resource, displayId);
+  if (!canCancel(viewer, found)) throw new ForbiddenError(`cancel this ${resource.toLowerCase()}`);
+  return found;
 }
 
 /**
