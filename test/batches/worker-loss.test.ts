@@ -1,50 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { graphql } from '../gql/index.ts';
-import { type ServerProcess, spawnServer, uniquePrefix } from '../support/app.ts';
 import { CancelBatch, startBatchOk } from '../support/batches.ts';
-import { gql, subscribeWs, tokenFor } from '../support/client.ts';
-import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { gql, subscribeWs } from '../support/client.ts';
+import { useApiAndWorkers } from '../support/fixtures.ts';
 import { eventsOf, operationRow, uuidOf, waitForTerminal } from '../support/operations.ts';
-import { REDIS_URL } from '../support/services.ts';
 
 /** A: API only. W1 runs the batch's coordinator and items until SIGKILLed; W2 takes over. */
-let db: TestDatabase;
-let api: ServerProcess | undefined;
-let token: string;
-let shared: Record<string, string>;
-const workers: ServerProcess[] = [];
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  shared = { DATABASE_URL: db.url, REDIS_URL, OPSGRAPH_CHANNEL_PREFIX: uniquePrefix() };
-  api = await spawnServer({ ...shared, OPSGRAPH_ROLE: 'api' });
-  token = await tokenFor(db.url, 'alice');
-});
-
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((worker) => worker.stop('SIGKILL')));
-});
-
-afterAll(async () => {
-  await api?.stop();
-  await db?.drop();
-});
-
-async function spawnWorker(name: string) {
-  const id = `${name}-${randomBytes(4).toString('hex')}`;
-  const process = await spawnServer({
-    ...shared,
-    OPSGRAPH_ROLE: 'worker',
-    OPSGRAPH_INSTANCE_ID: id,
-    // Heartbeats are per type (10 s minimum); the reconciler looks every second.
-    OPSGRAPH_RECONCILE_INTERVAL_MS: '1000',
-    OPSGRAPH_RECONCILE_MIN_AGE_SECONDS: '1',
-  });
-  workers.push(process);
-  return { id, process };
-}
+const cluster = useApiAndWorkers();
 
 interface ItemRow {
   id: string;
@@ -56,7 +19,7 @@ interface ItemRow {
 }
 
 const itemRows = (batch: string) =>
-  db.query<ItemRow>(
+  cluster.db.query<ItemRow>(
     `SELECT id, "batchItemId" AS item, status::text AS status, attempt, "workerId", error
        FROM "Operation" WHERE "batchId" = $1 ORDER BY "batchItemId"`,
     [batch],
@@ -87,14 +50,14 @@ const BatchUpdatedAcrossLoss = graphql(`
  * W2; returns once the batch has ended, with what happened. Checks what holds either way.
  */
 async function killCoordinatorMidBatch(items: unknown[], atomic: boolean) {
-  const w1 = await spawnWorker('w1');
-  const { id } = await startBatchOk(api!.url, token, { items: items as never, atomic });
+  const w1 = await cluster.spawnWorker('w1');
+  const { id } = await startBatchOk(cluster.api.url, cluster.token, { items: items as never, atomic });
   const batch = uuidOf(id);
-  const sub = subscribeWs(api!.url, BatchUpdatedAcrossLoss, { id }, token);
+  const sub = subscribeWs(cluster.api.url, BatchUpdatedAcrossLoss, { id }, cluster.token);
   try {
     await waitForItems(batch, (rows) => rows.find((r) => r.item === 'i2')?.status === 'PROCESSING', 20_000);
     await sleep(300); // into i2's handler
-    const before = await operationRow(db, batch);
+    const before = await operationRow(cluster.db, batch);
     const i2 = (await itemRows(batch)).find((r) => r.item === 'i2')!;
     expect([before.status, before.workerId, i2.status, i2.workerId]).toEqual([
       'PROCESSING',
@@ -105,10 +68,10 @@ async function killCoordinatorMidBatch(items: unknown[], atomic: boolean) {
     const killedAt = Date.now();
     w1.process.child.kill('SIGKILL');
     await w1.process.exited;
-    const w2 = await spawnWorker('w2');
-    const final = await waitForTerminal(db, batch, 90_000);
+    const w2 = await cluster.spawnWorker('w2');
+    const final = await waitForTerminal(cluster.db, batch, 90_000);
     const endedMs = Date.now() - killedAt;
-    const events = await eventsOf(db, batch);
+    const events = await eventsOf(cluster.db, batch);
     const retry = events.find((e) => e.kind === 'RETRY_SCHEDULED');
     const restarted = events.find((e) => e.kind === 'STARTED' && e.sequence > (retry?.sequence ?? 0));
     const since = (at?: Date) => (at ? at.getTime() - killedAt : 'never');
@@ -142,7 +105,7 @@ async function killCoordinatorMidBatch(items: unknown[], atomic: boolean) {
     }
     const rows = await itemRows(batch);
     const itemEvents = new Map(
-      await Promise.all(rows.map(async (r) => [r.item, await eventsOf(db, r.id)] as const)),
+      await Promise.all(rows.map(async (r) => [r.item, await eventsOf(cluster.db, r.id)] as const)),
     );
     return { final, rows, itemEvents };
   } finally {
@@ -216,20 +179,22 @@ describe('a batch whose coordinator worker is SIGKILLed mid-run', () => {
   }, 150_000);
 
   it('a PENDING batch is CANCELLED at once by cancelBatch with no worker running, and a later worker changes nothing', async () => {
-    const { id } = await startBatchOk(api!.url, token, { items: chain('diagnostics.echo', {}, 3) });
+    const { id } = await startBatchOk(cluster.api.url, cluster.token, {
+      items: chain('diagnostics.echo', {}, 3),
+    });
     const batch = uuidOf(id);
-    const cancelled = await gql(api!.url, CancelBatch, { id, reason: 'no workers' }, token);
+    const cancelled = await gql(cluster.api.url, CancelBatch, { id, reason: 'no workers' }, cluster.token);
     expect(cancelled.data?.cancelBatch.__typename).toBe('CancelBatchSuccess');
     expect((await itemRows(batch)).map((r) => [r.status, r.error?.code])).toEqual(
       Array(3).fill(['CANCELLED', 'SKIPPED']),
     );
-    const row = await operationRow(db, batch);
+    const row = await operationRow(cluster.db, batch);
     expect(row.status).toBe('CANCELLED');
     expect(row.result).toMatchObject({ status: 'CANCELLED', counts: { SKIPPED: 3 } });
-    const before = await eventsOf(db, batch);
-    await spawnWorker('w1');
+    const before = await eventsOf(cluster.db, batch);
+    await cluster.spawnWorker('w1');
     await sleep(1500);
-    expect(await eventsOf(db, batch)).toEqual(before);
-    expect((await operationRow(db, batch)).status).toBe('CANCELLED');
+    expect(await eventsOf(cluster.db, batch)).toEqual(before);
+    expect((await operationRow(cluster.db, batch)).status).toBe('CANCELLED');
   }, 60_000);
 });

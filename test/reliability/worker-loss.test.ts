@@ -1,9 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type ServerProcess, spawnServer, uniquePrefix } from '../support/app.ts';
-import { tokenFor } from '../support/client.ts';
-import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { describe, expect, it } from 'vitest';
+import { useApiAndWorkers } from '../support/fixtures.ts';
 import {
   type EventRow,
   eventsOf,
@@ -12,54 +9,19 @@ import {
   waitForRow,
   waitForTerminal,
 } from '../support/operations.ts';
-import { REDIS_URL } from '../support/services.ts';
 
 /** A: API only. Workers: W1 (killed with SIGKILL mid-operation), then W2 (takes over). */
-let db: TestDatabase;
-let api: ServerProcess | undefined;
-let token: string;
-let shared: Record<string, string>;
-const workers: ServerProcess[] = [];
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  shared = { DATABASE_URL: db.url, REDIS_URL, OPSGRAPH_CHANNEL_PREFIX: uniquePrefix() };
-  api = await spawnServer({ ...shared, OPSGRAPH_ROLE: 'api' });
-  token = await tokenFor(db.url, 'alice');
-});
-
-afterEach(async () => {
-  // Whatever a test leaves running is stopped before the next starts its own W1.
-  await Promise.all(workers.splice(0).map((worker) => worker.stop('SIGKILL')));
-});
-
-afterAll(async () => {
-  await api?.stop();
-  await db?.drop();
-});
-
-async function spawnWorker(name: string): Promise<{ id: string; process: ServerProcess }> {
-  const id = `${name}-${randomBytes(4).toString('hex')}`;
-  const process = await spawnServer({
-    ...shared,
-    OPSGRAPH_ROLE: 'worker',
-    OPSGRAPH_INSTANCE_ID: id,
-    OPSGRAPH_RECONCILE_INTERVAL_MS: '1000',
-    OPSGRAPH_RECONCILE_MIN_AGE_SECONDS: '1',
-  });
-  workers.push(process);
-  return { id, process };
-}
+const cluster = useApiAndWorkers();
 
 /**
  * Starts an operation, waits until W1 runs it, SIGKILLs W1 and starts W2. Returns the operation,
  * W2 and when W1 was killed.
  */
 async function killWorkerMidOperation(type: string, input: Record<string, unknown>) {
-  const w1 = await spawnWorker('w1');
-  const { uuid } = await startOperation(api!.url, token, type, input);
+  const w1 = await cluster.spawnWorker('w1');
+  const { uuid } = await startOperation(cluster.api.url, cluster.token, type, input);
   await waitForRow(
-    db,
+    cluster.db,
     uuid,
     (row) => row.status === 'PROCESSING' && row.workerId === w1.id,
     15_000,
@@ -67,11 +29,11 @@ async function killWorkerMidOperation(type: string, input: Record<string, unknow
   );
   // Some progress first, so the kill lands in the middle of the handler.
   await sleep(500);
-  expect((await operationRow(db, uuid)).status).toBe('PROCESSING');
+  expect((await operationRow(cluster.db, uuid)).status).toBe('PROCESSING');
   const killedAt = Date.now();
   w1.process.child.kill('SIGKILL');
   await w1.process.exited;
-  const w2 = await spawnWorker('w2');
+  const w2 = await cluster.spawnWorker('w2');
   return { uuid, w1, w2, killedAt };
 }
 
@@ -79,10 +41,10 @@ async function killWorkerMidOperation(type: string, input: Record<string, unknow
 async function waitForEvent(uuid: string, kind: string, timeoutMs: number): Promise<EventRow> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const found = (await eventsOf(db, uuid)).find((event) => event.kind === kind);
+    const found = (await eventsOf(cluster.db, uuid)).find((event) => event.kind === kind);
     if (found) return found;
     if (Date.now() > deadline) {
-      const row = await operationRow(db, uuid);
+      const row = await operationRow(cluster.db, uuid);
       throw new Error(`no ${kind} event within ${timeoutMs} ms; operation: ${JSON.stringify(row)}`);
     }
     await sleep(100);
@@ -108,7 +70,7 @@ describe('a worker process killed with SIGKILL mid-operation', () => {
 
     // Attempt 2 runs on W2 (bounded generously: when it starts is measured in retries.test.ts).
     const running = await waitForRow(
-      db,
+      cluster.db,
       uuid,
       (row) => row.attempt === 2 && row.status !== 'PENDING',
       60_000,
@@ -116,11 +78,11 @@ describe('a worker process killed with SIGKILL mid-operation', () => {
     );
     expect(running.status, JSON.stringify(running)).toBe('PROCESSING');
     expect(running.workerId).toBe(w2.id);
-    const final = await waitForTerminal(db, uuid, 30_000);
+    const final = await waitForTerminal(cluster.db, uuid, 30_000);
     expect(final.status).toBe('COMPLETED');
     expect(final.result).toMatchObject({ attempt: 2, steps: 40 });
 
-    const events = await eventsOf(db, uuid);
+    const events = await eventsOf(cluster.db, uuid);
     const transitions = events.filter((e) => e.kind !== 'PROGRESS');
     expect(transitions.map((e) => [e.kind, e.data && (e.data as { attempt?: number }).attempt])).toEqual([
       ['CREATED', null],
@@ -147,7 +109,7 @@ describe('a worker process killed with SIGKILL mid-operation', () => {
     console.log(`SIGKILL of W1 → FAILED (WORKER_LOST): ${detectionMs} ms`);
     expect(detectionMs).toBeGreaterThan(0);
     expect(detectionMs).toBeLessThan(30_000);
-    const final = await operationRow(db, uuid);
+    const final = await operationRow(cluster.db, uuid);
     expect(final.status).toBe('FAILED');
     expect(final.error?.code).toBe('WORKER_LOST');
     expect(final.attempt).toBe(1);
@@ -156,12 +118,12 @@ describe('a worker process killed with SIGKILL mid-operation', () => {
 
     // A few more reconcile passes on W2: it stays FAILED, with one terminal event.
     await sleep(3000);
-    const events = await eventsOf(db, uuid);
+    const events = await eventsOf(cluster.db, uuid);
     expect(events.at(-1)!.kind).toBe('FAILED');
     expect(events.filter((e) => ['COMPLETED', 'FAILED', 'CANCELLED'].includes(e.kind))).toHaveLength(1);
     expect(events.filter((e) => e.kind === 'STARTED')).toHaveLength(1);
     expect(errorCode(failedEvent)).toBe('WORKER_LOST');
-    const [processing] = await db.query<{ n: number }>(
+    const [processing] = await cluster.db.query<{ n: number }>(
       `SELECT count(*)::int AS n FROM "Operation" WHERE status = 'PROCESSING'`,
     );
     expect(processing!.n).toBe(0);
