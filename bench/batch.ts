@@ -10,6 +10,7 @@ import { gql, tokenFor } from '../test/support/client.ts';
 import { StartTrivial } from '../test/support/documents.ts';
 import { ADMIN_DATABASE_URL, REDIS_URL } from '../test/support/services.ts';
 import {
+  cpuSeconds,
   createScratchDatabase,
   defer,
   fixed,
@@ -180,17 +181,6 @@ const requestBytes = (input: BatchInput) =>
   Buffer.byteLength(JSON.stringify({ query: print(StartBatch), variables: { input } }));
 
 // ---------------------------------------------------------------- processes and CPU
-
-/** CPU seconds (user + system) a process has used so far, from /proc (NaN where there is none). */
-async function cpuSeconds(pid: number | undefined): Promise<number> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ ticks
-  } catch {
-    return Number.NaN;
-  }
-}
 
 /** The machine's busy and total CPU ticks so far (all cores), from /proc/stat. */
 async function machineTicks(): Promise<{ busy: number; total: number }> {

@@ -13,12 +13,14 @@ import { gql, tokenFor } from '../test/support/client.ts';
 import { StartOperation } from '../test/support/documents.ts';
 import { REDIS_URL } from '../test/support/services.ts';
 import {
+  cpuSeconds,
   createScratchDatabase,
   defer,
   fixed,
   median,
   percentile,
   printTable,
+  prng,
   readArgs,
   runBench,
   type ScratchDatabase,
@@ -63,18 +65,6 @@ const LANGUAGE = 'english';
 const POLL_MS = 100;
 
 // ---------------------------------------------------------------- the corpus
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The most frequent English words, most frequent first: the head of the Zipf curve. */
 const COMMON =
@@ -459,17 +449,6 @@ async function copyCorpus(
 }
 
 // ---------------------------------------------------------------- the runs
-
-/** CPU seconds (user + system) a process has used so far, from /proc (NaN where there is none). */
-async function cpuSeconds(pid: number | undefined): Promise<number> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in USER_HZ ticks
-  } catch {
-    return Number.NaN;
-  }
-}
 
 interface Run {
   system: 'raw COPY' | 'opsgraph';

@@ -7,8 +7,10 @@ import pg from 'pg';
 import { migrate } from '../src/db/migrate.ts';
 import { type ServerProcess, spawnServer, uniquePrefix } from '../test/support/app.ts';
 import { gql, tokenFor } from '../test/support/client.ts';
+import { adminQuery } from '../test/support/db.ts';
 import { StartTrivial } from '../test/support/documents.ts';
-import { ADMIN_DATABASE_URL, databaseUrl, REDIS_URL } from '../test/support/services.ts';
+import { databaseUrl, REDIS_URL } from '../test/support/services.ts';
+import { inParallel, percentile, prng } from './support.ts';
 
 /**
  * Stress run (issue 3, last acceptance point): N operations with random failures, retries, permanent
@@ -108,17 +110,6 @@ interface Planned {
   cancel?: CancelOutcome;
 }
 
-/** mulberry32: a small seeded PRNG, so a run's workload can be repeated with `--seed`. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const random = prng(args.seed);
 /** An integer in [min, max]. */
 const between = (min: number, max: number) => min + Math.floor(random() * (max - min + 1));
@@ -183,31 +174,6 @@ function cleanUp(): Promise<void> {
     }
   })();
   return cleaning;
-}
-
-async function adminQuery(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
-  await client.connect();
-  try {
-    await client.query(sql);
-  } finally {
-    await client.end();
-  }
-}
-
-/** Calls `task(i)` for i in 0…count−1 with at most `concurrency` in flight. */
-async function inParallel(count: number, concurrency: number, task: (index: number) => Promise<void>) {
-  let next = 0;
-  const lane = async () => {
-    while (next < count) await task(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
-}
-
-function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length))) - 1]!;
 }
 
 const seconds = (ms: number) => (Number.isNaN(ms) ? '–' : `${(ms / 1000).toFixed(1)} s`);
