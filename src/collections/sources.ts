@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Problem } from '../errors.ts';
 import { NonRetryableError } from '../operations/registry.ts';
 import { EXPORT_FILE_MESSAGE, EXPORT_FILE_NAME, openExport } from './export-file.ts';
-import { listFolder, resolveInside } from './paths.ts';
+import { type FolderFile, listFolder, type Resolved, resolveInside } from './paths.ts';
 import { type SourceDocument, titleOf } from './text.ts';
 
 const inlineDocument = z.strictObject({
@@ -73,13 +73,24 @@ export async function checkSource(
     });
   }
   if (source.kind === 'folder') {
-    const folder = await resolveInside(config.sourcesRoot, source.path, 'OPSGRAPH_SOURCES_ROOT');
-    if (!folder.ok) return [{ path: [...at, 'path'], message: folder.problem }];
-    const files = await listFolder(config.sourcesRoot, folder.value, 'OPSGRAPH_SOURCES_ROOT');
+    const files = await folderFiles(source.path, config);
     return files.ok ? [] : [{ path: [...at, 'path'], message: files.problem }];
   }
-  const file = await resolveInside(config.storageDir, source.file, 'the export folder');
+  const file = await exportFile(source.file, config);
   return file.ok ? [] : [{ path: [...at, 'file'], message: file.problem }];
+}
+
+/** The text files of a folder source, resolved inside OPSGRAPH_SOURCES_ROOT. */
+async function folderFiles(path: string, config: Config): Promise<Resolved<FolderFile[]>> {
+  const folder = await resolveInside(config.sourcesRoot, path, 'OPSGRAPH_SOURCES_ROOT');
+  return folder.ok ? listFolder(config.sourcesRoot, folder.value, 'OPSGRAPH_SOURCES_ROOT') : folder;
+}
+
+const exportFile = (file: string, config: Config) =>
+  resolveInside(config.storageDir, file, 'the export folder');
+
+function refuse(problems: string[]): never {
+  throw new NonRetryableError(`source ${problems.join('; ')}`, 'BAD_SOURCE');
 }
 
 /** A source opened for reading: how many documents it holds, and the documents in batches. */
@@ -90,11 +101,9 @@ export interface OpenedSource {
 
 /** Opens a source, checking its paths again (the files may have changed since the request). */
 export async function openSource(source: SourceInput, config: Config): Promise<OpenedSource> {
-  const problems = await checkSource(source, config, ['source']);
-  if (problems.length) {
-    throw new NonRetryableError(`source ${problems.map((p) => p.message).join('; ')}`, 'BAD_SOURCE');
-  }
   if (source.kind === 'inline') {
+    const problems = await checkSource(source, config, ['source']);
+    if (problems.length) refuse(problems.map((problem) => problem.message));
     const docs = source.documents.map((doc) => ({
       source: source.name,
       externalId: doc.externalId,
@@ -105,11 +114,8 @@ export async function openSource(source: SourceInput, config: Config): Promise<O
     return { total: docs.length, batches: (size) => inBatches(docs, size) };
   }
   if (source.kind === 'folder') {
-    const folder = await resolveInside(config.sourcesRoot, source.path, 'OPSGRAPH_SOURCES_ROOT');
-    const files = folder.ok
-      ? await listFolder(config.sourcesRoot, folder.value, 'OPSGRAPH_SOURCES_ROOT')
-      : undefined;
-    if (!files?.ok) throw new NonRetryableError('the source folder changed', 'BAD_SOURCE');
+    const files = await folderFiles(source.path, config);
+    if (!files.ok) refuse([files.problem]);
     const name = folderSourceName(source.path);
     return {
       total: files.value.length,
@@ -131,7 +137,9 @@ export async function openSource(source: SourceInput, config: Config): Promise<O
       },
     };
   }
-  const opened = await openExport(join(config.storageDir, source.file));
+  const file = await exportFile(source.file, config);
+  if (!file.ok) refuse([file.problem]);
+  const opened = await openExport(file.value);
   return { total: opened.header.documentCount, batches: opened.batches };
 }
 
