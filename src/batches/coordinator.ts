@@ -1,12 +1,11 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.ts';
 import { publish } from '../operations/attempt.ts';
+import * as batchTransitions from '../operations/batch-transitions.ts';
 import { cancelNow } from '../operations/cancel.ts';
 import { batchChannel } from '../operations/record.ts';
 import { defineOperationType, type OperationType, type RunContext } from '../operations/registry.ts';
-import * as transitions from '../operations/transitions.ts';
 import type { Resources } from '../resources.ts';
 import { compensate } from './compensate.ts';
 import { runInlineBatch } from './inline-batch.ts';
@@ -95,7 +94,7 @@ async function coordinate(r: Resources, batch: BatchSpec, ctx: RunContext): Prom
       const failure = rows.find(isFailure);
       const stopping = cancelled || (failure !== undefined && (batch.atomic || !batch.continueOnError));
 
-      if (rows.every(terminal)) return await finish(r, ctx, batch, rows, order, cancelled);
+      if (rows.every(terminal)) return await finish(r, ctx, batch, rows, order, cancelled, announced);
       let changed = false;
       const ready: ItemRow[] = [];
       for (const id of order) {
@@ -152,7 +151,7 @@ async function coordinate(r: Resources, batch: BatchSpec, ctx: RunContext): Prom
 }
 
 async function skip(r: Resources, row: ItemRow, reason: string, rootCause: string | null): Promise<boolean> {
-  const applied = await transitions.skip(r.db, row.id, reason, rootCause);
+  const applied = await batchTransitions.skip(r.db, row.id, reason, rootCause);
   if (applied) publish(r, applied);
   return applied !== null;
 }
@@ -201,7 +200,7 @@ async function announce(r: Resources, ctx: RunContext, rows: ItemRow[], announce
         ...(row.error ? { error: row.error } : {}),
       },
     }));
-    const written = await transitions.notes(r.db, ctx.operationId, ctx.claimId, 'ITEM', entries);
+    const written = await batchTransitions.notes(r.db, ctx.operationId, ctx.claimId, 'ITEM', entries);
     if (!written) throw new Error('the batch is no longer held by this coordinator');
     for (const message of written) publish(r, message);
     for (const { row, status } of chunk) announced.set(row.batchItemId, status);
@@ -216,26 +215,21 @@ async function finish(
   rows: ItemRow[],
   order: string[],
   cancelled: boolean,
+  announced: Map<string, ItemStatus>,
 ): Promise<BatchOutcome> {
   let compensationErrors: string[] = [];
   if (batch.atomic && (cancelled || rows.some(isFailure))) {
     compensationErrors = await compensate(r, ctx, rows, order);
   }
   const after = await loadItems(r.db, ctx.operationId);
-  await announce(r, ctx, after, await announcedStatuses(r, ctx.operationId));
+  await announce(r, ctx, after, announced);
   const outcome = outcomeOf(after, batch.atomic, cancelled);
-  const progress = {
-    current: after.length,
-    total: after.length,
-    message: `${after.length} of ${after.length} items finished`,
-  };
-  ctx.progress(progress);
   if (compensationErrors.length) {
     const error = { code: 'COMPENSATION_FAILED', message: compensationErrors.join('; ') };
-    const applied = await transitions.failHeld(r.db, ctx.operationId, ctx.claimId, error, outcome);
+    const applied = await batchTransitions.failHeld(r.db, ctx.operationId, ctx.claimId, error, outcome);
     if (applied) publish(r, applied);
   } else if (cancelled) {
-    const applied = await transitions.cancelHeld(
+    const applied = await batchTransitions.cancelHeld(
       r.db,
       ctx.operationId,
       ctx.claimId,
@@ -245,7 +239,7 @@ async function finish(
     if (applied) publish(r, applied);
   } else if (outcome.status === 'FAILED') {
     const message = `failed items: ${outcome.failed.join(', ') || 'none (items were cancelled)'}`;
-    const applied = await transitions.failHeld(
+    const applied = await batchTransitions.failHeld(
       r.db,
       ctx.operationId,
       ctx.claimId,
@@ -255,6 +249,5 @@ async function finish(
     if (applied) publish(r, applied);
   }
   // COMPLETED or PARTIALLY_COMPLETED: the runner records the outcome as the batch's result.
-  await sleep(0);
   return outcome;
 }
