@@ -1,6 +1,7 @@
 import type { Viewer } from '../auth/viewer.ts';
-import type { Db } from '../db/prisma.ts';
 import { describe, publish } from '../operations/attempt.ts';
+import * as batchTransitions from '../operations/batch-transitions.ts';
+import { inlineContext } from '../operations/inline.ts';
 import type { EventMessage } from '../operations/record.ts';
 import * as transitions from '../operations/transitions.ts';
 import type { Resources } from '../resources.ts';
@@ -34,20 +35,11 @@ export async function runInlineBatch(
           const signal = AbortSignal.timeout(type.policy.softTimeoutSeconds * 1000);
           try {
             const input = type.input.parse(resolveRefs(row.input, results));
-            const released = await transitions.release(tx, row.id, input, null);
+            const released = await batchTransitions.release(tx, row.id, input, null);
             const started = await transitions.start(tx, row.id, r.config.instanceId);
             if (!released || !started) throw new Error('a batch item changed during its batch transaction');
-            const result = await type.run(input, {
-              operationId: row.id,
-              ownerId: viewer.id,
-              attempt: 1,
-              signal,
-              progress: () => {},
-              logger: r.logger.child({ operationId: row.id, type: type.name }),
-              db: tx as unknown as Db,
-              config: r.config,
-              claimId: started.operation.claimId as string,
-            });
+            const ctx = inlineContext(r, tx, type, started.operation, viewer.id, signal);
+            const result = await type.run(input, ctx);
             const completed = await transitions.complete(
               tx,
               row.id,
@@ -77,11 +69,11 @@ export async function runInlineBatch(
       written.push(await transitions.fail(tx, failed.id, null, failure!.error, { from: ['PENDING'] }));
       for (const row of ordered.slice(0, at)) {
         const reason = `rolled back with the batch's transaction: item ${failed.batchItemId} failed`;
-        written.push(await transitions.skip(tx, row.id, reason, failed.batchItemId, 'ROLLED_BACK'));
+        written.push(await batchTransitions.skip(tx, row.id, reason, failed.batchItemId, 'ROLLED_BACK'));
       }
       for (const row of ordered.slice(at + 1)) {
         const reason = `not started: item ${failed.batchItemId} failed`;
-        written.push(await transitions.skip(tx, row.id, reason, failed.batchItemId));
+        written.push(await batchTransitions.skip(tx, row.id, reason, failed.batchItemId));
       }
       return written.filter((message): message is EventMessage => message !== null);
     });

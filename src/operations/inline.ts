@@ -1,9 +1,10 @@
 import type { Db } from '../db/prisma.ts';
 import type { Resources } from '../resources.ts';
 import { describe } from './attempt.ts';
+import * as batchTransitions from './batch-transitions.ts';
 import { insertOperation, type NewOperation } from './insert.ts';
 import type { EventMessage } from './record.ts';
-import type { OperationType } from './registry.ts';
+import type { OperationType, RunContext } from './registry.ts';
 import * as transitions from './transitions.ts';
 
 /** Longest an inline operation's transaction may run, in ms (its hard timeout, capped). */
@@ -33,7 +34,7 @@ export const runInlineItem = (
   ownerId: string,
 ) =>
   runInlineWith(r, type, input, ownerId, async (tx) => {
-    const released = await transitions.release(tx, operationId, input, null);
+    const released = await batchTransitions.release(tx, operationId, input, null);
     if (!released) return null;
     const started = await transitions.start(tx, operationId, r.config.instanceId);
     if (!started) throw new Error('an inline item could not start in its own transaction');
@@ -60,18 +61,7 @@ async function runInlineWith(
         const signal = AbortSignal.timeout(type.policy.softTimeoutSeconds * 1000);
         let result: unknown;
         try {
-          result = await type.run(input, {
-            operationId: created.operation.id,
-            ownerId,
-            attempt: 1,
-            signal,
-            progress: () => {},
-            logger: r.logger.child({ operationId: created.operation.id, type: type.name }),
-            // The handler works in this transaction; it must not open transactions of its own.
-            db: tx as unknown as Db,
-            config: r.config,
-            claimId: started.operation.claimId as string,
-          });
+          result = await type.run(input, inlineContext(r, tx, type, started.operation, ownerId, signal));
         } catch (error) {
           failure = describe(error, signal);
           throw new RollBack();
@@ -102,6 +92,29 @@ async function runInlineWith(
 }
 
 type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+
+/**
+ * What an inline handler is given: the transaction it runs in as its database (it must not open
+ * transactions of its own), a signal that aborts at its soft timeout, and no progress reporting.
+ */
+export const inlineContext = (
+  r: Resources,
+  tx: Tx,
+  type: OperationType,
+  started: { id: string; claimId: string | null },
+  ownerId: string,
+  signal: AbortSignal,
+): RunContext => ({
+  operationId: started.id,
+  ownerId,
+  attempt: 1,
+  signal,
+  progress: () => {},
+  logger: r.logger.child({ operationId: started.id, type: type.name }),
+  db: tx as unknown as Db,
+  config: r.config,
+  claimId: started.claimId as string,
+});
 
 async function begin(tx: Tx, r: Resources, spec: NewOperation) {
   const created = await insertOperation(tx, r, spec);
