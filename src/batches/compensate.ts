@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { publish } from '../operations/attempt.ts';
+import * as batchTransitions from '../operations/batch-transitions.ts';
 import { type RunContext, retryDelayMs } from '../operations/registry.ts';
-import * as transitions from '../operations/transitions.ts';
 import type { Resources } from '../resources.ts';
 import type { ItemRow } from './outcome.ts';
 
@@ -34,7 +34,7 @@ export async function compensate(
       } catch (error) {
         const message = `${id}: compensation failed on attempt ${attempt}: ${(error as Error).message}`;
         ctx.logger.warn('compensation failed', { item: id, attempt, error });
-        await transitions
+        await batchTransitions
           .note(r.db, ctx.operationId, ctx.claimId, 'COMPENSATION_FAILED', message, { item: id, attempt })
           .then((applied) => applied && publish(r, applied));
         if (attempt >= attempts) {
@@ -45,7 +45,7 @@ export async function compensate(
       }
     }
     if (row.status === 'COMPLETED' && !failures.some((failure) => failure.startsWith(`${id}:`))) {
-      const applied = await transitions.rolledBack(r.db, row.id);
+      const applied = await batchTransitions.rolledBack(r.db, row.id);
       if (applied) publish(r, applied);
     }
   }

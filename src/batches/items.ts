@@ -4,6 +4,7 @@ import type { Viewer } from '../auth/viewer.ts';
 import type { Db } from '../db/prisma.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { publish } from '../operations/attempt.ts';
+import * as batchTransitions from '../operations/batch-transitions.ts';
 import { runInlineItem } from '../operations/inline.ts';
 import { type JobData, jobOptions } from '../operations/queues.ts';
 import type { EventMessage } from '../operations/record.ts';
@@ -94,7 +95,7 @@ export async function startItems(
         const applied: EventMessage[] = [];
         for (const { row, type, input, collectionId } of ready.slice(i, i + CHUNK)) {
           const jobId = randomUUID();
-          const done = await transitions.release(tx, row.id, input, jobId, collectionId);
+          const done = await batchTransitions.release(tx, row.id, input, jobId, collectionId);
           if (!done) continue; // started meanwhile (a restarted coordinator)
           const data: JobData = { operationId: row.id };
           await r.boss.send(type.name, data, { id: jobId, ...jobOptions(type.policy), db: fromPrisma(tx) });

@@ -2,6 +2,7 @@ import type { Viewer } from '../auth/viewer.ts';
 import { ForbiddenError, NotFoundError, type Problem, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import { publish } from '../operations/attempt.ts';
+import * as batchTransitions from '../operations/batch-transitions.ts';
 import { cancelNow, findToCancel } from '../operations/cancel.ts';
 import { IllegalTransitionError } from '../operations/errors.ts';
 import { insertOperation } from '../operations/insert.ts';
@@ -155,7 +156,7 @@ export async function cancelBatch(
   });
   for (const item of items) {
     if (item.status === 'PENDING' && !item.jobId) {
-      const skipped = await transitions.skip(r.db, item.id, why, null);
+      const skipped = await batchTransitions.skip(r.db, item.id, why, null);
       if (skipped) publish(r, skipped);
     } else {
       await cancelNow(r, item, why, viewer.id);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { fromPrisma } from 'pg-boss';
 import type { Resources } from '../resources.ts';
 import { endAttempt, publish } from './attempt.ts';
+import * as batchTransitions from './batch-transitions.ts';
 import { type JobData, jobOptions } from './queues.ts';
 import * as transitions from './transitions.ts';
 
@@ -133,7 +134,7 @@ async function skipAbandonedItems(r: Resources, limit: number): Promise<Repair[]
   const repairs: Repair[] = [];
   for (const item of items) {
     const reason = `its batch ended (${item.batchStatus}) before it started`;
-    const applied = await transitions.skip(r.db, item.id, reason, null);
+    const applied = await batchTransitions.skip(r.db, item.id, reason, null);
     if (applied) publish(r, applied);
     repairs.push({
       operationId: item.id,

@@ -2,10 +2,10 @@ import type { Db } from '../db/prisma.ts';
 import type { EventJson, OperationJson } from './record.ts';
 import { type OperationStatus, sourcesOf } from './status.ts';
 
-type Executor = Pick<Db, '$queryRawUnsafe'>;
+export type Executor = Pick<Db, '$queryRawUnsafe'>;
 
 /** A change to apply to an operation, recorded as one event. */
-interface Change {
+export interface Change {
   operationId: string;
   /** The status the change applies from; anything else makes it a no-op returning null. */
   from: readonly OperationStatus[];
@@ -33,12 +33,13 @@ export interface Applied {
 }
 
 /**
- * The single place where an operation's status and progress change. Each change is one
+ * The single place where an operation's status and progress change (the changes below, and those
+ * of batch items and batches in batch-transitions.ts). Each change is one
  * conditional UPDATE and the INSERT of its event, in one statement (so one transaction): it
  * applies only from an allowed status, numbers the event with the next sequence, and returns
  * null when the operation was not in a state that allows it.
  */
-async function apply(db: Executor, change: Change): Promise<Applied | null> {
+export async function apply(db: Executor, change: Change): Promise<Applied | null> {
   const params: unknown[] = [
     change.operationId,
     change.from,
@@ -244,149 +245,3 @@ export const cancel = (
         : [JSON.stringify(error), JSON.stringify(guard.result)],
   });
 };
-
-/** A batch item whose dependencies completed: its resolved input and its job (PENDING, once). */
-export const release = (
-  db: Executor,
-  operationId: string,
-  input: unknown,
-  jobId: string | null,
-  collectionId: string | null = null,
-) =>
-  apply(db, {
-    operationId,
-    from: ['PENDING'],
-    to: 'PENDING',
-    kind: 'READY',
-    message: 'dependencies completed; references resolved',
-    where: '"jobId" IS NULL',
-    set: { input: '$1::jsonb', jobId: '$2::uuid', collectionId: 'COALESCE($3::uuid, "collectionId")' },
-    values: [JSON.stringify(input), jobId, collectionId],
-  });
-
-/**
- * A batch item that will not run: PENDING → CANCELLED with code SKIPPED (or ROLLED_BACK, when its
- * work was undone with the batch's transaction) and the reason.
- */
-export const skip = (
-  db: Executor,
-  operationId: string,
-  reason: string,
-  rootCause: string | null,
-  code: 'SKIPPED' | 'ROLLED_BACK' = 'SKIPPED',
-) => {
-  const error = { code, message: reason, ...(rootCause ? { rootCause } : {}) };
-  return apply(db, {
-    operationId,
-    from: ['PENDING'],
-    to: 'CANCELLED',
-    kind: code,
-    message: reason,
-    data: error,
-    set: { error: '$1::jsonb', completedAt: 'now()', nextAttemptAt: 'NULL' },
-    values: [JSON.stringify(error)],
-  });
-};
-
-/** A completed batch item undone by its type's compensation step (status stays COMPLETED). */
-export const rolledBack = (db: Executor, operationId: string) =>
-  apply(db, {
-    operationId,
-    from: ['COMPLETED'],
-    to: 'COMPLETED',
-    kind: 'ROLLED_BACK',
-    message: 'undone by its compensation step (atomic batch)',
-    where: '"compensatedAt" IS NULL',
-    set: { compensatedAt: 'now()' },
-  });
-
-/**
- * Several events of a running operation that change nothing else (a batch's item changes), in one
- * statement: the sequence moves by their number and they are numbered in order. Null when the
- * claim no longer holds the operation. Each message carries the operation as of its event.
- */
-export async function notes(
-  db: Executor,
-  operationId: string,
-  claimId: string,
-  kind: string,
-  entries: { message: string; data: unknown }[],
-): Promise<Applied[] | null> {
-  const rows = await db.$queryRawUnsafe<{ operation: OperationJson; events: EventJson[] }[]>(
-    `WITH updated AS (
-       UPDATE "Operation" SET sequence = sequence + $3, "updatedAt" = now()
-        WHERE id = $1::uuid AND status = 'PROCESSING' AND "claimId" = $2::uuid
-        RETURNING *
-     ), inserted AS (
-       INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent", "progressTotal", message, data)
-       SELECT u.id, u.sequence - $3 + x.n, $4, u.status, u."progressCurrent", u."progressTotal", x.m, x.d::jsonb
-         FROM updated u, unnest($5::text[], $6::text[]) WITH ORDINALITY AS x(m, d, n)
-       RETURNING *
-     )
-     SELECT row_to_json(u) AS operation,
-            (SELECT json_agg(row_to_json(i) ORDER BY i.sequence) FROM inserted i) AS events
-       FROM updated u`,
-    operationId,
-    claimId,
-    entries.length,
-    kind,
-    entries.map((entry) => entry.message),
-    entries.map((entry) => JSON.stringify(entry.data)),
-  );
-  const row = rows[0];
-  if (!row) return null;
-  return (row.events ?? []).map((event) => ({
-    operation: { ...row.operation, sequence: event.sequence },
-    event,
-  }));
-}
-
-/** An event of a running operation that changes nothing else (a batch's item changes). */
-export const note = (
-  db: Executor,
-  operationId: string,
-  claimId: string,
-  kind: string,
-  message: string,
-  data: unknown,
-) => apply(db, { operationId, from: ['PROCESSING'], to: 'PROCESSING', kind, message, data, claimId });
-
-/** PROCESSING → CANCELLED by the attempt holding it (a batch that finished cancelling its items). */
-export const cancelHeld = (
-  db: Executor,
-  operationId: string,
-  claimId: string,
-  reason: string,
-  data: unknown,
-) =>
-  apply(db, {
-    operationId,
-    from: ['PROCESSING'],
-    to: 'CANCELLED',
-    kind: 'CANCELLED',
-    message: reason,
-    data,
-    claimId,
-    set: { error: '$1::jsonb', result: '$2::jsonb', completedAt: 'now()', workerId: 'NULL', claimId: 'NULL' },
-    values: [JSON.stringify({ code: 'CANCELLED', message: reason }), JSON.stringify(data)],
-  });
-
-/** PROCESSING → FAILED by the attempt holding it, with data (a batch's item outcomes). */
-export const failHeld = (
-  db: Executor,
-  operationId: string,
-  claimId: string,
-  error: OperationError,
-  data: unknown,
-) =>
-  apply(db, {
-    operationId,
-    from: ['PROCESSING'],
-    to: 'FAILED',
-    kind: 'FAILED',
-    message: error.message,
-    data,
-    claimId,
-    set: { error: '$1::jsonb', result: '$2::jsonb', completedAt: 'now()', workerId: 'NULL', claimId: 'NULL' },
-    values: [JSON.stringify(error), JSON.stringify(data)],
-  });
