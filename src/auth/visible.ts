@@ -8,15 +8,20 @@ import { collectionsWhere, operationsWhere, seesByOwner } from './visibility.ts'
 /**
  * Per-request loaders that apply the visibility rule (src/auth/visibility.ts) to relations: every
  * field that leads from one object to an Operation or a Collection resolves through here, so a
- * relation to something the viewer may not see is null. Loads in the same tick are batched into
- * one `findMany … WHERE id IN (…) AND <rule>` (no N+1). Nothing is cached across ticks, so a
- * long-lived subscription context never answers from a stale visibility.
+ * relation to something the viewer may not see is null.
+ *
+ * Relation fields are `t.prismaField`s that hand their Pothos `query` (the nested selection's
+ * include/select) in: loads with the same query in the same tick become one
+ * `findMany({ ...query, where: id IN (…) AND <rule> })`, so a page of rows costs one statement
+ * per relation level, not one per row, and the Prisma plugin resolves what lies below from it.
+ * Nothing is cached across ticks, so a long-lived subscription context never answers from a
+ * stale visibility.
  */
 export interface Visible {
   /** The operation with this id when the viewer may see it, else null. */
-  operation(id: string | null | undefined): Promise<Operation | null>;
+  operation(id: string | null | undefined, query?: PrismaQuery): Promise<Operation | null>;
   /** The collection with this id when the viewer may see it, else null. */
-  collection(id: string | null | undefined): Promise<Collection | null>;
+  collection(id: string | null | undefined, query?: PrismaQuery): Promise<Collection | null>;
   /** Whether the viewer may see this loaded operation (no query for its owner and admins). */
   canSee(operation: Pick<Operation, 'ownerId' | 'collectionId'>): Promise<boolean>;
   /**
@@ -26,6 +31,9 @@ export interface Visible {
    */
   mustSee<T extends Pick<Operation, 'id' | 'ownerId' | 'collectionId'>>(operation: T): Promise<T>;
 }
+
+/** What Pothos hands a prismaField resolver: the include/select for the nested selection. */
+export type PrismaQuery = { include?: object; select?: object };
 
 const perContext = new WeakMap<Context, Visible>();
 
@@ -39,35 +47,54 @@ export function visible(context: Context): Visible {
   return found;
 }
 
-function byIds<T extends { id: string }>(load: (ids: string[]) => Promise<T[]>) {
-  return new DataLoader<string, T | null>(
-    async (ids) => {
-      const rows = await load([...new Set(ids)]);
-      const byId = new Map(rows.map((row) => [row.id, row]));
-      return ids.map((id) => byId.get(id) ?? null);
-    },
-    { cache: false },
-  );
+type FindMany<T> = (args: { where: object } & PrismaQuery) => Promise<T[]>;
+
+/** One batching loader per distinct query shape (all rows of one list share one). */
+function loaderByQuery<T extends { id: string }>(findMany: FindMany<T>, rule: () => object) {
+  const loaders = new Map<string, DataLoader<string, T | null>>();
+  return (id: string | null | undefined, query: PrismaQuery = {}): Promise<T | null> => {
+    if (!id) return Promise.resolve(null);
+    const key = JSON.stringify(query);
+    let loader = loaders.get(key);
+    if (!loader) {
+      // The id must come back to match rows to keys, also under a select.
+      const shaped = query.select ? { select: { ...query.select, id: true } } : query;
+      loader = new DataLoader<string, T | null>(
+        async (ids) => {
+          const rows = await findMany({
+            ...shaped,
+            where: { AND: [{ id: { in: [...new Set(ids)] } }, rule()] },
+          });
+          const byId = new Map(rows.map((row) => [row.id, row]));
+          return ids.map((one) => byId.get(one) ?? null);
+        },
+        { cache: false },
+      );
+      loaders.set(key, loader);
+    }
+    return loader.load(id);
+  };
 }
 
 function createVisible(context: Context): Visible {
   const { db } = context.resources;
-  const operations = byIds((ids) =>
-    db.operation.findMany({ where: { AND: [{ id: { in: ids } }, operationsWhere(context.viewer)] } }),
+  const operation = loaderByQuery<Operation>(
+    (args) => db.operation.findMany(args as Parameters<typeof db.operation.findMany>[0]),
+    () => operationsWhere(context.viewer),
   );
-  const collections = byIds((ids) =>
-    db.collection.findMany({ where: { AND: [{ id: { in: ids } }, collectionsWhere(context.viewer)] } }),
+  const collection = loaderByQuery<Collection>(
+    (args) => db.collection.findMany(args as Parameters<typeof db.collection.findMany>[0]),
+    () => collectionsWhere(context.viewer),
   );
-  const collection = (id: string | null | undefined) => (id ? collections.load(id) : Promise.resolve(null));
-  const canSee = async (operation: Pick<Operation, 'ownerId' | 'collectionId'>) =>
-    seesByOwner(context.viewer, operation.ownerId) || (await collection(operation.collectionId)) !== null;
+  const canSee = async (row: Pick<Operation, 'ownerId' | 'collectionId'>) =>
+    seesByOwner(context.viewer, row.ownerId) || (await collection(row.collectionId)) !== null;
   return {
-    operation: (id) => (id ? operations.load(id) : Promise.resolve(null)),
+    operation,
     collection,
     canSee,
-    mustSee: async (operation) => {
-      if (await canSee(operation)) return operation;
-      throw new NotFoundError('Operation', encodeGlobalID('Operation', operation.id));
+    mustSee: async (row) => {
+      if (await canSee(row)) return row;
+      throw new NotFoundError('Operation', encodeGlobalID('Operation', row.id));
     },
   };
 }

@@ -85,19 +85,17 @@ const BatchOutcomeRef = builder.objectRef<OutcomeShape>('BatchOutcome').implemen
 
 builder.prismaObjectFields('Operation', (t) => ({
   batchItemId: t.exposeString('batchItemId', { nullable: true, description: 'Its id in its batch.' }),
-  batch: t.field({
-    type: OperationRef,
+  batch: t.prismaField({
+    type: 'Operation',
     nullable: true,
-    select: { batchId: true },
     description: 'The batch this operation is an item of; null when you may not see the batch.',
-    resolve: (operation, _, context) => visible(context).operation(operation.batchId),
+    resolve: (query, operation, _, context) => visible(context).operation(operation.batchId, query),
   }),
   batchOutcome: t.field({
     type: BatchOutcomeRef,
     nullable: true,
     description:
       'For a batch operation: the status of each item, live while it runs. Items whose operation you may not see show only their id and status.',
-    select: { input: true, cancelRequestedAt: true },
     resolve: async (operation, _, context) => {
       if (operation.type !== 'batch') return null;
       const rows = await context.resources.db.$queryRawUnsafe<GuardedItemRow[]>(

@@ -5,7 +5,6 @@ import type { Prisma } from '../generated/prisma/client.ts';
 import { CollectionStatus } from '../generated/prisma/enums.ts';
 import { builder } from '../graphql/builder.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
-import { OperationRef } from '../operations/schema.ts';
 import { type SearchHit, searchCollection, toHit } from './search.ts';
 
 /** GraphQL types and queries of the collections domain. Collections change only through operations. */
@@ -16,7 +15,7 @@ const CollectionStatusEnum = builder.enumType(CollectionStatus, {
     'EMPTY (no documents), READY, BUSY (an operation is writing to it: see busyOperation), INCOMPLETE (the last operation stopped early: see statusMessage).',
 });
 
-const CollectionRef = builder.prismaNode('Collection', {
+builder.prismaNode('Collection', {
   id: { field: 'id' },
   nullable: true,
   description: 'Text documents indexed for full-text search. Changed only through collection.* operations.',
@@ -36,7 +35,6 @@ const CollectionRef = builder.prismaNode('Collection', {
     }),
     status: t.field({
       type: CollectionStatusEnum,
-      select: { busyOperationId: true },
       resolve: async (collection, _, context) => {
         if (collection.status !== 'BUSY' || !collection.busyOperationId) return collection.status;
         // The writer may have ended without releasing it (its process died): then it is INCOMPLETE.
@@ -58,12 +56,12 @@ const CollectionRef = builder.prismaNode('Collection', {
     generation: t.exposeInt('activeGeneration', {
       description: 'Generation of the index in service; each reindex adds one.',
     }),
-    busyOperation: t.field({
-      type: OperationRef,
+    busyOperation: t.prismaField({
+      type: 'Operation',
       nullable: true,
-      select: { busyOperationId: true },
       description: 'The operation writing to the collection now, if any (and visible to you).',
-      resolve: (collection, _, context) => visible(context).operation(collection.busyOperationId),
+      resolve: (query, collection, _, context) =>
+        visible(context).operation(collection.busyOperationId, query),
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
@@ -92,12 +90,11 @@ const DocumentRef = builder.prismaNode('Document', {
     content: t.exposeString('content'),
     contentHash: t.exposeString('contentHash', { description: 'sha256 of title, content and metadata.' }),
     metadata: t.expose('metadata', { type: 'JSON' }),
-    collection: t.field({
-      type: CollectionRef,
+    collection: t.prismaField({
+      type: 'Collection',
       nullable: true,
-      select: { collectionId: true },
       description: 'The collection it belongs to (null only if that stopped being visible to you).',
-      resolve: (document, _, context) => visible(context).collection(document.collectionId),
+      resolve: (query, document, _, context) => visible(context).collection(document.collectionId, query),
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
@@ -118,23 +115,22 @@ const SearchSuccess = builder
   .implement({
     fields: (t) => ({
       hits: t.field({ type: [SearchHitRef], resolve: (success) => success.hits }),
-      collection: t.field({
-        type: CollectionRef,
+      collection: t.prismaField({
+        type: 'Collection',
         nullable: true,
         description: 'The collection searched (null only if it stopped being visible to you).',
-        resolve: (success, _, context) => visible(context).collection(success.collectionId),
+        resolve: (query, success, _, context) => visible(context).collection(success.collectionId, query),
       }),
     }),
   });
 
 builder.prismaObjectField('Operation', 'collection', (t) =>
-  t.field({
-    type: CollectionRef,
+  t.prismaField({
+    type: 'Collection',
     nullable: true,
-    select: { collectionId: true },
     description:
       'The collection the operation acts on, when it has one that still exists and you may see it.',
-    resolve: (operation, _, context) => visible(context).collection(operation.collectionId),
+    resolve: (query, operation, _, context) => visible(context).collection(operation.collectionId, query),
   }),
 );
 

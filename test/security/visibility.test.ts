@@ -12,6 +12,7 @@ import {
   parse,
 } from 'graphql';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp } from '../support/app.ts';
 import { subscribeWs, tokenFor } from '../support/client.ts';
 import { collectionFolders, createCollection, settle, startOk } from '../support/collections.ts';
 import { useServer } from '../support/fixtures.ts';
@@ -543,5 +544,45 @@ describe('users', () => {
     const owners = answer.data!.collections.edges.map((edge: Data) => edge.node.owner);
     expect(owners.length).toBeGreaterThan(0);
     for (const owner of owners) onlyName(owner, 'alice');
+  });
+});
+
+describe('relations through the rule', () => {
+  it('are loaded in batches: a page of 12 operations costs the statements a page of 2 does', async () => {
+    const statements: string[] = [];
+    const counted = await startTestApp(
+      server.db.url,
+      { role: 'api' },
+      { db: { onQuery: (sql) => statements.push(sql) } },
+    );
+    try {
+      const page = async (first: number) => {
+        const query = `{ operations(first: ${first}) { edges { node { id owner { name }
+          batch { id owner { name } } collection { id owner { name } busyOperation { id } } } } } }`;
+        const response = await fetch(counted.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${server.tokens.alice}` },
+          body: JSON.stringify({ query }),
+        });
+        const answer = (await response.json()) as Answer;
+        expect(answer.errors).toBeUndefined();
+        return answer.data!.operations.edges.length as number;
+      };
+      await page(1); // the viewer lookup, cached from here on
+      const cost = async (first: number) => {
+        statements.length = 0;
+        expect(await page(first)).toBe(first);
+        return statements.length;
+      };
+      const small = await cost(2);
+      const large = await cost(12);
+      console.log(
+        statements.map((s) => s.replace(/SELECT .*? FROM/, 'SELECT … FROM').slice(0, 400)).join('\n'),
+      );
+      console.log(`statements for a page of 2: ${small}, of 12: ${large}`);
+      expect(large).toBe(small);
+    } finally {
+      await counted.close();
+    }
   });
 });
