@@ -48,12 +48,19 @@ export function itemStatus(row: ItemRow): ItemStatus {
 export interface ItemOutcome {
   id: string;
   status: ItemStatus;
-  operationId: string;
+  /** Absent when the viewer may not see the item's operation (see `redacted`). */
+  operationId?: string;
   data?: unknown;
   error?: { code: string; message: string };
   reason?: string;
   rootCause?: string;
 }
+
+/**
+ * An item as shown to a viewer who may see the batch but not the item's operation: its client id
+ * and status (batch-level facts), never its operation id, data, error or reasons.
+ */
+export const redacted = (item: ItemOutcome): ItemOutcome => ({ id: item.id, status: item.status });
 
 /** The whole batch's outcome: one entry per item and the failed item ids. */
 export interface BatchOutcome {

@@ -1,3 +1,5 @@
+import { canSeeOperation, OPERATION_GUARD_SELECT } from '../auth/visibility.ts';
+import { visible } from '../auth/visible.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
@@ -5,7 +7,7 @@ import { parseGlobalId } from '../graphql/ids.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError } from '../operations/errors.ts';
 import { OperationRef, OperationUpdateRef } from '../operations/schema.ts';
 import { operationUpdates } from '../operations/updates.ts';
-import { ITEM_COLUMNS, type ItemOutcome, type ItemRow, outcomeOf } from './outcome.ts';
+import { ITEM_COLUMNS, type ItemOutcome, type ItemRow, outcomeOf, redacted } from './outcome.ts';
 import type { Plan } from './plan.ts';
 import { cancelBatch, type StartedBatch, startBatch } from './submit.ts';
 
@@ -29,7 +31,11 @@ const BatchItemResult = builder.objectRef<ItemOutcome>('BatchItemResult').implem
   fields: (t) => ({
     id: t.exposeString('id', { description: "The client's item id." }),
     status: t.field({ type: BatchItemStatus, resolve: (item) => item.status }),
-    operationId: t.exposeID('operationId', { description: 'The Operation that ran the item.' }),
+    operationId: t.exposeID('operationId', {
+      nullable: true,
+      description:
+        'The Operation that ran the item; null (with data, error, reason and rootCause) when you may not see that operation.',
+    }),
     data: t.field({
       type: 'JSON',
       nullable: true,
@@ -44,6 +50,9 @@ const BatchItemResult = builder.objectRef<ItemOutcome>('BatchItemResult').implem
     }),
   }),
 });
+
+/** An item row with what the visibility rule needs. */
+type GuardedItemRow = ItemRow & { ownerId: string; collectionId: string | null };
 
 interface OutcomeShape {
   status: 'RUNNING' | 'COMPLETED' | 'FAILED' | 'PARTIALLY_COMPLETED' | 'CANCELLED';
@@ -76,23 +85,33 @@ const BatchOutcomeRef = builder.objectRef<OutcomeShape>('BatchOutcome').implemen
 
 builder.prismaObjectFields('Operation', (t) => ({
   batchItemId: t.exposeString('batchItemId', { nullable: true, description: 'Its id in its batch.' }),
-  batch: t.relation('batch', { nullable: true, description: 'The batch this operation is an item of.' }),
+  batch: t.prismaField({
+    type: 'Operation',
+    nullable: true,
+    description: 'The batch this operation is an item of; null when you may not see the batch.',
+    resolve: (query, operation, _, context) => visible(context).operation(operation.batchId, query),
+  }),
   batchOutcome: t.field({
     type: BatchOutcomeRef,
     nullable: true,
-    description: 'For a batch operation: the status of each item, live while it runs.',
-    select: { input: true, cancelRequestedAt: true },
+    description:
+      'For a batch operation: the status of each item, live while it runs. Items whose operation you may not see show only their id and status.',
     resolve: async (operation, _, context) => {
       if (operation.type !== 'batch') return null;
-      const rows = await context.resources.db.$queryRawUnsafe<ItemRow[]>(
-        `SELECT ${ITEM_COLUMNS} FROM "Operation" WHERE "batchId" = $1::uuid`,
+      const rows = await context.resources.db.$queryRawUnsafe<GuardedItemRow[]>(
+        `SELECT ${ITEM_COLUMNS}, "ownerId", "collectionId" FROM "Operation" WHERE "batchId" = $1::uuid`,
         operation.id,
       );
       const spec = operation.input as { atomic: boolean; items: { id: string }[] };
       const order = new Map(spec.items.map((item, i) => [item.id, i]));
       rows.sort((a, b) => (order.get(a.batchItemId) ?? 0) - (order.get(b.batchItemId) ?? 0));
       const outcome = outcomeOf(rows, spec.atomic, operation.cancelRequestedAt !== null);
-      return { ...outcome, items: Object.values(outcome.items) };
+      const seen = await Promise.all(rows.map((row) => visible(context).canSee(row)));
+      const hidden = new Set(rows.filter((_, i) => !seen[i]).map((row) => row.batchItemId));
+      return {
+        ...outcome,
+        items: Object.values(outcome.items).map((item) => (hidden.has(item.id) ? redacted(item) : item)),
+      };
     },
   }),
 }));
@@ -151,7 +170,8 @@ const StartBatchSuccess = builder.objectRef<StartedBatch>('StartBatchSuccess').i
       type: OperationRef,
       nullable: true,
       description: 'The batch operation (null for validateOnly).',
-      resolve: (started) => started.batch as Operation | null,
+      resolve: (started, _, context) =>
+        started.batch ? visible(context).mustSee(started.batch as Operation) : null,
     }),
     plan: t.field({ type: BatchPlanRef, resolve: (started) => started.plan }),
     replayed: t.exposeBoolean('replayed'),
@@ -159,7 +179,12 @@ const StartBatchSuccess = builder.objectRef<StartedBatch>('StartBatchSuccess').i
 });
 
 const CancelBatchSuccess = builder.objectRef<{ batch: Operation }>('CancelBatchSuccess').implement({
-  fields: (t) => ({ batch: t.field({ type: OperationRef, resolve: (success) => success.batch }) }),
+  fields: (t) => ({
+    batch: t.field({
+      type: OperationRef,
+      resolve: (success, _, context) => visible(context).mustSee(success.batch),
+    }),
+  }),
 });
 
 builder.mutationFields((t) => ({
@@ -206,9 +231,12 @@ builder.subscriptionFields((t) => ({
       const uuid = parseGlobalId(String(id), 'Operation');
       const found = await context.resources.db.operation.findUnique({
         where: { id: uuid },
-        select: { type: true },
+        include: OPERATION_GUARD_SELECT,
       });
-      if (found?.type !== 'batch') throw new NotFoundError('Batch', String(id));
+      // Same error whether it is missing, not a batch, or not visible: nothing about it is revealed.
+      if (found?.type !== 'batch' || !canSeeOperation(context.viewer, found)) {
+        throw new NotFoundError('Batch', String(id));
+      }
       return operationUpdates(context.resources, context.viewer!, uuid, String(id), afterSequence);
     },
     resolve: (update) => update,

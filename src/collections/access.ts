@@ -1,6 +1,4 @@
-import type { Viewer } from '../auth/viewer.ts';
-import type { Prisma } from '../generated/prisma/client.ts';
+import { collectionsWhere } from '../auth/visibility.ts';
 
-/** Who may see a collection (and search it): its owner, anyone when it is public, and admins. */
-export const visibleCollections = (viewer: Viewer): Prisma.CollectionWhereInput =>
-  viewer.isAdmin ? {} : { OR: [{ ownerId: viewer.id }, { isPublic: true }] };
+/** Who may see a collection (and search it): the shared rule in src/auth/visibility.ts. */
+export const visibleCollections = collectionsWhere;

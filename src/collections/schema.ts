@@ -1,16 +1,13 @@
+import { collectionsWhere, documentsWhere } from '../auth/visibility.ts';
+import { visible } from '../auth/visible.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { CollectionStatus } from '../generated/prisma/enums.ts';
 import { builder } from '../graphql/builder.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
-import { visibleTo } from '../operations/access.ts';
-import { OperationRef } from '../operations/schema.ts';
-import { visibleCollections } from './access.ts';
 import { type SearchHit, searchCollection, toHit } from './search.ts';
 
 /** GraphQL types and queries of the collections domain. Collections change only through operations. */
-
-const NOBODY = '00000000-0000-0000-0000-000000000000';
 
 const CollectionStatusEnum = builder.enumType(CollectionStatus, {
   name: 'CollectionStatus',
@@ -18,15 +15,19 @@ const CollectionStatusEnum = builder.enumType(CollectionStatus, {
     'EMPTY (no documents), READY, BUSY (an operation is writing to it: see busyOperation), INCOMPLETE (the last operation stopped early: see statusMessage).',
 });
 
-const _CollectionRef = builder.prismaNode('Collection', {
+builder.prismaNode('Collection', {
   id: { field: 'id' },
   nullable: true,
   description: 'Text documents indexed for full-text search. Changed only through collection.* operations.',
-  findUnique: (id, context): Prisma.CollectionWhereUniqueInput =>
-    context.viewer ? { id, AND: [visibleCollections(context.viewer)] } : { id, ownerId: NOBODY },
+  findUnique: (id, context): Prisma.CollectionWhereUniqueInput => ({
+    id,
+    AND: [collectionsWhere(context.viewer)],
+  }),
   fields: (t) => ({
     name: t.exposeString('name'),
-    owner: t.relation('owner'),
+    owner: t.relation('owner', {
+      description: 'Its owner (only the name, unless it is you or you are an admin).',
+    }),
     isPublic: t.exposeBoolean('isPublic', { description: 'Anyone may see and search it.' }),
     language: t.exposeString('language', { description: 'Text search language of the index in service.' }),
     chunkSize: t.exposeInt('chunkSize', {
@@ -34,7 +35,6 @@ const _CollectionRef = builder.prismaNode('Collection', {
     }),
     status: t.field({
       type: CollectionStatusEnum,
-      select: { busyOperationId: true },
       resolve: async (collection, _, context) => {
         if (collection.status !== 'BUSY' || !collection.busyOperationId) return collection.status;
         // The writer may have ended without releasing it (its process died): then it is INCOMPLETE.
@@ -56,17 +56,12 @@ const _CollectionRef = builder.prismaNode('Collection', {
     generation: t.exposeInt('activeGeneration', {
       description: 'Generation of the index in service; each reindex adds one.',
     }),
-    busyOperation: t.field({
-      type: OperationRef,
+    busyOperation: t.prismaField({
+      type: 'Operation',
       nullable: true,
-      select: { busyOperationId: true },
       description: 'The operation writing to the collection now, if any (and visible to you).',
-      resolve: (collection, _, context) =>
-        collection.busyOperationId
-          ? context.resources.db.operation.findFirst({
-              where: { id: collection.busyOperationId, ...visibleTo(context.viewer!) },
-            })
-          : null,
+      resolve: (query, collection, _, context) =>
+        visible(context).operation(collection.busyOperationId, query),
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
@@ -82,10 +77,10 @@ const DocumentRef = builder.prismaNode('Document', {
   id: { field: 'id' },
   nullable: true,
   description: 'One text document of a collection.',
-  findUnique: (id, context) =>
-    context.viewer
-      ? { id, collection: { is: visibleCollections(context.viewer) } }
-      : { id, collectionId: NOBODY },
+  findUnique: (id, context): Prisma.DocumentWhereUniqueInput => ({
+    id,
+    AND: [documentsWhere(context.viewer)],
+  }),
   fields: (t) => ({
     source: t.exposeString('source', { description: 'Inline source name, folder:<path>, or as exported.' }),
     externalId: t.exposeString('externalId', {
@@ -95,7 +90,12 @@ const DocumentRef = builder.prismaNode('Document', {
     content: t.exposeString('content'),
     contentHash: t.exposeString('contentHash', { description: 'sha256 of title, content and metadata.' }),
     metadata: t.expose('metadata', { type: 'JSON' }),
-    collection: t.relation('collection'),
+    collection: t.prismaField({
+      type: 'Collection',
+      nullable: true,
+      description: 'The collection it belongs to (null only if that stopped being visible to you).',
+      resolve: (query, document, _, context) => visible(context).collection(document.collectionId, query),
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
   }),
@@ -117,19 +117,20 @@ const SearchSuccess = builder
       hits: t.field({ type: [SearchHitRef], resolve: (success) => success.hits }),
       collection: t.prismaField({
         type: 'Collection',
-        resolve: (query, success, _, context) =>
-          context.resources.db.collection.findUniqueOrThrow({
-            ...query,
-            where: { id: success.collectionId },
-          }),
+        nullable: true,
+        description: 'The collection searched (null only if it stopped being visible to you).',
+        resolve: (query, success, _, context) => visible(context).collection(success.collectionId, query),
       }),
     }),
   });
 
 builder.prismaObjectField('Operation', 'collection', (t) =>
-  t.relation('collection', {
+  t.prismaField({
+    type: 'Collection',
     nullable: true,
-    description: 'The collection the operation acts on, when it has one that still exists.',
+    description:
+      'The collection the operation acts on, when it has one that still exists and you may see it.',
+    resolve: (query, operation, _, context) => visible(context).collection(operation.collectionId, query),
   }),
 );
 
@@ -142,7 +143,7 @@ builder.queryFields((t) => ({
     resolve: (query, _, __, context) =>
       context.resources.db.collection.findMany({
         ...query,
-        where: visibleCollections(context.viewer!),
+        where: collectionsWhere(context.viewer),
         orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
       }),
   }),
@@ -155,7 +156,7 @@ builder.queryFields((t) => ({
     resolve: (query, _, { id }, context) =>
       context.resources.db.collection.findFirst({
         ...query,
-        where: { id: parseGlobalId(String(id), 'Collection'), ...visibleCollections(context.viewer!) },
+        where: { AND: [{ id: parseGlobalId(String(id), 'Collection') }, collectionsWhere(context.viewer)] },
       }),
   }),
   search: t.field({
@@ -182,7 +183,7 @@ builder.queryFields((t) => ({
       if (problems.length) throw new ValidationError(problems);
       const id = parseGlobalId(String(collectionId), 'Collection', ['collectionId']);
       const visible = await context.resources.db.collection.findFirst({
-        where: { id, ...visibleCollections(context.viewer!) },
+        where: { AND: [{ id }, collectionsWhere(context.viewer)] },
         select: { id: true },
       });
       if (!visible) throw new NotFoundError('Collection', String(collectionId));

@@ -1,10 +1,11 @@
+import { operationsWhere } from '../auth/visibility.ts';
+import { visible } from '../auth/visible.ts';
 import { cancelBatch } from '../batches/submit.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
 import { ErrorInterface } from '../graphql/errors.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
-import { visibleTo } from './access.ts';
 import { cancelOperation } from './cancel.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError, UnknownOperationTypeError } from './errors.ts';
 import type { OperationType } from './registry.ts';
@@ -116,7 +117,7 @@ builder.queryFields((t) => ({
     resolve: (query, _, { id }, context) =>
       context.resources.db.operation.findFirst({
         ...query,
-        where: { id: parseGlobalId(String(id), 'Operation'), ...visibleTo(context.viewer!) },
+        where: { AND: [{ id: parseGlobalId(String(id), 'Operation') }, operationsWhere(context.viewer)] },
       }),
   }),
   operations: t.prismaConnection({
@@ -126,7 +127,7 @@ builder.queryFields((t) => ({
     authScopes: { loggedIn: true },
     args: { filter: t.arg({ type: OperationFilter }) },
     resolve: (query, _, { filter }, context) => {
-      const where: Prisma.OperationWhereInput = { ...visibleTo(context.viewer!) };
+      const where: Prisma.OperationWhereInput = { AND: [operationsWhere(context.viewer)] };
       if (filter?.status?.length) where.status = { in: filter.status };
       if (filter?.type) where.type = filter.type;
       if (filter?.batchId)
@@ -174,7 +175,10 @@ const StartOperationInput = builder.inputType('StartOperationInput', {
 
 const StartOperationSuccess = builder.objectRef<Started>('StartOperationSuccess').implement({
   fields: (t) => ({
-    operation: t.field({ type: OperationRef, resolve: (started) => started.operation }),
+    operation: t.field({
+      type: OperationRef,
+      resolve: (started, _, context) => visible(context).mustSee(started.operation),
+    }),
     replayed: t.exposeBoolean('replayed', {
       description: 'True when an earlier request with this idempotency key created the operation.',
     }),
@@ -185,7 +189,10 @@ const CancelOperationSuccess = builder
   .objectRef<{ operation: Prisma.OperationGetPayload<object> }>('CancelOperationSuccess')
   .implement({
     fields: (t) => ({
-      operation: t.field({ type: OperationRef, resolve: (success) => success.operation }),
+      operation: t.field({
+        type: OperationRef,
+        resolve: (success, _, context) => visible(context).mustSee(success.operation),
+      }),
     }),
   });
 
@@ -231,8 +238,9 @@ builder.mutationFields((t) => ({
       }
       const uuid = parseGlobalId(String(id), 'Operation');
       // A batch is cancelled as a whole: its items too, and (atomic) its completed items undone.
-      const type = await context.resources.db.operation.findUnique({
-        where: { id: uuid },
+      // Looked up under the visibility rule: an invisible id gives the same NotFoundError either way.
+      const type = await context.resources.db.operation.findFirst({
+        where: { AND: [{ id: uuid }, operationsWhere(context.viewer)] },
         select: { type: true },
       });
       const cancel = type?.type === 'batch' ? cancelBatch : cancelOperation;

@@ -1,12 +1,10 @@
+import { operationsWhere } from '../auth/visibility.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { OperationStatus } from '../generated/prisma/enums.ts';
 import { builder } from '../graphql/builder.ts';
-import { visibleTo } from './access.ts';
 import type { OperationUpdate } from './updates.ts';
 
 /** GraphQL object types of the operations domain. Queries, mutations, subscription: schema-api.ts. */
-
-const NOBODY = '00000000-0000-0000-0000-000000000000';
 
 export const OperationStatusEnum = builder.enumType(OperationStatus, {
   name: 'OperationStatus',
@@ -54,8 +52,10 @@ export const OperationRef = builder.prismaNode('Operation', {
   nullable: true,
   description: 'One unit of long-running work.',
   // node(id) finds only what the viewer may see.
-  findUnique: (id, context): Prisma.OperationWhereUniqueInput =>
-    context.viewer ? { id, AND: [visibleTo(context.viewer)] } : { id, ownerId: NOBODY },
+  findUnique: (id, context): Prisma.OperationWhereUniqueInput => ({
+    id,
+    AND: [operationsWhere(context.viewer)],
+  }),
   fields: (t) => ({
     type: t.exposeString('type', { description: 'The operation type, e.g. diagnostics.sleep.' }),
     status: t.expose('status', { type: OperationStatusEnum }),
@@ -89,9 +89,11 @@ export const OperationRef = builder.prismaNode('Operation', {
       description: 'While PENDING after a failed attempt: when the next attempt runs.',
     }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
-    owner: t.relation('owner'),
+    owner: t.relation('owner', {
+      description: 'Who started it (only the name, unless it is you or you are an admin).',
+    }),
     events: t.relation('events', {
-      description: 'The audit trail, in sequence order.',
+      description: 'The audit trail, in sequence order (part of the operation: visible with it).',
       args: {
         afterSequence: t.arg.int({ description: 'Only events after this sequence. Default 0.' }),
         first: t.arg.int({ description: 'At most this many (1–1000). Default 100.' }),

@@ -1,5 +1,6 @@
 import { Repeater } from 'graphql-yoga';
 import type { Viewer } from '../auth/viewer.ts';
+import { canSeeCollection, seesByOwner } from '../auth/visibility.ts';
 import { isConnectionError, retryWhileUnavailable } from '../db/unavailable.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import type { EventBus } from '../events/bus.ts';
@@ -76,6 +77,11 @@ function pollerFor(r: Resources): FallbackPoller {
  * slows its own loop. Live messages arriving meanwhile wait in a queue bounded by
  * `config.subscriptionMaxBacklog`; when it is full the subscription ends with SUBSCRIBER_TOO_SLOW
  * and the sequence to resume after. Publishers never wait for subscribers.
+ *
+ * Visibility (src/auth/visibility.ts) is checked on subscribe and again on every message: a viewer
+ * who sees the operation only through its collection (public, or theirs) stops receiving it — the
+ * stream ends with NOT_FOUND — at the first message after that collection is no longer visible to
+ * them (one primary-key lookup per message for such viewers; owners and admins cost none).
  */
 export async function operationUpdates(
   r: Resources,
@@ -128,7 +134,26 @@ export async function operationUpdates(
     const read = <T>(query: () => Promise<T>) =>
       retryWhileUnavailable(query, { deadlineMs: READ_RETRY_MS, maxDelayMs: 1000 });
 
+    /** The rule again for this message: a non-owner sees it only through its collection. */
+    const stillVisible = async (operation: Operation): Promise<boolean> => {
+      if (seesByOwner(viewer, operation.ownerId)) return true;
+      const { collectionId } = operation;
+      if (!collectionId) return false;
+      const collection = await read(() =>
+        r.db.collection.findUnique({
+          where: { id: collectionId },
+          select: { ownerId: true, isPublic: true },
+        }),
+      );
+      return collection !== null && canSeeCollection(viewer, collection);
+    };
+
     const send = async (update: OperationUpdate) => {
+      if (!(await stillVisible(update.operation))) {
+        finish(new NotFoundError('Operation', displayId));
+        return;
+      }
+      if (finished) return;
       delivered = update.sequence;
       await push(update);
       const status = update.event ? update.event.status : update.operation.status;

@@ -106,7 +106,9 @@ describe('batch execution', () => {
 
     // Each operationId resolves to the item's own operation, with the same result.
     for (const [itemId, item] of Object.entries(items)) {
-      const read = await gql(url(), ItemOperation, { id: item.operationId }, alice());
+      // operationId is null only for items the viewer may not see; alice sees all of her batch.
+      expect(item.operationId).toEqual(expect.any(String));
+      const read = await gql(url(), ItemOperation, { id: item.operationId as string }, alice());
       expect(read.data?.operation).toMatchObject({
         id: item.operationId,
         status: 'COMPLETED',

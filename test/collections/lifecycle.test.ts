@@ -173,7 +173,7 @@ describe('collection lifecycle through GraphQL', () => {
           end: Date.now(),
           typename: search?.__typename ?? 'none',
           hits: search?.__typename === 'SearchSuccess' ? search.hits.length : 0,
-          generation: search?.__typename === 'SearchSuccess' ? search.collection.generation : undefined,
+          generation: search?.__typename === 'SearchSuccess' ? search.collection?.generation : undefined,
         });
         await sleep(20);
       }

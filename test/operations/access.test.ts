@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { parse } from 'graphql';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TEST_JWT_SECRET } from '../support/app.ts';
@@ -15,6 +17,10 @@ import {
 import { useServer } from '../support/fixtures.ts';
 
 const server = useServer();
+
+const OperationOwner = parse(
+  'query OperationOwner($id: ID!) { operation(id: $id) { owner { id name isAdmin } } }',
+) as TypedDocumentNode<{ operation: { owner: Record<string, unknown> } | null }, { id: string }>;
 
 const sleepInput = (input: Record<string, unknown>) => ({ input: { type: 'diagnostics.sleep', input } });
 
@@ -69,17 +75,14 @@ describe('another user', () => {
     expect(aliceNode).toStrictEqual({ status: 200, data: { node: { id: target.id, status: 'PROCESSING' } } });
   });
 
-  it("gets null and no error for node(id) of another user's User; the user themself gets it", async () => {
+  it('gets null and no error for node(id) of a User (not a Node); the user themself gets theirs as viewer', async () => {
     const alice = await gql(server.app.url, Viewer, {}, server.tokens.alice);
-    const aliceId = alice.data!.viewer!.id;
-    const bobNode = await gql(server.app.url, NodeQuery, { id: aliceId }, server.tokens.bob);
-    expect(bobNode).toStrictEqual({ status: 200, data: { node: null } });
-
-    const aliceNode = await gql(server.app.url, NodeQuery, { id: aliceId }, server.tokens.alice);
-    expect(aliceNode).toStrictEqual({
-      status: 200,
-      data: { node: { id: aliceId, name: 'alice', isAdmin: false } },
-    });
+    const aliceId = alice.data!.viewer!.id!;
+    expect(alice.data?.viewer).toEqual({ id: aliceId, name: 'alice', isAdmin: false });
+    for (const token of [server.tokens.bob, server.tokens.alice]) {
+      const node = await gql(server.app.url, NodeQuery, { id: aliceId }, token);
+      expect(node).toStrictEqual({ status: 200, data: { node: null } });
+    }
   });
 
   it('does not see the operation in the operations list, and sees only their own', async () => {
@@ -131,13 +134,12 @@ describe('an admin', () => {
     expect(list.data!.operations.edges.map((edge) => edge.node.id)).toContain(target.id);
   });
 
-  it("finds another user's User by node(id)", async () => {
+  it("sees another user's id and admin flag as the owner of their operation", async () => {
     const alice = await gql(server.app.url, Viewer, {}, server.tokens.alice);
-    const aliceId = alice.data!.viewer!.id;
-    const rootNode = await gql(server.app.url, NodeQuery, { id: aliceId }, server.tokens.root);
-    expect(rootNode).toStrictEqual({
+    const owner = await gql(server.app.url, OperationOwner, { id: target.id }, server.tokens.root);
+    expect(owner).toStrictEqual({
       status: 200,
-      data: { node: { id: aliceId, name: 'alice', isAdmin: false } },
+      data: { operation: { owner: { id: alice.data!.viewer!.id, name: 'alice', isAdmin: false } } },
     });
   });
 

@@ -53,7 +53,7 @@ export const GetOperation = graphql(`
 
 export const NodeQuery = graphql(`
   query Node($id: ID!) {
-    node(id: $id) { id ... on Operation { status } ... on User { name isAdmin } }
+    node(id: $id) { id ... on Operation { status } }
   }
 `);
 
