@@ -49,6 +49,7 @@ export async function runAttempt(
     requestId: requestId ?? undefined,
     batchId: batchId ?? undefined,
   });
+  log.debug('attempt started');
   controller.signal.addEventListener(
     'abort',
     () => log.info('handler signal aborted', { reason: String(controller.signal.reason) }),
