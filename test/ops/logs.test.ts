@@ -56,6 +56,13 @@ async function post(url: string, token: string, requestId: string, query: string
   return (await response.json()) as { data?: Record<string, { __typename: string; [key: string]: unknown }> };
 }
 
+/** The database id of what a start mutation created; throws with the answer when it refused. */
+function createdId(answer: Awaited<ReturnType<typeof post>>, field: string, key: string): string {
+  const created = answer.data?.[field]?.[key] as { id: string } | undefined;
+  if (!created) throw new Error(JSON.stringify(answer));
+  return uuidOf(created.id);
+}
+
 const START = `mutation ($input: StartOperationInput!) {
   startOperation(input: $input) { __typename ... on StartOperationSuccess { operation { id } } }
 }`;
@@ -114,8 +121,7 @@ describe('logs of real processes', () => {
     const answer = await post(api!.url, token, requestId, START, {
       input: { type: 'diagnostics.sleep', input: { steps: 3, stepMs: 10, failAtStep: 2 } },
     });
-    const id = (answer.data?.startOperation?.operation as { id: string }).id;
-    const operationId = uuidOf(id);
+    const operationId = createdId(answer, 'startOperation', 'operation');
     await waitForTerminal(db, operationId, 15_000);
     const started = await waitForLine(
       worker!,
@@ -140,8 +146,7 @@ describe('logs of real processes', () => {
         ],
       },
     });
-    expect(answer.data?.startBatch?.__typename, JSON.stringify(answer)).toBe('StartBatchSuccess');
-    const batchId = uuidOf((answer.data?.startBatch?.batch as { id: string }).id);
+    const batchId = createdId(answer, 'startBatch', 'batch');
     await waitForTerminal(db, batchId, 20_000);
     const items = await db.query<{ id: string }>('SELECT id FROM "Operation" WHERE "batchId" = $1', [
       batchId,
@@ -170,7 +175,7 @@ describe('LOG_LEVEL', () => {
       const answer = await post(server.url, token, 'logs-test-level', START, {
         input: { type: 'diagnostics.sleep', input: { steps: 2, stepMs: 10, failAtStep: 1 } },
       });
-      const operationId = uuidOf((answer.data?.startOperation?.operation as { id: string }).id);
+      const operationId = createdId(answer, 'startOperation', 'operation');
       await waitForLine(server, (line) => line.msg === 'attempt failed' && line.operationId === operationId);
       // SIGTERM logs "draining" at info: absent once the process has exited.
       expect(await server.stop()).toBe(0);
