@@ -86,8 +86,7 @@ function censor(value: unknown, path: string[]): unknown {
   try {
     const url = new URL(value);
     if (!url.password) return value;
-    url.password = REDACTED;
-    return url.toString();
+    return `${url.protocol}//${url.username}:${REDACTED}@${url.host}${url.pathname}${url.search}${url.hash}`;
   } catch {
     return value;
   }

@@ -220,7 +220,8 @@ describe('redaction', () => {
       component: 'test',
       token: REDACTED,
       connectionParams: { authorization: REDACTED },
-      config: { jwtSecret: REDACTED, databaseUrl: `postgresql://u:${encodeURIComponent(REDACTED)}@h:5432/x` },
+      config: { jwtSecret: REDACTED, databaseUrl: `postgresql://u:${REDACTED}@h:5432/x` },
+      REDIS_URL: `redis://:${REDACTED}@h:6379`,
       url: 'http://localhost:4000/graphql',
     });
     // Errors go through pino's err serializer under `err`.
