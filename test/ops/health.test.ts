@@ -88,8 +88,8 @@ describe('a draining process', () => {
     });
     await probeUntil(draining.url, '/ready', isReady, 10_000);
     const token = await tokenFor(db!.url, 'alice');
-    // 40 × 100 ms: still running when SIGTERM arrives and for a few seconds after.
-    const operation = await startSleep(draining.url, token, { steps: 40, stepMs: 100 });
+    // 60 × 100 ms: still running when SIGTERM arrives and for seconds after.
+    const operation = await startSleep(draining.url, token, { steps: 60, stepMs: 100 });
     await waitForRow(db!, uuidOf(operation.id), (row) => row.status === 'PROCESSING', 10_000);
 
     draining.child.kill('SIGTERM');
