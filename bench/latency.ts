@@ -132,8 +132,9 @@ function abortTimes(worker: ServerProcess) {
     for (; scanned < worker.logs.length; scanned += 1) {
       const line = worker.logs[scanned]!;
       if (!line.includes('handler signal aborted')) continue;
-      const entry = JSON.parse(line) as { time: string; operationId: string };
-      if (!times.has(entry.operationId)) times.set(entry.operationId, Date.parse(entry.time));
+      // A pino line: `time` in epoch ms.
+      const entry = JSON.parse(line) as { time: number; operationId: string };
+      if (!times.has(entry.operationId)) times.set(entry.operationId, entry.time);
     }
   };
   return async (operationId: string, timeoutMs = 5000): Promise<number> => {

@@ -29,6 +29,9 @@ import { inParallel, percentile, prng } from './support.ts';
  * seconds) until nothing is PENDING or PROCESSING. Kept on purpose independent of bench/support.ts.
  */
 
+/** Names of pino's numeric levels above info. */
+const PINO_LEVELS: Record<number, string> = { 40: 'warn', 50: 'error', 60: 'fatal' };
+
 // ---------------------------------------------------------------- arguments
 
 const OPTIONS = {
@@ -817,21 +820,23 @@ async function report(
   const errorLines: string[] = [];
   for (const { name, proc } of processes) {
     for (const line of proc.logs) {
-      let entry: { level?: string; message?: string; problem?: string; action?: string };
+      // pino lines: numeric `level` (30 info, 40 warn, 50 error, 60 fatal), `msg`.
+      let entry: { level?: number | 'raw'; msg?: string; problem?: string; action?: string };
       try {
         entry = JSON.parse(line);
       } catch {
-        entry = { level: 'raw', message: line.slice(0, 120) };
+        entry = { level: 'raw', msg: line.slice(0, 120) };
       }
-      if (entry.level === 'info') continue;
-      if (entry.message !== 'attempt failed' && entry.message !== 'repaired operation')
+      if (typeof entry.level === 'number' && entry.level <= 30) continue;
+      if (entry.msg !== 'attempt failed' && entry.msg !== 'repaired operation')
         errorLines.push(`${name}: ${line.slice(0, 600)}`);
       const role = name === 'api' ? 'api' : 'worker';
       const what =
-        entry.message === 'repaired operation'
+        entry.msg === 'repaired operation'
           ? `repaired operation: ${entry.problem} → ${entry.action}`
-          : entry.message;
-      const key = `${entry.level} ${role}: ${what}`;
+          : entry.msg;
+      const level = typeof entry.level === 'number' ? (PINO_LEVELS[entry.level] ?? entry.level) : entry.level;
+      const key = `${level} ${role}: ${what}`;
       levels.set(key, (levels.get(key) ?? 0) + 1);
     }
   }

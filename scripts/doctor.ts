@@ -15,7 +15,7 @@ import { createWaker } from '../src/operations/waker.ts';
 import type { Resources } from '../src/resources.ts';
 
 const config = loadConfig();
-const logger = createLogger({ component: 'doctor' }, true);
+const logger = createLogger({ level: 'error', bindings: { component: 'doctor' } });
 const embedded = config.databaseUrl
   ? undefined
   : await startEmbeddedPostgres(config.dataDir, config.embeddedPostgresPort);
@@ -38,6 +38,7 @@ try {
     logger,
     waker: createWaker(),
     shutdown: new AbortController().signal,
+    draining: new AbortController().signal,
   };
   const repairs = await reconcile(late.resources, {
     minAgeSeconds: config.reconcileMinAgeSeconds,

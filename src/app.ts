@@ -6,6 +6,7 @@ import { migrate } from './db/migrate.ts';
 import { createDb, type DbOptions } from './db/prisma.ts';
 import { createEventBus } from './events/bus.ts';
 import { startGraphQLServer } from './graphql/server.ts';
+import { startHealthServer } from './health/server.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { ensureQueues, startBoss } from './operations/queues.ts';
 import { createRegistry, type OperationType } from './operations/registry.ts';
@@ -47,13 +48,19 @@ export interface App {
 /** Starts opsgraph with the roles in `config.role`: migrations, pg-boss, workers, GraphQL server. */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const logger =
-    options.logger ?? createLogger({ instance: config.instanceId.slice(0, 8), role: config.role });
+    options.logger ??
+    createLogger({
+      level: config.logLevel,
+      bindings: { instance: config.instanceId.slice(0, 8), role: config.role },
+    });
   const closers: (() => Promise<void>)[] = [];
   let closing: Promise<void> | undefined;
+  const draining = new AbortController();
   const closeAll = () => {
+    draining.abort();
     closing ??= (async () => {
       for (const close of closers.reverse()) {
-        await close().catch((error) => logger.error('close failed', { error }));
+        await close().catch((err) => logger.error('close failed', { err }));
       }
     })();
     return closing;
@@ -94,6 +101,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       logger,
       waker,
       shutdown: shutdown.signal,
+      draining: draining.signal,
     };
     late.resources = resources;
 
@@ -109,6 +117,11 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         await server.close();
       });
       url = server.url;
+    } else if (config.workerPort !== undefined) {
+      // Worker-only processes serve /health and /ready when given a port (kept up while draining).
+      const health = await startHealthServer(resources, config.workerPort);
+      closers.push(() => health.close());
+      logger.info('serving /health and /ready', { url: health.url });
     }
     if (config.role !== 'api') {
       const runner = await startRunner(resources);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { LOG_LEVELS, type LogLevel } from './logger.ts';
 
 /** Which parts of opsgraph a process runs. */
 export type Role = 'all' | 'api' | 'worker';
@@ -56,6 +57,17 @@ export interface Config {
   collectionBatchSize: number;
   /** Most items one startBatch may hold. Default 1000. */
   batchMaxItems: number;
+
+  // Operator side (issue 12): logs, health and readiness.
+  /** Lowest log level written (pino's levels, or `silent`). Default `info`. */
+  logLevel: LogLevel;
+  /** How long each readiness check (PostgreSQL, Redis, pg-boss) may take, in ms. Default 1000. */
+  readyTimeoutMs: number;
+  /**
+   * Port on which a worker-only process (`role` `worker`) serves `/health` and `/ready`. Default
+   * none: no listener. API processes serve them on `port`.
+   */
+  workerPort: number | undefined;
 }
 
 const DEV_SECRET = 'opsgraph-development-secret-change-me';
@@ -89,6 +101,10 @@ const env = z.object({
   OPSGRAPH_STORAGE_DIR: z.string().min(1).optional(),
   OPSGRAPH_COLLECTION_BATCH_SIZE: int(1, 10_000).default(100),
   OPSGRAPH_BATCH_MAX_ITEMS: int(1, 100_000).default(1000),
+  // Operator side (issue 12).
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  OPSGRAPH_READY_TIMEOUT_MS: int(50, 60_000).default(1000),
+  OPSGRAPH_WORKER_PORT: int(0, 65535).optional(),
 });
 
 /** A configuration problem, reported as one line. */
@@ -131,6 +147,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     storageDir: resolve(e.OPSGRAPH_STORAGE_DIR ?? join(e.OPSGRAPH_DATA_DIR, 'exports')),
     collectionBatchSize: e.OPSGRAPH_COLLECTION_BATCH_SIZE,
     batchMaxItems: e.OPSGRAPH_BATCH_MAX_ITEMS,
+    // Operator side (issue 12).
+    logLevel: e.LOG_LEVEL,
+    readyTimeoutMs: e.OPSGRAPH_READY_TIMEOUT_MS,
+    workerPort: e.OPSGRAPH_WORKER_PORT,
   };
 }
 

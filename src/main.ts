@@ -13,11 +13,14 @@ try {
   throw error;
 }
 
-const logger = createLogger({ instance: config.instanceId.slice(0, 8), role: config.role });
+const logger = createLogger({
+  level: config.logLevel,
+  bindings: { instance: config.instanceId.slice(0, 8), role: config.role },
+});
 if (usesDevelopmentSecret(config)) logger.warn('JWT_SECRET is not set: using the development secret');
 
-const app = await startApp(config, { logger }).catch((error: Error) => {
-  process.stderr.write(`opsgraph: failed to start: ${error.message}\n`);
+const app = await startApp(config, { logger }).catch((err: Error) => {
+  logger.error('failed to start', { err });
   process.exit(1);
 });
 
@@ -36,8 +39,8 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     logger.info('draining', { signal });
     app.close().then(
       () => process.exit(0),
-      (error: Error) => {
-        logger.error('shutdown failed', { error });
+      (err: Error) => {
+        logger.error('shutdown failed', { err });
         process.exit(1);
       },
     );

@@ -16,6 +16,8 @@ export interface Resources {
   logger: Logger;
   /** Aborts when the process starts shutting down: open subscriptions end cleanly. */
   shutdown: AbortSignal;
+  /** Aborts as soon as the process starts draining (SIGTERM): `/ready` then answers 503. */
+  draining: AbortSignal;
   /** Wakes this process's workers for scheduled jobs. */
   waker: Waker;
 }

@@ -46,7 +46,7 @@ export default async function setup(): Promise<() => Promise<void>> {
   const url = databaseUrl(template);
   await migrate(url);
   const config = loadConfig({ DATABASE_URL: url });
-  const boss = await startBoss(config, url, createLogger({}, true));
+  const boss = await startBoss(config, url, createLogger({ level: 'error' }));
   await ensureQueues(boss, createRegistry(BUILT_IN_TYPES));
   await boss.stop({ graceful: false, close: true });
 

@@ -126,7 +126,7 @@ describe('the opsgraph process', () => {
     expect(after.result).toMatchObject({ steps: 10 });
     expect(after.progressCurrent).toBe(10);
     expect(exitMs).toBeLessThan(10_000);
-    expect(logs.some((line) => line.includes('"message":"draining"'))).toBe(true);
+    expect(logs.some((line) => line.includes('"msg":"draining"'))).toBe(true);
   });
 
   it('SIGTERM past the grace period aborts the handler, releases the operation for another worker and exits 0', async () => {
@@ -157,8 +157,8 @@ describe('the opsgraph process', () => {
     expect(job?.state).toBe('created');
     const aborted = logs
       .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as { message: string; operationId?: string; reason?: string })
-      .find((line) => line.message === 'handler signal aborted' && line.operationId === uuid);
+      .map((line) => JSON.parse(line) as { msg: string; operationId?: string; reason?: string })
+      .find((line) => line.msg === 'handler signal aborted' && line.operationId === uuid);
     expect(aborted?.reason).toBe('shutdown');
   });
 
@@ -174,7 +174,8 @@ describe('the opsgraph process', () => {
     expect(failing!.error?.code).toBe('REQUESTED_FAILURE');
     expect(finishing!.status, JSON.stringify(finishing)).toBe('COMPLETED');
     expect(
-      logs.filter((line) => line.includes('"level":"error"')),
+      // pino's levels: 50 is error, 60 fatal.
+      logs.filter((line) => /"level":(50|60)\b/.test(line)),
       'error log lines',
     ).toEqual([]);
   });

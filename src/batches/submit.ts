@@ -76,8 +76,8 @@ export async function startBatch(
       if (!batch) return null;
       await tx.$executeRawUnsafe(
         `WITH items AS (
-           INSERT INTO "Operation" (type, input, "ownerId", "batchId", "batchItemId", "collectionId", sequence)
-           SELECT t, i::jsonb, $1::uuid, $2::uuid, b, c::uuid, 1
+           INSERT INTO "Operation" (type, input, "ownerId", "batchId", "batchItemId", "collectionId", "requestId", sequence)
+           SELECT t, i::jsonb, $1::uuid, $2::uuid, b, c::uuid, $7, 1
              FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS x(t, i, b, c)
            RETURNING id, status
          )
@@ -89,6 +89,7 @@ export async function startBatch(
         plan.items.map((item) => JSON.stringify(item.input ?? {})),
         plan.items.map((item) => item.id),
         plan.items.map((item) => literal.get(item.id) ?? null),
+        batch.operation.requestId,
       );
       return batch;
     },

@@ -7,6 +7,7 @@ import { WebSocketServer } from 'ws';
 import { createViewerResolver, InvalidTokenError } from '../auth/viewer.ts';
 import { isConnectionError } from '../db/unavailable.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
+import { withOperatorRoutes } from '../health/routes.ts';
 import { ResubscribeError } from '../operations/updates.ts';
 import type { Resources } from '../resources.ts';
 import type { Context } from './context.ts';
@@ -114,7 +115,7 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
     }),
   });
 
-  const server = createServer(yoga);
+  const server = createServer(withOperatorRoutes(resources, yoga));
   const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
   const wsCleanup = useServer(
     {

@@ -40,7 +40,16 @@ export async function runAttempt(
   const { attempt, claimId } = started.operation;
   const claim = claimId as string;
   const { controller } = handle;
-  const log = parentLog.child({ operationId, type: type.name, attempt });
+  // Carries the starting request's id and the batch into the worker's lines (absent when null).
+  const { requestId, batchId } = started.operation;
+  const log = parentLog.child({
+    operationId,
+    type: type.name,
+    attempt,
+    requestId: requestId ?? undefined,
+    batchId: batchId ?? undefined,
+  });
+  log.debug('attempt started');
   controller.signal.addEventListener(
     'abort',
     () => log.info('handler signal aborted', { reason: String(controller.signal.reason) }),

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { fromPrisma } from 'pg-boss';
 import type { Db } from '../db/prisma.ts';
+import { currentRequestId } from '../request-context.ts';
 import type { Resources } from '../resources.ts';
 import { type JobData, jobOptions } from './queues.ts';
 import type { EventMessage } from './record.ts';
@@ -31,8 +32,8 @@ export async function insertOperation(
   const jobId = randomUUID();
   const rows = await tx.$queryRawUnsafe<EventMessage[]>(
     `WITH op AS (
-       INSERT INTO "Operation" (id, type, input, "ownerId", "idempotencyKey", "inputHash", "jobId", "collectionId", sequence)
-       VALUES ($1::uuid, $2, $3::jsonb, $4::uuid, $5, $6, $7::uuid, $8::uuid, 1)
+       INSERT INTO "Operation" (id, type, input, "ownerId", "idempotencyKey", "inputHash", "jobId", "collectionId", "requestId", sequence)
+       VALUES ($1::uuid, $2, $3::jsonb, $4::uuid, $5, $6, $7::uuid, $8::uuid, $9, 1)
        ON CONFLICT ("ownerId", "idempotencyKey") DO NOTHING
        RETURNING *
      ), ev AS (
@@ -49,6 +50,7 @@ export async function insertOperation(
     spec.inputHash,
     spec.type.inline ? null : jobId,
     spec.collectionId ?? null,
+    currentRequestId() ?? null,
   );
   const created = rows[0];
   if (!created || spec.type.inline) return created ?? null;

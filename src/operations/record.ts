@@ -28,6 +28,7 @@ export interface OperationJson {
   batchItemId: string | null;
   compensatedAt: string | null;
   cancelRequestedAt: string | null;
+  requestId: string | null;
   nextAttemptAt: string | null;
   createdAt: string;
   startedAt: string | null;
@@ -64,6 +65,7 @@ export function toOperation(json: OperationJson): Operation {
     batchItemId: json.batchItemId ?? null,
     compensatedAt: date(json.compensatedAt ?? null),
     cancelRequestedAt: date(json.cancelRequestedAt ?? null),
+    requestId: json.requestId ?? null,
     input: json.input as Operation['input'],
     result: json.result as Operation['result'],
     error: json.error as Operation['error'],

@@ -44,9 +44,10 @@ async function start(input: Record<string, unknown>) {
 /** The database id inside an Operation's global ID ("Operation:<uuid>" in base64). */
 const uuidOf = (id: string) => Buffer.from(id, 'base64').toString().split(':')[1]!;
 
+/** A pino line: `time` in epoch ms, `msg` the message. */
 interface LogLine {
-  time: string;
-  message: string;
+  time: number;
+  msg: string;
   operationId?: string;
   reason?: string;
 }
@@ -133,11 +134,11 @@ describe('an api process and a worker process sharing PostgreSQL and Redis', () 
 
       const aborted = await waitForLog(
         worker!,
-        (line) => line.message === 'handler signal aborted' && line.operationId === uuid,
+        (line) => line.msg === 'handler signal aborted' && line.operationId === uuid,
         2000,
       );
       expect(aborted, `B's logs:\n${worker!.logs.join('\n')}`).toBeDefined();
-      const delayMs = Date.parse(aborted!.time) - sentAt;
+      const delayMs = aborted!.time - sentAt;
       console.log(`cancel via A → AbortSignal fired on B: ${delayMs} ms (reason ${aborted!.reason})`);
       expect(delayMs).toBeGreaterThanOrEqual(0);
       expect(delayMs).toBeLessThan(2000);

@@ -34,7 +34,7 @@ export async function startTestApp(
   options: AppOptions = {},
 ): Promise<App & { url: string }> {
   const app = await startApp(testConfig(databaseUrl, overrides), {
-    logger: createLogger({}, !process.env.TEST_VERBOSE),
+    logger: createLogger({ level: process.env.TEST_VERBOSE ? 'info' : 'error' }),
     ...options,
   });
   return { ...app, url: app.url ?? '' };

@@ -60,7 +60,7 @@ export async function startPostgresCluster(): Promise<PostgresCluster> {
   await server.createDatabase('opsgraph');
   const url = `postgresql://opsgraph:opsgraph@127.0.0.1:${port}/opsgraph`;
   await migrate(url);
-  const boss = await startBoss(loadConfig({ DATABASE_URL: url }), url, createLogger({}, true));
+  const boss = await startBoss(loadConfig({ DATABASE_URL: url }), url, createLogger({ level: 'error' }));
   await ensureQueues(boss, createRegistry(BUILT_IN_TYPES));
   await boss.stop({ graceful: false, close: true });
   let running = true;
