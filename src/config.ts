@@ -56,6 +56,27 @@ export interface Config {
   collectionBatchSize: number;
   /** Most items one startBatch may hold. Default 1000. */
   batchMaxItems: number;
+
+  // --- Input limits (issue 9, point 4) ---
+  /**
+   * Most bytes an operation's input may take, as UTF-8 JSON: checked on startOperation, on each
+   * batch item at submission, and on each batch item after its `$ref`s are resolved. Default 1 MB
+   * (1048576).
+   */
+  inputMaxBytes: number;
+  /** Deepest nesting of arrays and objects in an operation's input. Default 64. */
+  inputMaxDepth: number;
+  /**
+   * Most bytes all item inputs of one batch may take together, as UTF-8 JSON: at submission and as
+   * their `$ref`s are resolved. Default 4 MB (4194304).
+   */
+  batchInputMaxBytes: number;
+  /** Most `dependsOn` entries of one batch item. Default 1000. */
+  batchMaxItemDependencies: number;
+  /** Most `dependsOn` entries of one batch, all items together. Default 10000. */
+  batchMaxDependencies: number;
+  /** Most problems one ValidationError lists; the rest are counted in `omittedProblems`. Default 100. */
+  maxProblems: number;
 }
 
 const DEV_SECRET = 'opsgraph-development-secret-change-me';
@@ -89,6 +110,13 @@ const env = z.object({
   OPSGRAPH_STORAGE_DIR: z.string().min(1).optional(),
   OPSGRAPH_COLLECTION_BATCH_SIZE: int(1, 10_000).default(100),
   OPSGRAPH_BATCH_MAX_ITEMS: int(1, 100_000).default(1000),
+  // Input limits (issue 9, point 4)
+  OPSGRAPH_INPUT_MAX_BYTES: int(1024, 256 * 1024 * 1024).default(1024 * 1024),
+  OPSGRAPH_INPUT_MAX_DEPTH: int(2, 1000).default(64),
+  OPSGRAPH_BATCH_INPUT_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
+  OPSGRAPH_BATCH_MAX_ITEM_DEPENDENCIES: int(1, 100_000).default(1000),
+  OPSGRAPH_BATCH_MAX_DEPENDENCIES: int(1, 1_000_000).default(10_000),
+  OPSGRAPH_MAX_PROBLEMS: int(1, 10_000).default(100),
 });
 
 /** A configuration problem, reported as one line. */
@@ -131,6 +159,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     storageDir: resolve(e.OPSGRAPH_STORAGE_DIR ?? join(e.OPSGRAPH_DATA_DIR, 'exports')),
     collectionBatchSize: e.OPSGRAPH_COLLECTION_BATCH_SIZE,
     batchMaxItems: e.OPSGRAPH_BATCH_MAX_ITEMS,
+    // Input limits (issue 9, point 4)
+    inputMaxBytes: e.OPSGRAPH_INPUT_MAX_BYTES,
+    inputMaxDepth: e.OPSGRAPH_INPUT_MAX_DEPTH,
+    batchInputMaxBytes: e.OPSGRAPH_BATCH_INPUT_MAX_BYTES,
+    batchMaxItemDependencies: e.OPSGRAPH_BATCH_MAX_ITEM_DEPENDENCIES,
+    batchMaxDependencies: e.OPSGRAPH_BATCH_MAX_DEPENDENCIES,
+    maxProblems: e.OPSGRAPH_MAX_PROBLEMS,
   };
 }
 

@@ -8,6 +8,7 @@ import type { Operation } from '../generated/prisma/client.ts';
 import type { Resources } from '../resources.ts';
 import { IdempotencyKeyConflictError, UnknownOperationTypeError } from './errors.ts';
 import { runInline } from './inline.ts';
+import { parseInput } from './input-limits.ts';
 import { insertOperation } from './insert.ts';
 import type { EventMessage } from './record.ts';
 import { operationChannel, toOperation } from './record.ts';
@@ -85,13 +86,12 @@ function validate(r: Resources, request: StartRequest): { type: OperationType; i
     );
   }
   checkIdempotencyKey(request.idempotencyKey);
-  const parsed = type.input.safeParse(request.input);
-  if (!parsed.success) throw new ValidationError(parsed.error.issues.flatMap(toProblems));
-  const nuls = nulPaths(parsed.data, ['input']);
+  const input = parseInput(r.config, type.input, request.input, toProblems);
+  const nuls = nulPaths(input, ['input']);
   if (nuls.length) {
     throw new ValidationError(nuls.map((path) => ({ path, message: 'must not contain NUL characters' })));
   }
-  return { type, input: parsed.data };
+  return { type, input };
 }
 
 /** An idempotency key is 1 to 255 characters without NUL; throws a ValidationError otherwise. */
