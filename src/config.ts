@@ -75,6 +75,8 @@ export interface Config {
   batchMaxItemDependencies: number;
   /** Most `dependsOn` entries of one batch, all items together. Default 10000. */
   batchMaxDependencies: number;
+  /** Most `$ref:` references in the item inputs of one batch, all items together. Default 10000. */
+  batchMaxRefs: number;
   /** Most problems one ValidationError lists; the rest are counted in `omittedProblems`. Default 100. */
   maxProblems: number;
 }
@@ -116,6 +118,7 @@ const env = z.object({
   OPSGRAPH_BATCH_INPUT_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
   OPSGRAPH_BATCH_MAX_ITEM_DEPENDENCIES: int(1, 100_000).default(1000),
   OPSGRAPH_BATCH_MAX_DEPENDENCIES: int(1, 1_000_000).default(10_000),
+  OPSGRAPH_BATCH_MAX_REFS: int(1, 1_000_000).default(10_000),
   OPSGRAPH_MAX_PROBLEMS: int(1, 10_000).default(100),
 });
 
@@ -165,6 +168,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     batchInputMaxBytes: e.OPSGRAPH_BATCH_INPUT_MAX_BYTES,
     batchMaxItemDependencies: e.OPSGRAPH_BATCH_MAX_ITEM_DEPENDENCIES,
     batchMaxDependencies: e.OPSGRAPH_BATCH_MAX_DEPENDENCIES,
+    batchMaxRefs: e.OPSGRAPH_BATCH_MAX_REFS,
     maxProblems: e.OPSGRAPH_MAX_PROBLEMS,
   };
 }

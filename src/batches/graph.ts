@@ -41,9 +41,10 @@ export function levelsOf(deps: Deps): number[][] {
 
 /**
  * Cycles found by a depth-first walk along dependencies, each as the indexes of its path back to
- * its start (`a → b → c → a`); one per dependency that closes a cycle. `onCycle` receives each.
+ * its start (`a → b → c → a`); one per dependency that closes a cycle. `onCycle` receives each
+ * cycle's start, and the cycle as a function to call at once if needed (the walk moves on after).
  */
-export function findCycles(deps: Deps, onCycle: (cycle: () => number[]) => void): void {
+export function findCycles(deps: Deps, onCycle: (start: number, cycle: () => number[]) => void): void {
   const state = new Uint8Array(deps.length); // 0 unseen, 1 on the path, 2 done
   const position = new Int32Array(deps.length).fill(-1);
   for (let root = 0; root < deps.length; root += 1) {
@@ -69,7 +70,7 @@ export function findCycles(deps: Deps, onCycle: (cycle: () => number[]) => void)
       if (state[dep] === 1) {
         const from = position[dep] as number;
         const snapshot = path.length;
-        onCycle(() => [...path.slice(from, snapshot), dep]);
+        onCycle(dep, () => [...path.slice(from, snapshot), dep]);
       } else if (state[dep] === 0) {
         state[dep] = 1;
         position[dep] = path.length;

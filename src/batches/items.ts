@@ -3,6 +3,7 @@ import { fromPrisma } from 'pg-boss';
 import type { Viewer } from '../auth/viewer.ts';
 import type { Db } from '../db/prisma.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
+import { slicer } from '../event-loop.ts';
 import { publish } from '../operations/attempt.ts';
 import * as batchTransitions from '../operations/batch-transitions.ts';
 import { runInlineItem } from '../operations/inline.ts';
@@ -138,12 +139,9 @@ export async function startItems(
 ): Promise<void> {
   let ready: Ready[] = [];
   let readyBytes = 0;
-  let slice = performance.now();
+  const slice = slicer(SLICE_MS);
   for (const row of rows) {
-    if (performance.now() - slice > SLICE_MS) {
-      await yieldToEventLoop();
-      slice = performance.now();
-    }
+    await slice();
     const type = r.registry.get(row.type);
     const prepared = type
       ? await prepare(r, viewer, type, row.input, results, budget.limitsFor(row))
@@ -170,8 +168,6 @@ export async function startItems(
   }
   if (ready.length) await release(r, ready);
 }
-
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Stores the resolved inputs and queues the jobs of `ready`, in one transaction. */
 async function release(r: Resources, ready: Ready[]): Promise<void> {

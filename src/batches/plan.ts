@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Problem } from '../errors.ts';
+import { slicer } from '../event-loop.ts';
 import { checkInput, type InputLimits, inputLimits, ProblemList, quote } from '../operations/input-limits.ts';
 import type { OperationType, Registry } from '../operations/registry.ts';
 import { toProblems } from '../operations/start.ts';
@@ -50,6 +51,8 @@ export interface BatchLimits {
   input: InputLimits;
   /** Most bytes of all item inputs together. Default 4 MB. */
   maxInputBytes: number;
+  /** Most `$ref:`s in all item inputs together. Default 10000. */
+  maxRefs: number;
   /** Most problems listed in the ValidationError. Default 100. */
   maxProblems: number;
 }
@@ -60,6 +63,7 @@ export const batchLimits = (config: Config): BatchLimits => ({
   maxDependencies: config.batchMaxDependencies,
   input: inputLimits(config),
   maxInputBytes: config.batchInputMaxBytes,
+  maxRefs: config.batchMaxRefs,
   maxProblems: config.maxProblems,
 });
 
@@ -74,7 +78,12 @@ function showCycle(ids: string[]): string {
  * ValidationError listing its problems (the first `maxProblems`, and how many more) with their
  * item and path. Linear in items + dependencies + the size of the inputs.
  */
-export function planBatch(registry: Registry, request: BatchRequest, limits: BatchLimits): Plan {
+export async function planBatch(
+  registry: Registry,
+  request: BatchRequest,
+  limits: BatchLimits,
+): Promise<Plan> {
+  const slice = slicer();
   const problems = new ProblemList(limits.maxProblems);
   const add = (path: (string | number)[], message: string | (() => string)) => problems.add(path, message);
   const { items } = request;
@@ -128,8 +137,8 @@ export function planBatch(registry: Registry, request: BatchRequest, limits: Bat
       }
     });
   });
-  findCycles(deps, (cycle) =>
-    add(['items', cycle()[0] as number, 'dependsOn'], () => {
+  findCycles(deps, (start, cycle) =>
+    add(['items', start, 'dependsOn'], () => {
       const ids = cycle().map((i) => items[i]?.id as string);
       return `dependency cycle (each depends on the next): ${showCycle(ids)}`;
     }),
@@ -138,17 +147,26 @@ export function planBatch(registry: Registry, request: BatchRequest, limits: Bat
 
   const candidates: { item: BatchItemRequest; i: number; type: OperationType; refs: Ref[] }[] = [];
   let inputBytes = 0;
-  items.forEach((item, i) => {
+  let refCount = 0;
+  for (const [i, item] of items.entries()) {
+    await slice();
     const type = item.type ? registry.startable(item.type) : undefined;
-    if (!item.id || !type || byId.get(item.id) !== i) return;
+    if (!item.id || !type || byId.get(item.id) !== i) continue;
     const at = ['items', i, 'input'];
     const bytes = checkInput(item.input ?? {}, at, limits.input, problems, true);
-    if (bytes === null) return; // too large or too deep: not looked at further
+    if (bytes === null) continue; // too large or too deep: not looked at further
     inputBytes += bytes;
-    candidates.push({ item, i, type, refs: findRefs(item.input, at) });
-  });
-  if (inputBytes > limits.maxInputBytes) {
-    add(['items'], `the item inputs take more than ${limits.maxInputBytes} bytes as JSON together`);
+    if (inputBytes > limits.maxInputBytes) break;
+    const refs = findRefs(item.input, at, limits.maxRefs - refCount);
+    refCount += refs.length;
+    if (refCount > limits.maxRefs) break;
+    candidates.push({ item, i, type, refs });
+  }
+  if (inputBytes > limits.maxInputBytes || refCount > limits.maxRefs) {
+    if (inputBytes > limits.maxInputBytes) {
+      add(['items'], `the item inputs take more than ${limits.maxInputBytes} bytes as JSON together`);
+    } else add(['items'], `at most ${limits.maxRefs} references ($ref:) in a batch`);
+    problems.throwIfAny();
   }
 
   // "Is the referenced item an ancestor?" for every reference at once (bitsets, see ancestry).
@@ -164,6 +182,7 @@ export function planBatch(registry: Registry, request: BatchRequest, limits: Bat
   let q = 0;
   const planned: PlannedItem[] = [];
   for (const { item, i, type, refs } of candidates) {
+    await slice();
     for (const ref of refs) {
       const isAncestor = byId.has(ref.item) ? (answers[q++] as boolean) : false;
       const problem = refProblem(registry, ref, items, byId, isAncestor, schemaChecks);

@@ -27,30 +27,40 @@ const INSIDE = /\$\$ref:|\$ref:([A-Za-z0-9]+)((?:\.[A-Za-z0-9]+)*)/g;
 
 /**
  * Every reference in a value, with its location. Iterative, and only strings that hold `$ref:` get
- * a path: linear in the size of the value.
+ * a path: linear in the size of the value. Stops once more than `limit` are found.
  */
-export function findRefs(value: unknown, at: (string | number)[] = []): Ref[] {
+export function findRefs(
+  value: unknown,
+  at: (string | number)[] = [],
+  limit = Number.POSITIVE_INFINITY,
+): Ref[] {
   const refs: Ref[] = [];
-  type Frame = { value: unknown; key: string | number; parent: Frame | null };
-  const pathOf = (frame: Frame) => {
-    const path: (string | number)[] = [];
+  type Frame = { value: object; key: string | number; parent: Frame | null };
+  const pathOf = (frame: Frame | null, key?: string | number) => {
+    const path: (string | number)[] = key === undefined ? [] : [key];
     for (let f: Frame | null = frame; f?.parent; f = f.parent) path.push(f.key);
     return [...at, ...path.reverse()];
   };
-  const stack: Frame[] = [{ value, key: '', parent: null }];
-  while (stack.length > 0) {
+  // Only containers are stacked; strings are looked at where they are found.
+  const visit = (item: unknown, frame: Frame | null, key?: string | number) => {
+    if (typeof item === 'string') {
+      if (item.includes('$ref:')) refs.push(...refsInString(item, pathOf(frame, key)));
+    } else if (item !== null && typeof item === 'object') {
+      stack.push({ value: item, key: key ?? '', parent: frame });
+    }
+  };
+  const stack: Frame[] = [];
+  visit(value, null);
+  while (stack.length > 0 && refs.length <= limit) {
     const frame = stack.pop() as Frame;
     const current = frame.value;
-    if (typeof current === 'string') {
-      if (current.includes('$ref:')) refs.push(...refsInString(current, pathOf(frame)));
-    } else if (Array.isArray(current)) {
-      for (let i = current.length - 1; i >= 0; i -= 1)
-        stack.push({ value: current[i], key: i, parent: frame });
-    } else if (current !== null && typeof current === 'object') {
+    if (Array.isArray(current)) {
+      for (let i = current.length - 1; i >= 0; i -= 1) visit(current[i], frame, i);
+    } else {
       const keys = Object.keys(current);
       for (let i = keys.length - 1; i >= 0; i -= 1) {
         const key = keys[i] as string;
-        stack.push({ value: (current as Record<string, unknown>)[key], key, parent: frame });
+        visit((current as Record<string, unknown>)[key], frame, key);
       }
     }
   }

@@ -45,7 +45,7 @@ export async function startBatch(
   checkIdempotencyKey(request.idempotencyKey);
   const atomic = request.atomic ?? true;
   const continueOnError = request.continueOnError ?? false;
-  const plan = planBatch(
+  const plan = await planBatch(
     r.registry,
     { items: request.items, atomic, continueOnError },
     batchLimits(r.config),

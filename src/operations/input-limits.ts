@@ -52,8 +52,12 @@ const pathOf = (frame: Frame | null): Path => {
   return path.reverse();
 };
 
+/** Printable ASCII other than `"` and `\`: written as is, one byte per character. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 /** UTF-8 bytes of a string as JSON (quotes and escapes included). */
-export const stringBytes = (text: string): number => Buffer.byteLength(JSON.stringify(text));
+export const stringBytes = (text: string): number =>
+  PLAIN.test(text) ? text.length + 2 : Buffer.byteLength(JSON.stringify(text));
 
 const scalarBytes = (value: unknown): number => {
   if (typeof value === 'number') return Number.isFinite(value) ? String(value).length : 4;
