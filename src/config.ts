@@ -68,7 +68,7 @@ export interface Config {
   inputMaxDepth: number;
   /**
    * Most bytes all item inputs of one batch may take together, as UTF-8 JSON: at submission and as
-   * their `$ref`s are resolved. Default 4 MB (4194304).
+   * their `$ref`s are resolved. Default 2 MB (2097152).
    */
   batchInputMaxBytes: number;
   /** Most `dependsOn` entries of one batch item. Default 1000. */
@@ -115,7 +115,7 @@ const env = z.object({
   // Input limits (issue 9, point 4)
   OPSGRAPH_INPUT_MAX_BYTES: int(1024, 256 * 1024 * 1024).default(1024 * 1024),
   OPSGRAPH_INPUT_MAX_DEPTH: int(2, 1000).default(64),
-  OPSGRAPH_BATCH_INPUT_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(4 * 1024 * 1024),
+  OPSGRAPH_BATCH_INPUT_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(2 * 1024 * 1024),
   OPSGRAPH_BATCH_MAX_ITEM_DEPENDENCIES: int(1, 100_000).default(1000),
   OPSGRAPH_BATCH_MAX_DEPENDENCIES: int(1, 1_000_000).default(10_000),
   OPSGRAPH_BATCH_MAX_REFS: int(1, 1_000_000).default(10_000),

@@ -49,7 +49,7 @@ export interface BatchLimits {
   maxDependencies: number;
   /** Bounds of each item's input. Defaults 1 MB and 64 levels. */
   input: InputLimits;
-  /** Most bytes of all item inputs together. Default 4 MB. */
+  /** Most bytes of all item inputs together. Default 2 MB. */
   maxInputBytes: number;
   /** Most `$ref:`s in all item inputs together. Default 10000. */
   maxRefs: number;

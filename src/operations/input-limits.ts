@@ -100,34 +100,35 @@ export function measureJson(value: unknown, limits: InputLimits, baseDepth = 0, 
     }
     const budget = limits.maxBytes - measured.bytes;
     let bytes = 0;
-    const child = (item: object, key: string | number) => {
-      bytes += 2;
-      stack.push({ value: item, depth: frame.depth + 1, key, parent: frame });
-    };
     if (Array.isArray(frame.value)) {
       const list = frame.value as unknown[];
       bytes += Math.max(0, list.length - 1);
       for (let i = 0; i < list.length && bytes <= budget; i += 1) {
         const item = list[i];
-        if (item !== null && typeof item === 'object') child(item, i);
-        else bytes += leaf(item, frame, i);
+        if (item !== null && typeof item === 'object') {
+          bytes += 2;
+          stack.push({ value: item, depth: frame.depth + 1, key: i, parent: frame });
+        } else bytes += leaf(item, frame, i);
       }
     } else {
+      const record = frame.value as Record<string, unknown>;
+      const keys = Object.keys(record);
       let count = 0;
-      for (const key in frame.value) {
-        if (bytes > budget) break;
-        if (!Object.hasOwn(frame.value, key)) continue;
-        const item = (frame.value as Record<string, unknown>)[key];
+      for (let k = 0; k < keys.length && bytes <= budget; k += 1) {
+        const key = keys[k] as string;
+        const item = record[key];
         if (item === undefined) continue;
         if (key.length > limits.maxBytes) {
           bytes += key.length;
           break;
         }
         if (nul && key.includes('\u0000')) sawNul(frame, key);
-        bytes += stringBytes(key) + 1 + (count > 0 ? 1 : 0); // key, colon, comma
+        bytes += stringBytes(key) + (count > 0 ? 2 : 1); // key, colon, comma
         count += 1;
-        if (item !== null && typeof item === 'object') child(item, key);
-        else bytes += leaf(item, frame, key);
+        if (item !== null && typeof item === 'object') {
+          bytes += 2;
+          stack.push({ value: item, depth: frame.depth + 1, key, parent: frame });
+        } else bytes += leaf(item, frame, key);
       }
     }
     measured.bytes += bytes;
@@ -199,9 +200,34 @@ export function checkInput(
     problems.add(at, `is larger than ${limits.maxBytes} bytes as JSON`);
     return null;
   }
-  for (const path of measured.nulAt) problems.add([...at, ...path], 'must not contain NUL characters');
-  problems.omit(measured.nulCount - measured.nulAt.length);
+  if (measured.nulCount > 0) {
+    // Rare: listed again in document order (the measuring walk is depth-first from the end).
+    const paths = nulPathsInOrder(value, problems.max);
+    for (const path of paths) problems.add([...at, ...path], 'must not contain NUL characters');
+    problems.omit(measured.nulCount - paths.length);
+  }
   return measured.bytes;
+}
+
+/** The first `max` paths of strings and keys holding U+0000, in document order (depth already bounded). */
+function nulPathsInOrder(value: unknown, max: number): Path[] {
+  const found: Path[] = [];
+  const visit = (item: unknown, path: Path) => {
+    if (found.length >= max) return;
+    if (typeof item === 'string') {
+      if (item.includes('\u0000')) found.push(path);
+    } else if (Array.isArray(item)) {
+      item.forEach((entry, i) => visit(entry, [...path, i]));
+    } else if (item !== null && typeof item === 'object') {
+      for (const [key, entry] of Object.entries(item)) {
+        if (key.includes('\u0000')) {
+          if (found.length < max) found.push([...path, key]);
+        } else visit(entry, [...path, key]);
+      }
+    }
+  };
+  visit(value, []);
+  return found;
 }
 
 /** Throws a ValidationError at `at` when `value` is over the input limits of `config`. */
@@ -219,7 +245,8 @@ export function boundedValidationError(problems: Problem[], max: number): Valida
 /**
  * Parses a single operation's input with its type's schema, within the input limits: the raw input
  * is measured first (so a huge or deep one is refused before the schema walks it), then what will
- * be stored. Throws a ValidationError at `at` (problems bounded by `config.maxProblems`).
+ * be stored (with U+0000, which PostgreSQL refuses). Throws a ValidationError at `input`, its
+ * problems bounded by `config.maxProblems`.
  */
 export function parseInput<T>(
   config: Config,
@@ -232,6 +259,8 @@ export function parseInput<T>(
   if (!parsed.success) {
     throw boundedValidationError(parsed.error.issues.flatMap(toProblems), config.maxProblems);
   }
-  assertInputWithinLimits(config, parsed.data);
+  const problems = new ProblemList(config.maxProblems);
+  checkInput(parsed.data, ['input'], inputLimits(config), problems, true);
+  problems.throwIfAny();
   return parsed.data;
 }

@@ -86,11 +86,8 @@ function validate(r: Resources, request: StartRequest): { type: OperationType; i
     );
   }
   checkIdempotencyKey(request.idempotencyKey);
+  // Size, depth and NUL characters, each at its path (see input-limits.ts).
   const input = parseInput(r.config, type.input, request.input, toProblems);
-  const nuls = nulPaths(input, ['input']);
-  if (nuls.length) {
-    throw new ValidationError(nuls.map((path) => ({ path, message: 'must not contain NUL characters' })));
-  }
   return { type, input };
 }
 

@@ -92,11 +92,11 @@ const nested = (depth: number): unknown => {
 };
 
 describe('input limits: defaults', () => {
-  it('are 1 MB, 64 levels, 4 MB per batch, 1,000 / 10,000 dependencies, 10,000 refs, 100 problems', () => {
+  it('are 1 MB, 64 levels, 2 MB per batch, 1,000 / 10,000 dependencies, 10,000 refs, 100 problems', () => {
     expect(loadConfig({})).toMatchObject({
       inputMaxBytes: MB,
       inputMaxDepth: 64,
-      batchInputMaxBytes: 4 * MB,
+      batchInputMaxBytes: 2 * MB,
       batchMaxItems: 1000,
       batchMaxItemDependencies: 1000,
       batchMaxDependencies: 10_000,
@@ -183,13 +183,13 @@ describe('startBatch input limits', () => {
     });
   });
 
-  it('refuses item inputs over 4 MB together', async () => {
+  it('refuses item inputs over 2 MB together', async () => {
     const items = Array.from({ length: 5 }, (_, i) => echo(`i${i}`, { value: largeValue(900_000) }));
     const result = await refused(() => startBatch(items));
     expect(result).toMatchObject({
       __typename: 'ValidationError',
       problems: [
-        { path: ['items'], message: `the item inputs take more than ${4 * MB} bytes as JSON together` },
+        { path: ['items'], message: `the item inputs take more than ${2 * MB} bytes as JSON together` },
       ],
     });
   });
@@ -291,7 +291,7 @@ describe('$ref resolution limits', () => {
     expect((await gql(server.app.url, Alive, {}, server.tokens.alice)).data?.viewer?.name).toBe('alice');
   });
 
-  it("stops resolving a batch's items once their inputs would pass 4 MB together", async () => {
+  it("stops resolving a batch's items once their inputs would pass 2 MB together", async () => {
     const copies = Array.from({ length: 6 }, (_, i) =>
       echo(`copy${i}`, { value: '$ref:big.value' }, ['big']),
     );
@@ -300,20 +300,20 @@ describe('$ref resolution limits', () => {
     if (result?.__typename !== 'StartBatchSuccess' || !result.batch) throw new Error(JSON.stringify(result));
     const batch = await settleBatch(server.app.url, server.tokens.alice, result.batch.id);
     const outcome = Object.values(itemsById(batch));
-    // big (~0.9 MB) and three copies fit in 4 MB; the other three are refused.
-    expect(outcome.filter((item) => item.status === 'COMPLETED')).toHaveLength(4);
+    // big (~0.9 MB) and one copy fit in 2 MB; the other five are refused.
+    expect(outcome.filter((item) => item.status === 'COMPLETED')).toHaveLength(2);
     const failed = outcome.filter((item) => item.status === 'FAILED');
-    expect(failed).toHaveLength(3);
+    expect(failed).toHaveLength(5);
     for (const item of failed) {
       expect(item.error).toEqual({
         code: 'INPUT_TOO_LARGE',
-        message: `with its references resolved, the batch's item inputs would take more than ${4 * MB} bytes as JSON together`,
+        message: `with its references resolved, the batch's item inputs would take more than ${2 * MB} bytes as JSON together`,
       });
     }
     const [total] = await server.db.query<{ bytes: string }>(
       `SELECT sum(octet_length(input::text)) AS bytes FROM "Operation" WHERE "batchId" = (
          SELECT "batchId" FROM "Operation" WHERE "batchItemId" = 'copy0' ORDER BY "createdAt" DESC LIMIT 1)`,
     );
-    expect(Number(total?.bytes)).toBeLessThan(4.2 * MB);
+    expect(Number(total?.bytes)).toBeLessThan(2.2 * MB);
   });
 });

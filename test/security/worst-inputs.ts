@@ -28,7 +28,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxItemDependencies: 1000,
   inputMaxBytes: 1024 * 1024,
   inputMaxDepth: 64,
-  batchInputMaxBytes: 4 * 1024 * 1024,
+  batchInputMaxBytes: 2 * 1024 * 1024,
   maxRefs: 10_000,
 };
 
