@@ -133,6 +133,46 @@ async function send(token: string, input: WorstInput, prepared: string) {
   input.expect(answer.data);
 }
 
+/**
+ * Runs `load` while `token`'s user sends a trivial query every 50 ms and the event-loop delay is
+ * recorded; returns the figures (ms).
+ */
+async function measure(token: string, load: () => Promise<void>) {
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
+  let done = false;
+  const latencies: number[] = [];
+  const prober = (async () => {
+    while (!done) {
+      const start = performance.now();
+      const answer = await gql(server.app.url, Trivial, {}, token);
+      latencies.push(performance.now() - start);
+      expect(answer.data?.viewer?.name).toBeTruthy();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  const started = performance.now();
+  try {
+    await load();
+  } finally {
+    done = true;
+  }
+  await prober;
+  delay.disable();
+  const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return {
+    windowMs: Math.round(performance.now() - started),
+    // The histogram counts each 10 ms tick's full interval: an idle loop reads about 10.
+    delayP50: ms(delay.percentile(50)),
+    delayP99: ms(delay.percentile(99)),
+    delayMax: ms(delay.max),
+    probes: latencies.length,
+    queryP50Ms: Math.round(sorted[Math.floor(sorted.length / 2)] ?? 0),
+    queryMaxMs: Math.round(sorted.at(-1) ?? 0),
+  };
+}
+
 describe('event loop under the worst allowed inputs', () => {
   it("keeps another user's operation running and their query under 200 ms, with event-loop delay p99 ≤ 50 ms", async () => {
     const { alice, bob } = server.tokens;
@@ -140,56 +180,29 @@ describe('event loop under the worst allowed inputs', () => {
     // Warm up (first compilations) outside the measured window.
     await gql(server.app.url, Trivial, {}, bob);
 
-    const sleeper = await startSleep(server.app.url, bob, { steps: 40, stepMs: 100 });
+    const sleeper = await startSleep(server.app.url, bob, { steps: 100, stepMs: 100 });
     const uuid = uuidOf(sleeper.id);
     await waitForRow(server.db, uuid, (row) => row.status === 'PROCESSING', 10_000, 'PROCESSING');
 
-    const delay = monitorEventLoopDelay({ resolution: 10 });
-    delay.enable();
-    let hostileDone = false;
-    const hostile = (async () => {
-      try {
-        for (let round = 0; round < ROUNDS; round += 1) {
-          for (const [i, input] of WORST_INPUTS.entries()) await send(alice, input, prepared[i] as string);
-        }
-      } finally {
-        hostileDone = true;
+    // Baseline: the same probes with no hostile input, so that the figures show what the machine
+    // itself adds (on a busy CI machine, waiting for a core shows up as event-loop delay too).
+    const baseline = await measure(bob, async () => {
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    });
+    const window = await measure(bob, async () => {
+      for (let round = 0; round < ROUNDS; round += 1) {
+        for (const [i, input] of WORST_INPUTS.entries()) await send(alice, input, prepared[i] as string);
       }
-    })();
-    const latencies: number[] = [];
-    const prober = (async () => {
-      while (!hostileDone) {
-        const start = performance.now();
-        const answer = await gql(server.app.url, Trivial, {}, bob);
-        latencies.push(performance.now() - start);
-        expect(answer.data?.viewer?.name).toBe('bob');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    })();
-    const started = performance.now();
-    await Promise.all([hostile, prober]);
-    const windowMs = performance.now() - started;
-    delay.disable();
-
-    const ms = (ns: number) => Math.round(ns / 1e4) / 100;
-    const figures = {
-      windowMs: Math.round(windowMs),
-      requests: ROUNDS * WORST_INPUTS.length,
-      delayP50: ms(delay.percentile(50)),
-      delayP99: ms(delay.percentile(99)),
-      delayMax: ms(delay.max),
-      probes: latencies.length,
-      queryMaxMs: Math.round(Math.max(...latencies)),
-      queryP50Ms: Math.round(
-        [...latencies].sort((a, b) => a - b)[Math.floor(latencies.length / 2)] as number,
-      ),
-    };
-    console.log('event loop under the worst allowed inputs:', JSON.stringify(figures));
+    });
+    console.log(
+      'event loop under the worst allowed inputs:',
+      JSON.stringify({ requests: ROUNDS * WORST_INPUTS.length, baseline, window }),
+    );
 
     const finished = await waitForTerminal(server.db, uuid, 30_000);
     expect(finished).toMatchObject({ status: 'COMPLETED', error: null });
-    expect(latencies.length).toBeGreaterThan(5);
-    expect(figures.queryMaxMs).toBeLessThanOrEqual(200);
-    expect(figures.delayP99).toBeLessThanOrEqual(50);
+    expect(window.probes).toBeGreaterThan(5);
+    expect(window.queryMaxMs).toBeLessThanOrEqual(200);
+    expect(window.delayP99).toBeLessThanOrEqual(50);
   });
 });
