@@ -217,7 +217,9 @@ function nulPathsInOrder(value: unknown, max: number): Path[] {
     if (typeof item === 'string') {
       if (item.includes('\u0000')) found.push(path);
     } else if (Array.isArray(item)) {
-      item.forEach((entry, i) => visit(entry, [...path, i]));
+      item.forEach((entry, i) => {
+        visit(entry, [...path, i]);
+      });
     } else if (item !== null && typeof item === 'object') {
       for (const [key, entry] of Object.entries(item)) {
         if (key.includes('\u0000')) {
