@@ -68,6 +68,28 @@ export interface Config {
    * none: no listener. API processes serve them on `port`.
    */
   workerPort: number | undefined;
+  // --- Input limits (issue 9, point 4) ---
+  /**
+   * Most bytes an operation's input may take, as UTF-8 JSON: checked on startOperation, on each
+   * batch item at submission, and on each batch item after its `$ref`s are resolved. Default 1 MB
+   * (1048576).
+   */
+  inputMaxBytes: number;
+  /** Deepest nesting of arrays and objects in an operation's input. Default 64. */
+  inputMaxDepth: number;
+  /**
+   * Most bytes all item inputs of one batch may take together, as UTF-8 JSON: at submission and as
+   * their `$ref`s are resolved. Default 2 MB (2097152).
+   */
+  batchInputMaxBytes: number;
+  /** Most `dependsOn` entries of one batch item. Default 1000. */
+  batchMaxItemDependencies: number;
+  /** Most `dependsOn` entries of one batch, all items together. Default 10000. */
+  batchMaxDependencies: number;
+  /** Most `$ref:` references in the item inputs of one batch, all items together. Default 10000. */
+  batchMaxRefs: number;
+  /** Most problems one ValidationError lists; the rest are counted in `omittedProblems`. Default 100. */
+  maxProblems: number;
 }
 
 const DEV_SECRET = 'opsgraph-development-secret-change-me';
@@ -105,6 +127,14 @@ const env = z.object({
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   OPSGRAPH_READY_TIMEOUT_MS: int(50, 60_000).default(1000),
   OPSGRAPH_WORKER_PORT: int(0, 65535).optional(),
+  // Input limits (issue 9, point 4)
+  OPSGRAPH_INPUT_MAX_BYTES: int(1024, 256 * 1024 * 1024).default(1024 * 1024),
+  OPSGRAPH_INPUT_MAX_DEPTH: int(2, 1000).default(64),
+  OPSGRAPH_BATCH_INPUT_MAX_BYTES: int(1024, 1024 * 1024 * 1024).default(2 * 1024 * 1024),
+  OPSGRAPH_BATCH_MAX_ITEM_DEPENDENCIES: int(1, 100_000).default(1000),
+  OPSGRAPH_BATCH_MAX_DEPENDENCIES: int(1, 1_000_000).default(10_000),
+  OPSGRAPH_BATCH_MAX_REFS: int(1, 1_000_000).default(10_000),
+  OPSGRAPH_MAX_PROBLEMS: int(1, 10_000).default(100),
 });
 
 /** A configuration problem, reported as one line. */
@@ -151,6 +181,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     readyTimeoutMs: e.OPSGRAPH_READY_TIMEOUT_MS,
     workerPort: e.OPSGRAPH_WORKER_PORT,
+    // Input limits (issue 9, point 4)
+    inputMaxBytes: e.OPSGRAPH_INPUT_MAX_BYTES,
+    inputMaxDepth: e.OPSGRAPH_INPUT_MAX_DEPTH,
+    batchInputMaxBytes: e.OPSGRAPH_BATCH_INPUT_MAX_BYTES,
+    batchMaxItemDependencies: e.OPSGRAPH_BATCH_MAX_ITEM_DEPENDENCIES,
+    batchMaxDependencies: e.OPSGRAPH_BATCH_MAX_DEPENDENCIES,
+    batchMaxRefs: e.OPSGRAPH_BATCH_MAX_REFS,
+    maxProblems: e.OPSGRAPH_MAX_PROBLEMS,
   };
 }
 

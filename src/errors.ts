@@ -11,8 +11,16 @@ export interface Problem {
 
 export class ValidationError extends Error {
   override name = 'ValidationError';
-  constructor(readonly problems: Problem[]) {
-    super(problems.map((p) => `${p.path.join('.') || '(root)'}: ${p.message}`).join('; '));
+  /**
+   * @param problems the problems listed (callers bound their number, see ProblemList).
+   * @param omittedProblems how many more problems were found but not listed. Default 0.
+   */
+  constructor(
+    readonly problems: Problem[],
+    readonly omittedProblems = 0,
+  ) {
+    const listed = problems.map((p) => `${p.path.join('.') || '(root)'}: ${p.message}`).join('; ');
+    super(omittedProblems ? `${listed}; and ${omittedProblems} more problems` : listed);
   }
 }
 

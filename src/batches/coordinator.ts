@@ -9,7 +9,7 @@ import { defineOperationType, type OperationType, type RunContext } from '../ope
 import type { Resources } from '../resources.ts';
 import { compensate } from './compensate.ts';
 import { runInlineBatch } from './inline-batch.ts';
-import { loadItems, startItems } from './items.ts';
+import { InputBudget, loadItems, startItems } from './items.ts';
 import { type BatchOutcome, type ItemRow, type ItemStatus, itemStatus, outcomeOf } from './outcome.ts';
 import { kahnLevels } from './plan.ts';
 
@@ -64,13 +64,14 @@ async function coordinate(r: Resources, batch: BatchSpec, ctx: RunContext): Prom
   const owner = await r.db.user.findUniqueOrThrow({ where: { id: ctx.ownerId } });
   const viewer: Viewer = { id: owner.id, name: owner.name, isAdmin: owner.isAdmin };
   const announced = await announcedStatuses(r, ctx.operationId);
+  const budget = new InputBudget(r);
   let wake: () => void = () => {};
   const unsubscribe = await r.bus.subscribe(batchChannel(ctx.operationId), () => wake());
   try {
     if (batch.atomic && batch.items.every((item) => r.registry.get(item.type)?.inline)) {
       const rows = await loadItems(r.db, ctx.operationId);
       if (rows.every((row) => row.status === 'PENDING' && !row.jobId))
-        await runInlineBatch(r, viewer, rows, order);
+        await runInlineBatch(r, viewer, rows, order, budget);
     }
     let reported = -1;
     for (;;) {
@@ -125,7 +126,8 @@ async function coordinate(r: Resources, batch: BatchSpec, ctx: RunContext): Prom
         const results = new Map(
           rows.filter((x) => x.status === 'COMPLETED').map((x) => [x.batchItemId, x.result]),
         );
-        await startItems(r, viewer, ready, results);
+        budget.begin(rows);
+        await startItems(r, viewer, ready, results, budget);
         changed = true;
       }
       if (stopping && (batch.atomic || cancelled)) {

@@ -2,11 +2,13 @@ import type { Viewer } from '../auth/viewer.ts';
 import { describe, publish } from '../operations/attempt.ts';
 import * as batchTransitions from '../operations/batch-transitions.ts';
 import { inlineContext } from '../operations/inline.ts';
+import { measureJson } from '../operations/input-limits.ts';
 import type { EventMessage } from '../operations/record.ts';
 import * as transitions from '../operations/transitions.ts';
 import type { Resources } from '../resources.ts';
+import type { InputBudget } from './items.ts';
 import type { ItemRow } from './outcome.ts';
-import { resolveRefs } from './refs.ts';
+import { InputTooLargeError, resolveRefs } from './refs.ts';
 
 class RollBack extends Error {}
 
@@ -20,7 +22,9 @@ export async function runInlineBatch(
   viewer: Viewer,
   rows: ItemRow[],
   order: string[],
+  budget: InputBudget,
 ): Promise<void> {
+  budget.begin(rows);
   const byItem = new Map(rows.map((row) => [row.batchItemId, row]));
   const ordered = order.map((id) => byItem.get(id) as ItemRow);
   let failure: { row: ItemRow; error: transitions.OperationError } | undefined;
@@ -34,7 +38,12 @@ export async function runInlineBatch(
           if (!type) throw new Error(`unknown type ${row.type}`);
           const signal = AbortSignal.timeout(type.policy.softTimeoutSeconds * 1000);
           try {
-            const input = type.input.parse(resolveRefs(row.input, results));
+            const limits = budget.limitsFor(row);
+            const input = type.input.parse(resolveRefs(row.input, results, limits));
+            const measured = measureJson(input, limits);
+            if (measured.over)
+              throw new InputTooLargeError('with its references resolved, the input is too large');
+            budget.spend(row, measured.bytes);
             const released = await batchTransitions.release(tx, row.id, input, null);
             const started = await transitions.start(tx, row.id, r.config.instanceId);
             if (!released || !started) throw new Error('a batch item changed during its batch transaction');

@@ -3,9 +3,11 @@ import { fromPrisma } from 'pg-boss';
 import type { Viewer } from '../auth/viewer.ts';
 import type { Db } from '../db/prisma.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
+import { slicer } from '../event-loop.ts';
 import { publish } from '../operations/attempt.ts';
 import * as batchTransitions from '../operations/batch-transitions.ts';
 import { runInlineItem } from '../operations/inline.ts';
+import { measureJson } from '../operations/input-limits.ts';
 import { type JobData, jobOptions } from '../operations/queues.ts';
 import type { EventMessage } from '../operations/record.ts';
 import type { OperationType } from '../operations/registry.ts';
@@ -13,7 +15,7 @@ import { authorize } from '../operations/start.ts';
 import * as transitions from '../operations/transitions.ts';
 import type { Resources } from '../resources.ts';
 import { ITEM_COLUMNS, type ItemRow } from './outcome.ts';
-import { RefError, resolveRefs } from './refs.ts';
+import { InputTooLargeError, RefError, type ResolveLimits, resolveRefs } from './refs.ts';
 
 /** The items of a batch, as the coordinator reads them. */
 export const loadItems = (db: Db, batchId: string) =>
@@ -22,6 +24,47 @@ export const loadItems = (db: Db, batchId: string) =>
     batchId,
   );
 
+/**
+ * What the inputs of one batch's items may take together (`config.batchInputMaxBytes`), as their
+ * references are resolved: a small request must never store a large one. Sizes are measured once
+ * per row and state (a row's input changes once, when it is released with its references resolved).
+ */
+export class InputBudget {
+  private readonly sizes = new Map<string, number>();
+  private left = 0;
+
+  constructor(private readonly r: Resources) {}
+
+  /** The bytes a row's stored input takes. */
+  sizeOf(row: ItemRow): number {
+    const key = `${row.id}:${row.jobId || row.status !== 'PENDING' ? 'resolved' : 'template'}`;
+    let bytes = this.sizes.get(key);
+    if (bytes === undefined) {
+      const unbounded = { maxBytes: Number.POSITIVE_INFINITY, maxDepth: Number.POSITIVE_INFINITY };
+      bytes = measureJson(row.input ?? {}, unbounded).bytes;
+      this.sizes.set(key, bytes);
+    }
+    return bytes;
+  }
+
+  /** Takes stock of the batch's rows as they are now. */
+  begin(rows: ItemRow[]): void {
+    this.left = this.r.config.batchInputMaxBytes - rows.reduce((sum, row) => sum + this.sizeOf(row), 0);
+  }
+
+  /** The bounds `row`'s resolved input must fit: its own limit, and what the batch has left. */
+  limitsFor(row: ItemRow): ResolveLimits & { byBatch: boolean } {
+    const own = this.r.config.inputMaxBytes;
+    const batch = this.sizeOf(row) + Math.max(0, this.left);
+    return { maxBytes: Math.min(own, batch), maxDepth: this.r.config.inputMaxDepth, byBatch: batch < own };
+  }
+
+  /** Records that `row`'s input now takes `bytes`. */
+  spend(row: ItemRow, bytes: number): void {
+    this.left -= bytes - this.sizeOf(row);
+  }
+}
+
 /** Why an input cannot be used, as an item error. */
 async function prepare(
   r: Resources,
@@ -29,27 +72,40 @@ async function prepare(
   type: OperationType,
   template: unknown,
   results: ReadonlyMap<string, unknown>,
-): Promise<{ input: unknown; collectionId: string | null } | transitions.OperationError> {
+  limits: ReturnType<InputBudget['limitsFor']>,
+): Promise<{ input: unknown; bytes: number; collectionId: string | null } | transitions.OperationError> {
   let resolved: unknown;
+  const tooLarge = {
+    code: 'INPUT_TOO_LARGE',
+    message: limits.byBatch
+      ? `with its references resolved, the batch's item inputs would take more than ${r.config.batchInputMaxBytes} bytes as JSON together`
+      : `with its references resolved, the input would be larger than ${limits.maxBytes} bytes as JSON or nest deeper than ${limits.maxDepth} levels`,
+  };
   try {
-    resolved = resolveRefs(template, results);
+    resolved = resolveRefs(template, results, limits);
   } catch (error) {
+    if (error instanceof InputTooLargeError) return tooLarge;
     if (error instanceof RefError) return { code: error.code, message: error.message };
     throw error;
   }
   const parsed = type.input.safeParse(resolved);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map(
-      (issue) => `${['input', ...issue.path].join('.')}: ${issue.message}`,
-    );
-    return { code: 'INVALID_INPUT', message: `with its references resolved: ${problems.join('; ')}` };
+    const problems = parsed.error.issues
+      .slice(0, r.config.maxProblems)
+      .map((issue) => `${['input', ...issue.path].join('.')}: ${issue.message}`);
+    const more = parsed.error.issues.length - problems.length;
+    const rest = more > 0 ? `; and ${more} more problems` : '';
+    return { code: 'INVALID_INPUT', message: `with its references resolved: ${problems.join('; ')}${rest}` };
   }
+  // What is stored: the parsed input (defaults filled in), within the same bounds.
+  const measured = measureJson(parsed.data, limits);
+  if (measured.over) return tooLarge;
   try {
     // Access rules apply to every item as if it were started alone.
     const collectionId = await authorize(r, viewer, type, parsed.data);
     const problems = (await type.check?.(parsed.data, { db: r.db, config: r.config })) ?? [];
-    if (problems.length) throw new ValidationError(problems);
-    return { input: parsed.data, collectionId };
+    if (problems.length) throw new ValidationError(problems.slice(0, r.config.maxProblems));
+    return { input: parsed.data, bytes: measured.bytes, collectionId };
   } catch (error) {
     if (error instanceof NotFoundError) return { code: 'NOT_FOUND', message: error.message };
     if (error instanceof ForbiddenError) return { code: 'FORBIDDEN', message: error.message };
@@ -60,51 +116,75 @@ async function prepare(
 
 /** Items started per transaction: one commit for many (commits dominate on this path). */
 const CHUNK = 100;
+/** Resolved inputs held in memory before they are written: bounds the coordinator's memory. */
+const CHUNK_BYTES = 8 * 1024 * 1024;
+/** Longest the coordinator computes without letting other work run, in ms. */
+const SLICE_MS = 10;
+
+type Ready = { row: ItemRow; type: OperationType; input: unknown; collectionId: string | null };
 
 /**
- * Starts items whose dependencies completed: resolves their references from the results, checks
- * each as if started alone, then queues the jobs, many per transaction (inline items run each in
- * its own). An item that cannot be started this way ends FAILED with the reason.
+ * Starts items whose dependencies completed: resolves their references from the results (within
+ * the input limits and the batch's `budget`), checks each as if started alone, then queues the
+ * jobs, many per transaction (inline items run each in its own). An item that cannot be started
+ * this way ends FAILED with the reason. It yields to the event loop every SLICE_MS, so that a large
+ * batch never holds up other requests or the heartbeats of operations running in this process.
  */
 export async function startItems(
   r: Resources,
   viewer: Viewer,
   rows: ItemRow[],
   results: ReadonlyMap<string, unknown>,
+  budget: InputBudget,
 ): Promise<void> {
-  const ready: { row: ItemRow; type: OperationType; input: unknown; collectionId: string | null }[] = [];
+  let ready: Ready[] = [];
+  let readyBytes = 0;
+  const slice = slicer(SLICE_MS);
   for (const row of rows) {
+    await slice();
     const type = r.registry.get(row.type);
     const prepared = type
-      ? await prepare(r, viewer, type, row.input, results)
+      ? await prepare(r, viewer, type, row.input, results, budget.limitsFor(row))
       : { code: 'UNKNOWN_TYPE', message: `unknown operation type ${row.type}` };
     if (!type || 'code' in prepared) {
       const error = prepared as transitions.OperationError;
       const failed = await transitions.fail(r.db, row.id, null, error, { from: ['PENDING'] });
       if (failed) publish(r, failed);
-    } else if (type.inline) {
+      continue;
+    }
+    budget.spend(row, prepared.bytes);
+    if (type.inline) {
       const messages = await runInlineItem(r, type, row.id, prepared.input, viewer.id);
       for (const message of messages ?? []) publish(r, message);
     } else {
-      ready.push({ row, type, ...prepared });
+      ready.push({ row, type, input: prepared.input, collectionId: prepared.collectionId });
+      readyBytes += prepared.bytes;
+      if (ready.length >= CHUNK || readyBytes >= CHUNK_BYTES) {
+        await release(r, ready);
+        ready = [];
+        readyBytes = 0;
+      }
     }
   }
-  for (let i = 0; i < ready.length; i += CHUNK) {
-    const released = await r.db.$transaction(
-      async (tx) => {
-        const applied: EventMessage[] = [];
-        for (const { row, type, input, collectionId } of ready.slice(i, i + CHUNK)) {
-          const jobId = randomUUID();
-          const done = await batchTransitions.release(tx, row.id, input, jobId, collectionId);
-          if (!done) continue; // started meanwhile (a restarted coordinator)
-          const data: JobData = { operationId: row.id };
-          await r.boss.send(type.name, data, { id: jobId, ...jobOptions(type.policy), db: fromPrisma(tx) });
-          applied.push(done);
-        }
-        return applied;
-      },
-      { maxWait: 10_000, timeout: 60_000 },
-    );
-    for (const message of released) publish(r, message);
-  }
+  if (ready.length) await release(r, ready);
+}
+
+/** Stores the resolved inputs and queues the jobs of `ready`, in one transaction. */
+async function release(r: Resources, ready: Ready[]): Promise<void> {
+  const released = await r.db.$transaction(
+    async (tx) => {
+      const applied: EventMessage[] = [];
+      for (const { row, type, input, collectionId } of ready) {
+        const jobId = randomUUID();
+        const done = await batchTransitions.release(tx, row.id, input, jobId, collectionId);
+        if (!done) continue; // started meanwhile (a restarted coordinator)
+        const data: JobData = { operationId: row.id };
+        await r.boss.send(type.name, data, { id: jobId, ...jobOptions(type.policy), db: fromPrisma(tx) });
+        applied.push(done);
+      }
+      return applied;
+    },
+    { maxWait: 10_000, timeout: 60_000 },
+  );
+  for (const message of released) publish(r, message);
 }

@@ -1,7 +1,11 @@
 import type { z } from 'zod';
-import { type Problem, ValidationError } from '../errors.ts';
+import type { Config } from '../config.ts';
+import type { Problem } from '../errors.ts';
+import { slicer } from '../event-loop.ts';
+import { checkInput, type InputLimits, inputLimits, ProblemList, quote } from '../operations/input-limits.ts';
 import type { OperationType, Registry } from '../operations/registry.ts';
-import { nulPaths, toProblems } from '../operations/start.ts';
+import { toProblems } from '../operations/start.ts';
+import { ancestry, findCycles, levelsOf } from './graph.ts';
 import { findRefs, type Ref } from './refs.ts';
 
 /** One item of a startBatch request, as the client sent it. */
@@ -35,73 +39,172 @@ export interface Plan {
 
 const ITEM_ID = /^[A-Za-z0-9_-]{1,100}$/;
 
+/** The limits a batch is validated against (from the configuration). */
+export interface BatchLimits {
+  /** Most items. Default 1000 (`OPSGRAPH_BATCH_MAX_ITEMS`). */
+  maxItems: number;
+  /** Most dependsOn entries of one item. Default 1000. */
+  maxItemDependencies: number;
+  /** Most dependsOn entries of the whole batch. Default 10000. */
+  maxDependencies: number;
+  /** Bounds of each item's input. Defaults 1 MB and 64 levels. */
+  input: InputLimits;
+  /** Most bytes of all item inputs together. Default 2 MB. */
+  maxInputBytes: number;
+  /** Most `$ref:`s in all item inputs together. Default 10000. */
+  maxRefs: number;
+  /** Most problems listed in the ValidationError. Default 100. */
+  maxProblems: number;
+}
+
+export const batchLimits = (config: Config): BatchLimits => ({
+  maxItems: config.batchMaxItems,
+  maxItemDependencies: config.batchMaxItemDependencies,
+  maxDependencies: config.batchMaxDependencies,
+  input: inputLimits(config),
+  maxInputBytes: config.batchInputMaxBytes,
+  maxRefs: config.batchMaxRefs,
+  maxProblems: config.maxProblems,
+});
+
+/** Item ids of a cycle as shown in a message: the first 20, then how many more. */
+function showCycle(ids: string[]): string {
+  if (ids.length <= 21) return ids.join(' → ');
+  return `${ids.slice(0, 20).join(' → ')} → … (${ids.length - 21} more) → ${ids.at(-1)}`;
+}
+
 /**
  * Validates a whole batch before anything runs and returns its plan, or throws one
- * ValidationError listing every problem with its item and path.
+ * ValidationError listing its problems (the first `maxProblems`, and how many more) with their
+ * item and path. Linear in items + dependencies + the size of the inputs.
  */
-export function planBatch(registry: Registry, request: BatchRequest, maxItems: number): Plan {
-  const problems: Problem[] = [];
-  const add = (path: (string | number)[], message: string) => problems.push({ path, message });
+export async function planBatch(
+  registry: Registry,
+  request: BatchRequest,
+  limits: BatchLimits,
+): Promise<Plan> {
+  const slice = slicer();
+  const problems = new ProblemList(limits.maxProblems);
+  const add = (path: (string | number)[], message: string | (() => string)) => problems.add(path, message);
   const { items } = request;
   if (items.length === 0) add(['items'], 'a batch needs at least one item');
-  if (items.length > maxItems) add(['items'], `at most ${maxItems} items (got ${items.length})`);
+  if (items.length > limits.maxItems) {
+    // Nothing else is looked at: the request is refused for its size alone.
+    add(['items'], `at most ${limits.maxItems} items (got ${items.length})`);
+    problems.throwIfAny();
+  }
+  const edges = items.reduce((sum, item) => sum + (item.dependsOn?.length ?? 0), 0);
+  if (edges > limits.maxDependencies) {
+    add(['items'], `at most ${limits.maxDependencies} dependencies in a batch (got ${edges})`);
+    problems.throwIfAny();
+  }
   if (request.continueOnError && request.atomic) {
     add(['continueOnError'], 'only applies to non-atomic batches (set atomic: false)');
   }
 
+  // Item ids first (the first item with an id owns it), so that dependsOn is checked in one pass.
   const byId = new Map<string, number>();
+  items.forEach((item, i) => {
+    if (item.id && ITEM_ID.test(item.id) && !byId.has(item.id)) byId.set(item.id, i);
+  });
+  const deps: number[][] = items.map(() => []);
   items.forEach((item, i) => {
     if (!item.id) add(['items', i, 'id'], 'is required');
     else if (!ITEM_ID.test(item.id)) add(['items', i, 'id'], 'must be 1–100 letters, digits, "_" or "-"');
-    else if (byId.has(item.id))
+    else if (byId.get(item.id) !== i)
       add(['items', i, 'id'], `duplicate id "${item.id}" (also item ${byId.get(item.id)})`);
-    else byId.set(item.id, i);
     if (!item.type) add(['items', i, 'type'], 'is required');
     else if (!registry.startable(item.type))
-      add(['items', i, 'type'], `unknown operation type "${item.type}"`);
-    (item.dependsOn ?? []).forEach((dep, j) => {
-      if (!byId.has(dep) && !items.some((other) => other.id === dep)) {
-        add(['items', i, 'dependsOn', j], `unknown item "${dep}"`);
-      } else if (dep === item.id) add(['items', i, 'dependsOn', j], 'an item cannot depend on itself');
+      add(['items', i, 'type'], () => `unknown operation type ${quote(item.type as string)}`);
+    const dependsOn = item.dependsOn ?? [];
+    if (dependsOn.length > limits.maxItemDependencies) {
+      add(
+        ['items', i, 'dependsOn'],
+        `at most ${limits.maxItemDependencies} dependencies (got ${dependsOn.length})`,
+      );
+      return;
+    }
+    const own = byId.get(item.id ?? '') === i;
+    const seen = new Set<number>();
+    dependsOn.forEach((dep, j) => {
+      const target = byId.get(dep);
+      if (target === undefined) add(['items', i, 'dependsOn', j], () => `unknown item ${quote(dep)}`);
+      else if (target === i || dep === item.id)
+        add(['items', i, 'dependsOn', j], 'an item cannot depend on itself');
+      else if (own && !seen.has(target)) {
+        seen.add(target);
+        deps[i]?.push(target);
+      }
     });
   });
-  const deps = (id: string) =>
-    [...new Set(items[byId.get(id) as number]?.dependsOn ?? [])].filter((d) => byId.has(d) && d !== id);
-  const ids = [...byId.keys()];
-  for (const cycle of findCycles(ids, deps)) {
-    add(
-      ['items', byId.get(cycle[0] as string) as number, 'dependsOn'],
-      `dependency cycle (each depends on the next): ${cycle.join(' → ')}`,
-    );
+  findCycles(deps, (start, cycle) =>
+    add(['items', start, 'dependsOn'], () => {
+      const ids = cycle().map((i) => items[i]?.id as string);
+      return `dependency cycle (each depends on the next): ${showCycle(ids)}`;
+    }),
+  );
+  const levels = levelsOf(deps);
+
+  const candidates: { item: BatchItemRequest; i: number; type: OperationType; refs: Ref[] }[] = [];
+  let inputBytes = 0;
+  let refCount = 0;
+  for (const [i, item] of items.entries()) {
+    await slice();
+    const type = item.type ? registry.startable(item.type) : undefined;
+    if (!item.id || !type || byId.get(item.id) !== i) continue;
+    const at = ['items', i, 'input'];
+    const bytes = checkInput(item.input ?? {}, at, limits.input, problems, true);
+    if (bytes === null) continue; // too large or too deep: not looked at further
+    inputBytes += bytes;
+    if (inputBytes > limits.maxInputBytes) break;
+    const refs = findRefs(item.input, at, limits.maxRefs - refCount);
+    refCount += refs.length;
+    if (refCount > limits.maxRefs) break;
+    candidates.push({ item, i, type, refs });
+  }
+  if (inputBytes > limits.maxInputBytes || refCount > limits.maxRefs) {
+    if (inputBytes > limits.maxInputBytes) {
+      add(['items'], `the item inputs take more than ${limits.maxInputBytes} bytes as JSON together`);
+    } else add(['items'], `at most ${limits.maxRefs} references ($ref:) in a batch`);
+    problems.throwIfAny();
   }
 
-  const ancestors = ancestorSets(ids, deps);
-  const planned: PlannedItem[] = [];
-  items.forEach((item, i) => {
-    const type = item.type ? registry.startable(item.type) : undefined;
-    if (!item.id || !type || byId.get(item.id) !== i) return;
-    const refs = findRefs(item.input, ['items', i, 'input']);
+  // "Is the referenced item an ancestor?" for every reference at once (bitsets, see ancestry).
+  const queries: [number, number][] = [];
+  for (const { i, refs } of candidates) {
     for (const ref of refs) {
-      const problem = refProblem(registry, ref, items, byId, ancestors.get(item.id));
+      const target = byId.get(ref.item);
+      if (target !== undefined) queries.push([i, target]);
+    }
+  }
+  const answers = ancestry(deps, levels.flat(), queries);
+  const schemaChecks = new Map<string, string | undefined>();
+  let q = 0;
+  const planned: PlannedItem[] = [];
+  for (const { item, i, type, refs } of candidates) {
+    await slice();
+    for (const ref of refs) {
+      const isAncestor = byId.has(ref.item) ? (answers[q++] as boolean) : false;
+      const problem = refProblem(registry, ref, items, byId, isAncestor, schemaChecks);
       if (problem) add(ref.at, problem);
     }
     for (const issue of inputIssues(type.input, item.input, refs))
       add(['items', i, ...issue.path], issue.message);
-    for (const path of nulPaths(item.input, ['items', i, 'input']))
-      add(path, 'must not contain NUL characters');
     if (
       (request.atomic && !type.compensate && !type.inline) ||
-      (request.atomic && type.inline && !type.compensate && deps(item.id).length > 0)
+      (request.atomic && type.inline && !type.compensate && (deps[i]?.length ?? 0) > 0)
     ) {
       add(
         ['items', i, 'type'],
         `${type.name} has no compensation step, so it cannot be part of an atomic batch`,
       );
     }
-    planned.push({ id: item.id, type, input: item.input, dependsOn: deps(item.id), refs });
-  });
-  if (problems.length) throw new ValidationError(problems);
-  return { items: planned, levels: kahnLevels(ids, deps) };
+    const dependsOn = (deps[i] ?? []).map((d) => items[d]?.id as string);
+    planned.push({ id: item.id as string, type, input: item.input, dependsOn, refs });
+  }
+  problems.throwIfAny();
+  const ids = items.map((item) => item.id as string);
+  return { items: planned, levels: levels.map((level) => level.map((i) => ids[i] as string)) };
 }
 
 function refProblem(
@@ -109,19 +212,33 @@ function refProblem(
   ref: Ref,
   items: readonly BatchItemRequest[],
   byId: Map<string, number>,
-  ancestors: Set<string> | undefined,
+  isAncestor: boolean,
+  schemaChecks: Map<string, string | undefined>,
 ): string | undefined {
-  const shown = `$ref:${[ref.item, ...ref.path].join('.')}`;
-  if (!byId.has(ref.item)) return `${shown}: no item "${ref.item}" in this batch`;
-  if (!ancestors?.has(ref.item))
+  const dotted = [ref.item, ...ref.path].join('.');
+  const shown = `$ref:${dotted.length > 100 ? `${dotted.slice(0, 100)}…` : dotted}`;
+  if (!byId.has(ref.item)) return `${shown}: no item ${quote(ref.item)} in this batch`;
+  if (!isAncestor)
     return `${shown}: "${ref.item}" is not among this item's dependencies (direct or indirect)`;
-  const typeName = items[byId.get(ref.item) as number]?.type;
-  const schema = typeName ? registry.outputJsonSchema(typeName) : null;
+  const typeName = items[byId.get(ref.item) as number]?.type as string;
+  // The same path into the same type is checked once, however many references use it.
+  const key = `${typeName}\0${ref.whole}\0${ref.path.join('\0')}`;
+  if (!schemaChecks.has(key)) schemaChecks.set(key, schemaProblem(registry, typeName, ref));
+  const problem = schemaChecks.get(key);
+  return problem && `${shown}: ${problem}`;
+}
+
+/** Why the declared output of `typeName` cannot hold what `ref` asks for, if it cannot. */
+function schemaProblem(registry: Registry, typeName: string, ref: Ref): string | undefined {
+  const schema = registry.outputJsonSchema(typeName);
   if (!schema) return undefined; // no declared output: checked when it runs
   const target = schemaAt(schema as JsonSchema, ref.path);
-  if (!target) return `${shown}: ${typeName} results have no field at ${ref.path.join('.') || '(root)'}`;
+  if (!target) {
+    const at = ref.path.join('.') || '(root)';
+    return `${typeName} results have no field at ${at.length > 100 ? `${at.slice(0, 100)}…` : at}`;
+  }
   if (!ref.whole && (target.type === 'object' || target.type === 'array')) {
-    return `${shown}: an ${target.type} cannot be interpolated into a string`;
+    return `an ${target.type} cannot be interpolated into a string`;
   }
   return undefined;
 }
@@ -155,59 +272,19 @@ function schemaAt(schema: JsonSchema, path: string[]): JsonSchema | undefined {
 function inputIssues(schema: z.ZodType, input: unknown, refs: Ref[]): Problem[] {
   const parsed = schema.safeParse(input);
   if (parsed.success) return [];
-  const refPaths = refs.map((ref) => ['input', ...ref.at.slice(3)].map(String).join('\0'));
+  const refPaths = new Set(refs.map((ref) => ['input', ...ref.at.slice(3)].map(String).join('\0')));
   return parsed.error.issues.flatMap(toProblems).filter((problem) => {
-    const at = problem.path.map(String).join('\0');
-    return !refPaths.some((ref) => at === ref || at.startsWith(`${ref}\0`));
+    const at = problem.path.map(String);
+    for (let end = 1; end <= at.length; end += 1) if (refPaths.has(at.slice(0, end).join('\0'))) return false;
+    return true;
   });
 }
 
-/** Cycles as paths that return to their start, following dependsOn (`a → b → c → a`). */
-function findCycles(ids: string[], deps: (id: string) => string[]): string[][] {
-  const state = new Map<string, 'open' | 'done'>();
-  const stack: string[] = [];
-  const cycles: string[][] = [];
-  const visit = (id: string) => {
-    state.set(id, 'open');
-    stack.push(id);
-    for (const dep of deps(id)) {
-      if (state.get(dep) === 'open') cycles.push([...stack.slice(stack.indexOf(dep)), dep]);
-      else if (!state.has(dep)) visit(dep);
-    }
-    stack.pop();
-    state.set(id, 'done');
-  };
-  for (const id of ids) if (!state.has(id)) visit(id);
-  return cycles;
-}
-
-function ancestorSets(ids: string[], deps: (id: string) => string[]): Map<string, Set<string>> {
-  const memo = new Map<string, Set<string>>();
-  const of = (id: string, seen: Set<string>): Set<string> => {
-    const known = memo.get(id);
-    if (known) return known;
-    const result = new Set<string>();
-    for (const dep of deps(id)) {
-      result.add(dep);
-      if (!seen.has(dep)) for (const up of of(dep, new Set([...seen, dep]))) result.add(up);
-    }
-    memo.set(id, result);
-    return result;
-  };
-  for (const id of ids) of(id, new Set([id]));
-  return memo;
-}
-
-/** Kahn's algorithm, level by level; ids in a level keep request order. */
+/** Kahn's algorithm, level by level, over item ids; ids in a level keep request order. */
 export function kahnLevels(ids: string[], deps: (id: string) => string[]): string[][] {
-  const remaining = new Map(ids.map((id) => [id, new Set(deps(id))]));
-  const levels: string[][] = [];
-  while (remaining.size > 0) {
-    const level = [...remaining].filter(([, waiting]) => waiting.size === 0).map(([id]) => id);
-    if (level.length === 0) break; // a cycle: reported above
-    levels.push(level);
-    for (const id of level) remaining.delete(id);
-    for (const waiting of remaining.values()) for (const id of level) waiting.delete(id);
-  }
-  return levels;
+  const index = new Map(ids.map((id, i) => [id, i]));
+  const graph = ids.map((id) => [
+    ...new Set(deps(id).flatMap((dep) => (index.has(dep) ? [index.get(dep) as number] : []))),
+  ]);
+  return levelsOf(graph).map((level) => level.map((i) => ids[i] as string));
 }

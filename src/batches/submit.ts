@@ -1,10 +1,11 @@
 import type { Viewer } from '../auth/viewer.ts';
-import { ForbiddenError, NotFoundError, type Problem, ValidationError } from '../errors.ts';
+import { ForbiddenError, NotFoundError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import { publish } from '../operations/attempt.ts';
 import * as batchTransitions from '../operations/batch-transitions.ts';
 import { cancelNow, findToCancel } from '../operations/cancel.ts';
 import { IllegalTransitionError } from '../operations/errors.ts';
+import { ProblemList } from '../operations/input-limits.ts';
 import { insertOperation } from '../operations/insert.ts';
 import { batchChannel, toOperation } from '../operations/record.ts';
 import { authorize, checkIdempotencyKey, findByKey, hashRequest, replay } from '../operations/start.ts';
@@ -14,7 +15,7 @@ import type { Resources } from '../resources.ts';
 import type { BatchSpec } from './coordinator.ts';
 import { loadItems } from './items.ts';
 import { outcomeOf } from './outcome.ts';
-import { type BatchItemRequest, type Plan, planBatch } from './plan.ts';
+import { type BatchItemRequest, batchLimits, type Plan, planBatch } from './plan.ts';
 
 export interface StartBatchRequest {
   items: readonly BatchItemRequest[];
@@ -44,10 +45,10 @@ export async function startBatch(
   checkIdempotencyKey(request.idempotencyKey);
   const atomic = request.atomic ?? true;
   const continueOnError = request.continueOnError ?? false;
-  const plan = planBatch(
+  const plan = await planBatch(
     r.registry,
     { items: request.items, atomic, continueOnError },
-    r.config.batchMaxItems,
+    batchLimits(r.config),
   );
   const literal = await checkItems(r, viewer, plan);
   if (request.validateOnly) return { batch: null, plan, replayed: false };
@@ -110,7 +111,7 @@ export async function startBatch(
  * collection each checked item acts on.
  */
 async function checkItems(r: Resources, viewer: Viewer, plan: Plan): Promise<Map<string, string>> {
-  const problems: Problem[] = [];
+  const problems = new ProblemList(r.config.maxProblems);
   const collections = new Map<string, string>();
   for (const [index, item] of plan.items.entries()) {
     if (item.refs.length) continue;
@@ -121,15 +122,15 @@ async function checkItems(r: Resources, viewer: Viewer, plan: Plan): Promise<Map
       const collectionId = await authorize(r, viewer, item.type, parsed.data);
       if (collectionId) collections.set(item.id, collectionId);
       for (const problem of (await item.type.check?.(parsed.data, { db: r.db, config: r.config })) ?? []) {
-        problems.push({ path: ['items', index, ...problem.path], message: problem.message });
+        problems.add(['items', index, ...problem.path], problem.message);
       }
     } catch (error) {
       if (error instanceof NotFoundError || error instanceof ForbiddenError) {
-        problems.push({ path: [...at, 'collectionId'], message: error.message });
+        problems.add([...at, 'collectionId'], error.message);
       } else throw error;
     }
   }
-  if (problems.length) throw new ValidationError(problems);
+  problems.throwIfAny();
   return collections;
 }
 

@@ -30,6 +30,10 @@ builder.objectType(ValidationError, {
   isTypeOf: (value) => value instanceof ValidationError,
   fields: (t) => ({
     problems: t.field({ type: [Problem], resolve: (error) => error.problems }),
+    omittedProblems: t.int({
+      description: 'Problems found but not listed: at most OPSGRAPH_MAX_PROBLEMS (default 100) are listed.',
+      resolve: (error) => error.omittedProblems,
+    }),
   }),
 });
 

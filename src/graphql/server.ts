@@ -45,7 +45,10 @@ function maskError(error: unknown, message: string, resources: Resources): Graph
   for (const [type, code] of EXPOSED) {
     if (original instanceof type) {
       const extensions: Record<string, unknown> = { code };
-      if (original instanceof ValidationError) extensions.problems = original.problems;
+      if (original instanceof ValidationError) {
+        extensions.problems = original.problems;
+        if (original.omittedProblems) extensions.omittedProblems = original.omittedProblems;
+      }
       return new GraphQLError(original.message, { extensions });
     }
   }

@@ -2,11 +2,15 @@ import type { OperationStatus } from './status.ts';
 
 export class UnknownOperationTypeError extends Error {
   override name = 'UnknownOperationTypeError';
+  /** The type asked for, cut to 100 characters: an error never echoes a large input back. */
+  readonly type: string;
   constructor(
-    readonly type: string,
+    type: string,
     readonly knownTypes: string[],
   ) {
-    super(`Unknown operation type "${type}". Known types: ${knownTypes.join(', ')}`);
+    const cut = type.length > 100 ? `${type.slice(0, 100)}…` : type;
+    super(`Unknown operation type "${cut}". Known types: ${knownTypes.join(', ')}`);
+    this.type = cut;
   }
 }
 

@@ -65,7 +65,9 @@ export const diagnosticsFlaky = defineOperationType({
 });
 
 const echoInput = z.strictObject({
-  value: z.json().optional().describe('Returned as the result, unchanged'),
+  // Any JSON, taken as it arrives (as JSON): z.json() would walk a 1 MB value of small items for
+  // ~100 ms, holding the event loop.
+  value: z.unknown().optional().describe('Any JSON value, returned as the result, unchanged'),
   sleepMs: z.int().min(0).max(600_000).optional().describe('Wait this long first (aborts on cancel)'),
   failWith: z.string().max(1000).optional().describe('Fail (not retryable) with this message after the wait'),
 });
@@ -84,7 +86,7 @@ export const diagnosticsEcho = defineOperationType({
   async run(request, ctx) {
     if (request.sleepMs) await sleep(request.sleepMs, undefined, { signal: ctx.signal });
     if (request.failWith !== undefined) throw new NonRetryableError(request.failWith, 'REQUESTED_FAILURE');
-    return { value: request.value };
+    return { value: request.value as z.infer<ReturnType<typeof z.json>> | undefined };
   },
   async compensate() {
     // Nothing to undo: echo has no effects.
