@@ -10,6 +10,7 @@ import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { ResubscribeError } from '../operations/updates.ts';
 import type { Resources } from '../resources.ts';
 import type { Context } from './context.ts';
+import { withHygiene } from './hygiene.ts';
 import { schema } from './schema.ts';
 
 type Enveloped = {
@@ -104,7 +105,9 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
         '# Set the header {"Authorization": "Bearer <token from npm run token>"}\n{ viewer { name } operationTypes { name description } }\n',
     },
     logging: false,
-    maskedErrors: { maskError: (error, message) => maskError(error, message, resources) },
+    maskedErrors: {
+      maskError: withHygiene((error, message) => maskError(error, message, resources), resources),
+    },
     context: async (initial: YogaInitialContext & { viewer?: Context['viewer'] }) => ({
       resources,
       viewer:

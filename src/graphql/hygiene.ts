@@ -1,0 +1,115 @@
+import {
+  defaultFieldResolver,
+  GraphQLError,
+  type GraphQLField,
+  type GraphQLFieldResolver,
+  type GraphQLSchema,
+  getNamedType,
+  isInterfaceType,
+  isObjectType,
+  isUnionType,
+} from 'graphql';
+import { isStatementTimeout } from '../db/timeout.ts';
+import { ValidationError } from '../errors.ts';
+import type { Resources } from '../resources.ts';
+import { argumentProblems } from './arguments.ts';
+import type { Context } from './context.ts';
+
+/**
+ * Error hygiene at the trust boundary (issue 9, point 9), in one place for every field:
+ * - {@link guardArguments} checks every field's coerced arguments before its resolver runs (NUL
+ *   and unpaired surrogates in any string, JSON keys included; malformed global IDs and cursors;
+ *   over-deep JSON) and refuses them as BAD_USER_INPUT with each argument's path — as a
+ *   `ValidationError` member for fields whose result union has one;
+ * - {@link withHygiene} wraps the server's error masking: statement timeouts become a typed
+ *   STATEMENT_TIMEOUT error, and no message sent to a client is longer than
+ *   {@link MAX_MESSAGE_LENGTH} characters, so large inputs are never echoed back.
+ */
+
+/** Longest error message sent to a client; longer ones are cut with "…". */
+export const MAX_MESSAGE_LENGTH = 500;
+
+/** `text` cut to `max` characters (an ellipsis marks the cut). */
+export const truncate = (text: string, max = MAX_MESSAGE_LENGTH): string =>
+  text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+
+const returnsValidationError = (field: GraphQLField<unknown, unknown>) => {
+  const type = getNamedType(field.type);
+  return isUnionType(type) && type.getTypes().some((member) => member.name === 'ValidationError');
+};
+
+/**
+ * Wraps the resolver (and, for subscriptions, the subscribe function) of every field that takes
+ * arguments with the argument check. Fields without arguments are left untouched, so the hot path
+ * of plain fields costs nothing. Returns the same schema.
+ */
+export function guardArguments(schema: GraphQLSchema): GraphQLSchema {
+  const node = schema.getType('Node');
+  const nodeTypes = new Set(
+    node && isInterfaceType(node) ? schema.getImplementations(node).objects.map((type) => type.name) : [],
+  );
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || type.name.startsWith('__')) continue;
+    for (const field of Object.values(type.getFields())) {
+      if (field.args.length === 0) continue;
+      const asData = returnsValidationError(field);
+      const connection = getNamedType(field.type).name.endsWith('Connection');
+      const check = (args: Record<string, unknown>, context: Context) => {
+        const maxJsonDepth = context.resources.config.maxJsonDepth;
+        const problems = argumentProblems(field.args, args, connection, { maxJsonDepth, nodeTypes });
+        return problems.length ? new ValidationError(problems) : undefined;
+      };
+      const resolve = field.resolve ?? (defaultFieldResolver as GraphQLFieldResolver<unknown, unknown>);
+      field.resolve = (parent, args, context, info) => {
+        const refused = check(args, context as Context);
+        if (!refused) return resolve(parent, args, context, info);
+        if (asData) return refused;
+        throw refused;
+      };
+      const subscribe = field.subscribe;
+      if (subscribe) {
+        field.subscribe = (parent, args, context, info) => {
+          const refused = check(args, context as Context);
+          if (refused) throw refused;
+          return subscribe(parent, args, context, info);
+        };
+      }
+    }
+  }
+  return schema;
+}
+
+type MaskError = (error: unknown, message: string) => Error;
+
+/**
+ * Wraps the server's `maskError`: a statement cancelled by the API's (or a search's) statement
+ * timeout becomes STATEMENT_TIMEOUT (retryable, with the timeout), logged as a warning, not as an
+ * unexpected error; every message is cut to {@link MAX_MESSAGE_LENGTH} characters.
+ */
+export function withHygiene(mask: MaskError, resources: Resources): MaskError {
+  const timeoutMs = resources.config.apiStatementTimeoutMs;
+  return (error, message) => {
+    const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+    let masked: Error;
+    if (isStatementTimeout(original)) {
+      resources.logger.warn('request stopped by the statement timeout', { timeoutMs });
+      masked = new GraphQLError(
+        `The request took too long in the database (statement timeout of ${timeoutMs} ms) and was stopped; ask for less at a time.`,
+        {
+          ...(error instanceof GraphQLError ? { nodes: error.nodes, path: error.path } : {}),
+          extensions: { code: 'STATEMENT_TIMEOUT', timeoutMs, retryable: true },
+        },
+      );
+    } else {
+      masked = mask(error, message);
+    }
+    if (!(masked instanceof GraphQLError) || masked.message.length <= MAX_MESSAGE_LENGTH) return masked;
+    return new GraphQLError(truncate(masked.message), {
+      nodes: masked.nodes,
+      source: masked.source,
+      positions: masked.positions,
+      path: masked.path,
+      extensions: masked.extensions,
+    });
+  };
+}
