@@ -172,7 +172,8 @@ describe('separate pools', () => {
     console.log(`API request with the worker pool exhausted: ${ms.toFixed(0)} ms`);
     expect(ms).toBeLessThan(500);
     expect((await activity()).sleeping).toBe(2); // both worker connections still held
-    for (const operation of held) expect(await settle(url, alice, operation.id)).toMatchObject({ status: "COMPLETED", error: null });
+    for (const operation of held)
+      expect(await settle(url, alice, operation.id)).toMatchObject({ status: 'COMPLETED', error: null });
   });
 });
 
