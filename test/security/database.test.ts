@@ -177,36 +177,6 @@ describe('separate pools', () => {
   });
 });
 
-describe('requests that are legitimately long fit under the API statement timeout', () => {
-  it('creates a batch of 1,000 items and a collection inline', async () => {
-    const items = Array.from({ length: 1000 }, (_, i) => ({
-      id: `i${i}`,
-      type: 'diagnostics.echo',
-      input: { value: i },
-      ...(i > 0 ? { dependsOn: [`i${i - 1}`] } : {}),
-    }));
-    const StartBig = graphql(`
-      mutation DbStartBatch($input: StartBatchInput!) {
-        startBatch(input: $input) { __typename ... on StartBatchSuccess { batch { id } } }
-      }
-    `);
-    const { value, ms } = await timed(() => gql(url, StartBig, { input: { items, atomic: false } }, alice));
-    console.log(
-      `startBatch of 1,000 chained items: ${ms.toFixed(0)} ms (API statement timeout ${API_TIMEOUT_MS} ms)`,
-    );
-    expect(value.errors).toBeUndefined();
-    expect(value.data?.startBatch.__typename).toBe('StartBatchSuccess');
-    const created = await timed(() => createCollection(url, alice, { name: 'inline-create' }));
-    console.log(`collection.create inline: ${created.ms.toFixed(0)} ms`);
-    const CancelBig = graphql(`
-      mutation DbCancelBatch($id: ID!) { cancelBatch(id: $id) { __typename } }
-    `);
-    const batch = value.data?.startBatch;
-    if (batch?.__typename === 'StartBatchSuccess' && batch.batch)
-      await gql(url, CancelBig, { id: batch.batch.id }, alice);
-  });
-});
-
 describe('search', () => {
   const TEXT = 'alpha beta gamma delta epsilon zeta eta theta iota kappa ';
   let collectionId: string;
@@ -259,10 +229,26 @@ describe('search', () => {
     // 4 phrases of 8 repeated words: within the limits, but ts_headline over 100 hits is slow.
     const query = '"alpha beta gamma delta epsilon zeta eta theta" '.repeat(4).trim();
     const running = await startOk(url, alice, 'diagnostics.echo', { value: 1, sleepMs: 200 });
-    const hostile = timed(() => gql(url, HostileSearch, { collectionId, query, first: 100 }, bob));
-    const trivial = await timed(() => gql(url, ViewerName, {}, alice));
-    expect(trivial.value.data?.viewer?.name).toBe('alice');
-    expect(trivial.ms).toBeLessThan(200);
+    await gql(url, ViewerName, {}, alice); // warm: a pooled connection and the viewer cache
+    let settledHostile = false;
+    const hostile = timed(() => gql(url, HostileSearch, { collectionId, query, first: 100 }, bob)).finally(
+      () => {
+        settledHostile = true;
+      },
+    );
+    // Another user's trivial queries, one after another, for as long as the search runs.
+    const latencies: number[] = [];
+    while (!settledHostile) {
+      const trivial = await timed(() => gql(url, ViewerName, {}, alice));
+      expect(trivial.value.data?.viewer?.name).toBe('alice');
+      latencies.push(trivial.ms);
+    }
+    latencies.sort((a, b) => a - b);
+    const median = latencies[Math.floor(latencies.length / 2)]!;
+    console.log(
+      `trivial queries during the search: ${latencies.length}, median ${median.toFixed(0)} ms, max ${latencies.at(-1)!.toFixed(0)} ms`,
+    );
+    expect(median).toBeLessThan(200);
     const { value, ms } = await hostile;
     console.log(`costliest allowed search: ${value.data?.search.__typename} after ${ms.toFixed(0)} ms`);
     expect(value.data?.search).toMatchObject({
@@ -283,5 +269,31 @@ describe('search', () => {
     );
     expect(data?.search.__typename).toBe('SearchSuccess');
     if (data?.search.__typename === 'SearchSuccess') expect(data.search.hits).toHaveLength(5);
+  });
+});
+
+describe('requests that are legitimately long fit under the API statement timeout (here half the default)', () => {
+  it('creates a batch of 1,000 items and a collection inline', async () => {
+    const items = Array.from({ length: 1000 }, (_, i) => ({
+      id: `i${i}`,
+      type: 'diagnostics.echo',
+      // The first fails, so the coordinator skips the rest instead of running 1,000 items.
+      input: i === 0 ? { failWith: 'stop here' } : { value: i },
+      ...(i > 0 ? { dependsOn: [`i${i - 1}`] } : {}),
+    }));
+    const StartBig = graphql(`
+      mutation DbStartBatch($input: StartBatchInput!) {
+        startBatch(input: $input) { __typename ... on StartBatchSuccess { batch { id } } }
+      }
+    `);
+    const { value, ms } = await timed(() => gql(url, StartBig, { input: { items, atomic: false } }, alice));
+    console.log(
+      `startBatch of 1,000 chained items: ${ms.toFixed(0)} ms (API statement timeout ${API_TIMEOUT_MS} ms)`,
+    );
+    expect(value.errors).toBeUndefined();
+    expect(value.data?.startBatch.__typename).toBe('StartBatchSuccess');
+    const created = await timed(() => createCollection(url, alice, { name: 'inline-create' }));
+    console.log(`collection.create inline: ${created.ms.toFixed(0)} ms`);
+    expect(logs.errors()).toEqual([]);
   });
 });
