@@ -356,7 +356,7 @@ describe('NUL, unpaired surrogates and over-deep JSON', () => {
       let allowed: unknown = 1;
       for (let i = 0; i < 63; i += 1) allowed = [allowed];
       const ok = await post(START, { input: { type: 'diagnostics.echo', input: { value: allowed } } });
-      expect((ok.data?.startOperation as { __typename: string }).__typename).toBe('StartOperationSuccess');
+      expect(ok.data?.startOperation).toMatchObject({ __typename: 'StartOperationSuccess' });
       await stillHealthy();
     },
   );
