@@ -29,7 +29,8 @@ import type { Context } from './context.ts';
  *   over-deep JSON) and refuses them as BAD_USER_INPUT with each argument's path — as a
  *   `ValidationError` member for fields whose result union has one;
  * - {@link withHygiene} wraps the server's error masking: statement timeouts become a typed
- *   STATEMENT_TIMEOUT error, and no message sent to a client is longer than
+ *   STATEMENT_TIMEOUT error, Pothos argument errors and stack overflows on deeply nested
+ *   documents BAD_USER_INPUT, and no message sent to a client is longer than
  *   {@link MAX_MESSAGE_LENGTH} characters, so large inputs are never echoed back.
  */
 
@@ -161,6 +162,12 @@ export function withHygiene(mask: MaskError, resources: Resources): MaskError {
     if (original instanceof PothosValidationError) {
       // Pothos's own argument checks (connection sizes, cursors): the client's mistake.
       masked = new GraphQLError(original.message, { extensions: { code: 'BAD_USER_INPUT' } });
+    } else if (original instanceof RangeError && original.message.includes('call stack')) {
+      // A document or input nested deeper than the parser's recursion can follow.
+      resources.logger.warn('request refused: nested too deeply to process');
+      masked = new GraphQLError('The request is nested too deeply to process.', {
+        extensions: { code: 'BAD_USER_INPUT' },
+      });
     } else if (isStatementTimeout(original)) {
       resources.logger.warn('request stopped by the statement timeout', { timeoutMs });
       masked = new GraphQLError(

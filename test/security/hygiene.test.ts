@@ -65,6 +65,9 @@ let db: TestDatabase;
 let url: string;
 let close: () => Promise<void>;
 let alice: string;
+let bob: string;
+/** bob's long operation, running while every hostile request is sent. */
+let bobs: { id: string };
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -81,6 +84,8 @@ beforeAll(async () => {
   url = app.url;
   close = app.close;
   alice = await tokenFor(db.url, 'alice');
+  bob = await tokenFor(db.url, 'bob');
+  bobs = await startOk(url, bob, 'diagnostics.sleep', { steps: 40, stepMs: 200 });
 });
 afterAll(async () => {
   await close?.();
@@ -248,7 +253,7 @@ describe('malformed global ids in every ID argument', () => {
   );
 
   it.each(cases.filter((c) => c.root === 'subscription').map((c) => [c.field, c]))(
-    'refuses a subscription %s to a malformed id over WebSocket without closing the socket',
+    'refuses a subscription %s to a malformed id over WebSocket with BAD_USER_INPUT at its path',
     async (_, c) => {
       for (const [, id] of MALFORMED) {
         const { parse } = await import('graphql');
@@ -361,6 +366,19 @@ describe('NUL, unpaired surrogates and over-deep JSON', () => {
     },
   );
 
+  it('refuses a literal nested 100,000 levels deep in the query document without a crash', async () => {
+    const value = `${'['.repeat(100_000)}1${']'.repeat(100_000)}`;
+    const response = await post(
+      `mutation { startOperation(input: { type: "diagnostics.echo", input: { value: ${value} } }) { __typename } }`,
+    );
+    // BAD_USER_INPUT here; a document limit before parsing may refuse it earlier with its own code.
+    const code = response.errors?.[0]?.extensions?.code;
+    expect(typeof code).toBe('string');
+    expect(code).not.toBe('INTERNAL_SERVER_ERROR');
+    expect(response.text.length).toBeLessThan(2000);
+    await stillHealthy();
+  });
+
   it('never echoes a large input back in an error message', async () => {
     const type = 'x'.repeat(200_000);
     const response = await post(START, { input: { type, input: {} } });
@@ -401,4 +419,12 @@ describe('Operation.error of a failing handler', () => {
       await stillHealthy();
     },
   );
+});
+
+describe('another user', () => {
+  it('ran an operation through all of the above undisturbed', async () => {
+    const done = await settle(url, bob, bobs.id, 30_000);
+    expect(done).toMatchObject({ status: 'COMPLETED', attempt: 1, error: null });
+    expect(logs.errors()).toEqual([]);
+  });
 });
