@@ -3,7 +3,7 @@ import { COLLECTION_TYPES } from './collections/types/index.ts';
 import type { Config } from './config.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.ts';
 import { migrate } from './db/migrate.ts';
-import { createDb, type DbOptions } from './db/prisma.ts';
+import { createDb, type Db, type DbOptions } from './db/prisma.ts';
 import { createEventBus } from './events/bus.ts';
 import { startGraphQLServer } from './graphql/server.ts';
 import { startHealthServer } from './health/server.ts';
@@ -33,6 +33,7 @@ export interface AppOptions {
   logger?: Logger;
   /** Operation types to register instead of the built-in ones. */
   types?: OperationType[];
+  /** Options for both database pools (sizes and the API statement timeout come from the config). */
   db?: DbOptions;
 }
 
@@ -77,8 +78,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       logger.info('started embedded PostgreSQL', { dataDir: config.dataDir });
     }
     await migrate(databaseUrl);
-    const db = createDb(databaseUrl, options.db);
-    closers.push(() => db.$disconnect());
+    // Two pools: API requests and workers never wait for each other's connections.
+    const pools = openPools(config, databaseUrl, options.db);
+    for (const pool of new Set([pools.api, pools.worker])) if (pool) closers.push(() => pool.$disconnect());
+    const db = (pools.worker ?? pools.api) as Db;
     const boss = await startBoss(config, databaseUrl, logger);
     closers.push(() => boss.stop({ graceful: false, timeout: 5000 }));
     // The batch coordinator needs the resources, which need the registry: bound once they exist.
@@ -107,7 +110,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
 
     let url: string | undefined;
     if (config.role !== 'worker') {
-      const server = await startGraphQLServer(resources);
+      const server = await startGraphQLServer({ ...resources, db: pools.api as Db });
       closers.push(async () => {
         // Let events published while draining reach subscribers, end the subscriptions with a
         // message saying where to resume, and let those messages out before the sockets close.
@@ -132,4 +135,26 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     await closeAll();
     throw error;
   }
+}
+
+/**
+ * The database pools of a process: the API's (OPSGRAPH_API_POOL_SIZE connections, each under
+ * OPSGRAPH_API_STATEMENT_TIMEOUT_MS) when it serves GraphQL, the workers' (OPSGRAPH_WORKER_POOL_SIZE)
+ * when it runs jobs.
+ */
+function openPools(config: Config, databaseUrl: string, options: DbOptions = {}): { api?: Db; worker?: Db } {
+  return {
+    ...(config.role !== 'worker'
+      ? {
+          api: createDb(databaseUrl, {
+            poolSize: config.apiPoolSize,
+            statementTimeoutMs: config.apiStatementTimeoutMs,
+            ...options,
+          }),
+        }
+      : {}),
+    ...(config.role !== 'api'
+      ? { worker: createDb(databaseUrl, { poolSize: config.workerPoolSize, ...options }) }
+      : {}),
+  };
 }

@@ -90,6 +90,27 @@ export interface Config {
   batchMaxRefs: number;
   /** Most problems one ValidationError lists; the rest are counted in `omittedProblems`. Default 100. */
   maxProblems: number;
+  // --- Database protection and error hygiene (issue 9, points 6 and 9) ---
+  /**
+   * Longest a single SQL statement of the GraphQL API may run, in ms (PostgreSQL
+   * `statement_timeout` on every connection of the API pool); a request that hits it gets a
+   * STATEMENT_TIMEOUT error. 0 disables it. Default 5000.
+   */
+  apiStatementTimeoutMs: number;
+  /** Connections of the GraphQL API's pool, separate from the workers' pool. Default 10. */
+  apiPoolSize: number;
+  /** Connections of the workers' pool (handlers, coordinators, reconciler). Default 10. */
+  workerPoolSize: number;
+  /** Longest one search may run, in ms (its own statement timeout); over it: SearchTimeoutError. Default 2000. */
+  searchTimeoutMs: number;
+  /** Most characters in a search query. Default 1000. */
+  searchMaxQueryLength: number;
+  /** Most words in a search query, quoted ones included. Default 32. */
+  searchMaxTerms: number;
+  /** Most "quoted phrases" in a search query. Default 4. */
+  searchMaxPhrases: number;
+  /** Deepest nesting of arrays and objects in a JSON argument; deeper: BAD_USER_INPUT. Default 64. */
+  maxJsonDepth: number;
 }
 
 const DEV_SECRET = 'opsgraph-development-secret-change-me';
@@ -135,6 +156,15 @@ const env = z.object({
   OPSGRAPH_BATCH_MAX_DEPENDENCIES: int(1, 1_000_000).default(10_000),
   OPSGRAPH_BATCH_MAX_REFS: int(1, 1_000_000).default(10_000),
   OPSGRAPH_MAX_PROBLEMS: int(1, 10_000).default(100),
+  // Database protection and error hygiene (issue 9, points 6 and 9)
+  OPSGRAPH_API_STATEMENT_TIMEOUT_MS: int(0, 3_600_000).default(5000),
+  OPSGRAPH_API_POOL_SIZE: int(1, 1000).default(10),
+  OPSGRAPH_WORKER_POOL_SIZE: int(1, 1000).default(10),
+  OPSGRAPH_SEARCH_TIMEOUT_MS: int(1, 600_000).default(2000),
+  OPSGRAPH_SEARCH_MAX_QUERY_LENGTH: int(1, 100_000).default(1000),
+  OPSGRAPH_SEARCH_MAX_TERMS: int(1, 10_000).default(32),
+  OPSGRAPH_SEARCH_MAX_PHRASES: int(0, 1000).default(4),
+  OPSGRAPH_MAX_JSON_DEPTH: int(1, 10_000).default(64),
 });
 
 /** A configuration problem, reported as one line. */
@@ -189,6 +219,15 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     batchMaxDependencies: e.OPSGRAPH_BATCH_MAX_DEPENDENCIES,
     batchMaxRefs: e.OPSGRAPH_BATCH_MAX_REFS,
     maxProblems: e.OPSGRAPH_MAX_PROBLEMS,
+    // Database protection and error hygiene (issue 9, points 6 and 9)
+    apiStatementTimeoutMs: e.OPSGRAPH_API_STATEMENT_TIMEOUT_MS,
+    apiPoolSize: e.OPSGRAPH_API_POOL_SIZE,
+    workerPoolSize: e.OPSGRAPH_WORKER_POOL_SIZE,
+    searchTimeoutMs: e.OPSGRAPH_SEARCH_TIMEOUT_MS,
+    searchMaxQueryLength: e.OPSGRAPH_SEARCH_MAX_QUERY_LENGTH,
+    searchMaxTerms: e.OPSGRAPH_SEARCH_MAX_TERMS,
+    searchMaxPhrases: e.OPSGRAPH_SEARCH_MAX_PHRASES,
+    maxJsonDepth: e.OPSGRAPH_MAX_JSON_DEPTH,
   };
 }
 

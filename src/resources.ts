@@ -9,6 +9,11 @@ import type { Waker } from './operations/waker.ts';
 /** What every part of a running opsgraph is given, explicitly: no module-level singletons. */
 export interface Resources {
   config: Config;
+  /**
+   * This side's database pool. Workers (handlers, coordinators, reconciler) use the worker pool;
+   * the GraphQL server is given a copy of the resources whose `db` is the API pool, with its own
+   * size and a statement timeout, so exhausting one pool never starves the other (src/app.ts).
+   */
   db: Db;
   boss: PgBoss;
   bus: EventBus;

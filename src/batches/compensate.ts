@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { publish } from '../operations/attempt.ts';
 import * as batchTransitions from '../operations/batch-transitions.ts';
+import { safeFailure } from '../operations/failure.ts';
 import { type RunContext, retryDelayMs } from '../operations/registry.ts';
 import type { Resources } from '../resources.ts';
 import type { ItemRow } from './outcome.ts';
@@ -32,7 +33,7 @@ export async function compensate(
         await type.compensate({ operationId: row.id, input: row.input, result: row.result }, ctx);
         break;
       } catch (error) {
-        const message = `${id}: compensation failed on attempt ${attempt}: ${(error as Error).message}`;
+        const message = `${id}: compensation failed on attempt ${attempt}: ${safeFailure(error).message}`;
         ctx.logger.warn('compensation failed', { item: id, attempt, error });
         await batchTransitions
           .note(r.db, ctx.operationId, ctx.claimId, 'COMPENSATION_FAILED', message, { item: id, attempt })

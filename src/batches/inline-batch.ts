@@ -59,7 +59,7 @@ export async function runInlineBatch(
             messages.push(released, started, completed);
             results.set(row.batchItemId, result);
           } catch (error) {
-            failure = { row, error: describe(error, signal) };
+            failure = { row, error: describe(error, signal, r.logger) };
             throw new RollBack();
           }
         }

@@ -5,7 +5,8 @@ import type { Prisma } from '../generated/prisma/client.ts';
 import { CollectionStatus } from '../generated/prisma/enums.ts';
 import { builder } from '../graphql/builder.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
-import { type SearchHit, searchCollection, toHit } from './search.ts';
+import { type SearchHit, searchCollection, toHit, tooComplex } from './search.ts';
+import { SearchTimeoutError, SearchTooComplexError } from './search-schema.ts';
 
 /** GraphQL types and queries of the collections domain. Collections change only through operations. */
 
@@ -162,18 +163,26 @@ builder.queryFields((t) => ({
   search: t.field({
     type: SearchSuccess,
     description:
-      'Full-text search in a collection, best first. Web-style syntax: words, "a phrase", or, -excluded.',
+      'Full-text search in a collection, best first. Web-style syntax: words, "a phrase", or, -excluded. Bounded: OPSGRAPH_SEARCH_MAX_QUERY_LENGTH characters, OPSGRAPH_SEARCH_MAX_TERMS words, OPSGRAPH_SEARCH_MAX_PHRASES phrases, OPSGRAPH_SEARCH_TIMEOUT_MS.',
     authScopes: { loggedIn: true },
-    errors: { types: [ValidationError, NotFoundError], directResult: true, union: { name: 'SearchResult' } },
+    errors: {
+      types: [ValidationError, NotFoundError, SearchTooComplexError, SearchTimeoutError],
+      directResult: true,
+      union: { name: 'SearchResult' },
+    },
     args: {
       collectionId: t.arg.id({ required: true }),
-      query: t.arg.string({ required: true, description: '1–1000 characters.' }),
+      query: t.arg.string({
+        required: true,
+        description: '1–1000 characters (OPSGRAPH_SEARCH_MAX_QUERY_LENGTH).',
+      }),
       first: t.arg.int({ required: false, description: 'At most this many hits (1–100). Default 10.' }),
     },
     resolve: async (_, { collectionId, query, first }, context) => {
+      const { config, db } = context.resources;
       const problems = [];
-      if (query.trim().length === 0 || query.length > 1000) {
-        problems.push({ path: ['query'], message: 'must be 1 to 1000 characters' });
+      if (query.trim().length === 0 || query.length > config.searchMaxQueryLength) {
+        problems.push({ path: ['query'], message: `must be 1 to ${config.searchMaxQueryLength} characters` });
       }
       if (query.includes('\u0000'))
         problems.push({ path: ['query'], message: 'must not contain NUL characters' });
@@ -181,13 +190,21 @@ builder.queryFields((t) => ({
         problems.push({ path: ['first'], message: 'must be between 1 and 100' });
       }
       if (problems.length) throw new ValidationError(problems);
+      const limits = {
+        maxQueryLength: config.searchMaxQueryLength,
+        maxTerms: config.searchMaxTerms,
+        maxPhrases: config.searchMaxPhrases,
+        timeoutMs: config.searchTimeoutMs,
+      };
+      const refused = tooComplex(query, limits);
+      if (refused) throw refused;
       const id = parseGlobalId(String(collectionId), 'Collection', ['collectionId']);
-      const visible = await context.resources.db.collection.findFirst({
+      const visible = await db.collection.findFirst({
         where: { AND: [{ id }, collectionsWhere(context.viewer)] },
         select: { id: true },
       });
       if (!visible) throw new NotFoundError('Collection', String(collectionId));
-      const rows = await searchCollection(context.resources.db, id, query, first ?? 10);
+      const rows = await searchCollection(db, id, query, first ?? 10, limits.timeoutMs);
       return { collectionId: id, hits: rows.map(toHit) };
     },
   }),

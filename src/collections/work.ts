@@ -1,3 +1,4 @@
+import { safeFailure } from '../operations/failure.ts';
 import type { RunContext } from '../operations/registry.ts';
 import { acquire, ClaimLostError, type CollectionRow, release, stillHeld } from './store.ts';
 
@@ -38,7 +39,7 @@ async function why(ctx: RunContext, error: unknown): Promise<string | null> {
   }
   if (cancelled) return 'was cancelled';
   if (ctx.signal.aborted) return `stopped (${String(ctx.signal.reason)})`;
-  return `failed (${error instanceof Error ? error.message : String(error)})`;
+  return `failed (${safeFailure(error).message})`;
 }
 
 /**

@@ -15,6 +15,12 @@ export interface DbOptions {
   connectionTimeoutMs?: number;
   /** Pooled connections idle this long are closed, in ms. Default 10000. */
   idleTimeoutMs?: number;
+  /**
+   * PostgreSQL `statement_timeout` of every connection, in ms: a statement running longer is
+   * cancelled by the server (error 57014, see src/db/timeout.ts). A transaction may lower or raise
+   * it with `SET LOCAL`. Default: none (the server's setting).
+   */
+  statementTimeoutMs?: number;
   /** Called with each SQL statement the client sends (used to count queries in tests). */
   onQuery?: (sql: string) => void;
   /**
@@ -37,6 +43,9 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
       connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
       idleTimeoutMillis: options.idleTimeoutMs ?? 10_000,
       keepAlive: true,
+      ...(options.statementTimeoutMs
+        ? { options: `-c statement_timeout=${Math.trunc(options.statementTimeoutMs)}` }
+        : {}),
     },
     { onPoolError: options.onIdleConnectionError ?? (() => {}) },
   );

@@ -1,11 +1,16 @@
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { builder } from './builder.ts';
+import { truncate } from './hygiene.ts';
 
 /** Every expected failure returned as data implements this interface. */
 export const ErrorInterface = builder.interfaceRef<Error>('Error').implement({
   description: 'An expected failure, returned as data in a result union.',
   fields: (t) => ({
-    message: t.exposeString('message', { description: 'Human-readable explanation.' }),
+    message: t.string({
+      description: 'Human-readable explanation.',
+      // Messages may quote the request (a type name, a key): never echo a large input back.
+      resolve: (error) => truncate(error.message),
+    }),
   }),
 });
 

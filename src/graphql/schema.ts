@@ -1,4 +1,5 @@
 import { builder } from './builder.ts';
+import { guardArguments } from './hygiene.ts';
 import './errors.ts';
 import '../auth/schema.ts';
 import '../operations/schema.ts';
@@ -6,5 +7,5 @@ import '../operations/schema-api.ts';
 import '../collections/schema.ts';
 import '../batches/schema.ts';
 
-/** The whole GraphQL schema, built from every domain's schema module. */
-export const schema = builder.toSchema({ sortSchema: true });
+/** The whole GraphQL schema, built from every domain's schema module; every argument is checked. */
+export const schema = guardArguments(builder.toSchema({ sortSchema: true }));

@@ -11,6 +11,7 @@ import { withOperatorRoutes } from '../health/routes.ts';
 import { ResubscribeError } from '../operations/updates.ts';
 import type { Resources } from '../resources.ts';
 import type { Context } from './context.ts';
+import { withHygiene } from './hygiene.ts';
 import { schema } from './schema.ts';
 
 type Enveloped = {
@@ -108,7 +109,9 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
         '# Set the header {"Authorization": "Bearer <token from npm run token>"}\n{ viewer { name } operationTypes { name description } }\n',
     },
     logging: false,
-    maskedErrors: { maskError: (error, message) => maskError(error, message, resources) },
+    maskedErrors: {
+      maskError: withHygiene((error, message) => maskError(error, message, resources), resources),
+    },
     context: async (initial: YogaInitialContext & { viewer?: Context['viewer'] }) => ({
       resources,
       viewer:

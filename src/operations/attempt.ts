@@ -3,6 +3,7 @@ import { fromPrisma } from 'pg-boss';
 import { retryWhileUnavailable } from '../db/unavailable.ts';
 import type { Logger } from '../logger.ts';
 import type { Resources } from '../resources.ts';
+import { safeFailure } from './failure.ts';
 import { ProgressThrottle } from './progress.ts';
 import { type JobData, jobOptions } from './queues.ts';
 import { batchChannel, type EventMessage, operationChannel } from './record.ts';
@@ -116,7 +117,11 @@ export async function runAttempt(
       });
       return { kind: 'completed', result };
     } catch (error) {
-      return { kind: 'failed', error: describe(error, controller.signal), retryable: isRetryable(error) };
+      return {
+        kind: 'failed',
+        error: describe(error, controller.signal, log),
+        retryable: isRetryable(error),
+      };
     }
   })();
   // A handler that ignores its signal cannot hold the attempt past the hard timeout.
@@ -222,15 +227,17 @@ function isRetryable(error: unknown): boolean {
   return !(error instanceof Error && (error as Error & { retryable?: unknown }).retryable === false);
 }
 
-/** The error recorded for a failed attempt: a stable code and a message safe to show clients. */
-export function describe(error: unknown, signal: AbortSignal): transitions.OperationError {
+/**
+ * The error recorded for a failed attempt: a stable code and a message safe to show clients
+ * (src/operations/failure.ts). When the handler's own message may not be shown (a database,
+ * driver, system or parser error, or an error without a code), the original goes to `log` only.
+ */
+export function describe(error: unknown, signal: AbortSignal, log?: Logger): transitions.OperationError {
   if (signal.aborted && signal.reason === ABORT.timeout) {
     return { code: 'SOFT_TIMEOUT', message: 'the handler stopped after its soft timeout' };
   }
   if (signal.aborted) return { code: 'ABORTED', message: `aborted: ${String(signal.reason)}` };
-  if (error instanceof Error) {
-    const code = (error as Error & { code?: unknown }).code;
-    return { code: typeof code === 'string' ? code : 'HANDLER_ERROR', message: error.message || error.name };
-  }
-  return { code: 'HANDLER_ERROR', message: String(error) };
+  const { code, message, exposed } = safeFailure(error);
+  if (!exposed) log?.warn('handler error recorded with a safe message', { code, error });
+  return { code, message };
 }

@@ -63,7 +63,7 @@ async function runInlineWith(
         try {
           result = await type.run(input, inlineContext(r, tx, type, started.operation, ownerId, signal));
         } catch (error) {
-          failure = describe(error, signal);
+          failure = describe(error, signal, r.logger.child({ type: type.name }));
           throw new RollBack();
         }
         const completed = await transitions.complete(

@@ -1,0 +1,192 @@
+import { PothosValidationError } from '@pothos/core';
+import { wrapErrorIfMatches } from '@pothos/plugin-errors';
+import {
+  defaultFieldResolver,
+  GraphQLError,
+  type GraphQLField,
+  type GraphQLFieldResolver,
+  type GraphQLNamedType,
+  type GraphQLResolveInfo,
+  type GraphQLSchema,
+  getArgumentValues,
+  getNamedType,
+  isInterfaceType,
+  isObjectType,
+  isUnionType,
+  Kind,
+  type SelectionNode,
+} from 'graphql';
+import { isStatementTimeout } from '../db/timeout.ts';
+import { type Problem, ValidationError } from '../errors.ts';
+import type { Resources } from '../resources.ts';
+import { argumentProblems } from './arguments.ts';
+import type { Context } from './context.ts';
+
+/**
+ * Error hygiene at the trust boundary (issue 9, point 9), in one place for every field:
+ * - {@link guardArguments} checks every field's coerced arguments before its resolver runs (NUL
+ *   and unpaired surrogates in any string, JSON keys included; malformed global IDs and cursors;
+ *   over-deep JSON) and refuses them as BAD_USER_INPUT with each argument's path — as a
+ *   `ValidationError` member for fields whose result union has one;
+ * - {@link withHygiene} wraps the server's error masking: statement timeouts become a typed
+ *   STATEMENT_TIMEOUT error, Pothos argument errors and stack overflows on deeply nested
+ *   documents BAD_USER_INPUT, and no message sent to a client is longer than
+ *   {@link MAX_MESSAGE_LENGTH} characters, so large inputs are never echoed back.
+ */
+
+/** Longest error message sent to a client; longer ones are cut with "…". */
+export const MAX_MESSAGE_LENGTH = 500;
+
+/** `text` cut to `max` characters (an ellipsis marks the cut). */
+export const truncate = (text: string, max = MAX_MESSAGE_LENGTH): string =>
+  text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+
+const returnsValidationError = (field: GraphQLField<unknown, unknown>) => {
+  const type = getNamedType(field.type);
+  return isUnionType(type) && type.getTypes().some((member) => member.name === 'ValidationError');
+};
+
+/**
+ * Wraps the resolver (and, for subscriptions, the subscribe function) of every field that takes
+ * arguments with the argument check. Fields without arguments are left untouched, so the hot path
+ * of plain fields costs nothing. Returns the same schema.
+ */
+export function guardArguments(schema: GraphQLSchema): GraphQLSchema {
+  const node = schema.getType('Node');
+  const nodeTypes = new Set(
+    node && isInterfaceType(node) ? schema.getImplementations(node).objects.map((type) => type.name) : [],
+  );
+  const roots = new Set(
+    [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()].flatMap((root) =>
+      root ? [root.name] : [],
+    ),
+  );
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || type.name.startsWith('__')) continue;
+    for (const field of Object.values(type.getFields())) {
+      if (field.args.length === 0 && !roots.has(type.name)) continue;
+      const asData = returnsValidationError(field);
+      const root = roots.has(type.name);
+      const check = (args: Record<string, unknown>, context: Context, info: GraphQLResolveInfo) => {
+        const rules = { maxJsonDepth: context.resources.config.maxJsonDepth, nodeTypes };
+        const problems = argumentProblems(field.args, args, isConnection(field), rules);
+        // Nested fields' arguments may be read by this field's resolver already (Prisma selections).
+        if (root && !problems.length) problems.push(...nestedProblems(schema, info, rules));
+        return problems.length ? new ValidationError(problems) : undefined;
+      };
+      const resolve = field.resolve ?? (defaultFieldResolver as GraphQLFieldResolver<unknown, unknown>);
+      field.resolve = (parent, args, context, info) => {
+        const refused = check(args, context as Context, info);
+        if (!refused) return resolve(parent, args, context, info);
+        // Wrapped as the errors plugin wraps thrown ones: graphql-js rejects a returned Error.
+        if (asData) return wrapErrorIfMatches(refused, [ValidationError]);
+        throw refused;
+      };
+      const subscribe = field.subscribe;
+      if (subscribe) {
+        field.subscribe = (parent, args, context, info) => {
+          const refused = check(args, context as Context, info);
+          if (refused) throw refused;
+          return subscribe(parent, args, context, info);
+        };
+      }
+    }
+  }
+  return schema;
+}
+
+const isConnection = (field: GraphQLField<unknown, unknown>) =>
+  getNamedType(field.type).name.endsWith('Connection');
+
+/**
+ * Problems with the arguments of every field selected below a root field, at the path of response
+ * keys down to the field, then the argument's path. Iterative over the selections and fragments.
+ */
+function nestedProblems(
+  schema: GraphQLSchema,
+  info: GraphQLResolveInfo,
+  rules: Parameters<typeof argumentProblems>[3],
+): Problem[] {
+  const problems: Problem[] = [];
+  const parentType = getNamedType(info.returnType);
+  const stack: { selections: readonly SelectionNode[]; type: GraphQLNamedType; path: string[] }[] =
+    info.fieldNodes.flatMap((node) =>
+      node.selectionSet ? [{ selections: node.selectionSet.selections, type: parentType, path: [] }] : [],
+    );
+  const seenFragments = new Set<string>();
+  while (stack.length && problems.length < 20) {
+    const { selections, type, path } = stack.pop()!;
+    for (const selection of selections) {
+      if (selection.kind === Kind.INLINE_FRAGMENT || selection.kind === Kind.FRAGMENT_SPREAD) {
+        const fragment =
+          selection.kind === Kind.INLINE_FRAGMENT ? selection : info.fragments[selection.name.value];
+        if (!fragment || (selection.kind === Kind.FRAGMENT_SPREAD && seenFragments.has(selection.name.value)))
+          continue;
+        if (selection.kind === Kind.FRAGMENT_SPREAD) seenFragments.add(selection.name.value);
+        const condition = fragment.typeCondition ? schema.getType(fragment.typeCondition.name.value) : type;
+        stack.push({ selections: fragment.selectionSet.selections, type: condition ?? type, path });
+        continue;
+      }
+      if (!isObjectType(type) && !isInterfaceType(type)) continue;
+      const field = type.getFields()[selection.name.value];
+      if (!field) continue;
+      const at = [...path, selection.alias?.value ?? selection.name.value];
+      if (field.args.length) {
+        const values = getArgumentValues(field, selection, info.variableValues);
+        for (const problem of argumentProblems(field.args, values, isConnection(field), rules))
+          problems.push({ ...problem, path: [...at, ...problem.path] });
+      }
+      if (selection.selectionSet)
+        stack.push({
+          selections: selection.selectionSet.selections,
+          type: getNamedType(field.type),
+          path: at,
+        });
+    }
+  }
+  return problems;
+}
+
+type MaskError = (error: unknown, message: string) => Error;
+
+/**
+ * Wraps the server's `maskError`: a statement cancelled by the API's (or a search's) statement
+ * timeout becomes STATEMENT_TIMEOUT (retryable, with the timeout), logged as a warning, not as an
+ * unexpected error; every message is cut to {@link MAX_MESSAGE_LENGTH} characters.
+ */
+export function withHygiene(mask: MaskError, resources: Resources): MaskError {
+  const timeoutMs = resources.config.apiStatementTimeoutMs;
+  return (error, message) => {
+    const original = error instanceof GraphQLError ? (error.originalError ?? error) : error;
+    let masked: Error;
+    if (original instanceof PothosValidationError) {
+      // Pothos's own argument checks (connection sizes, cursors): the client's mistake.
+      masked = new GraphQLError(original.message, { extensions: { code: 'BAD_USER_INPUT' } });
+    } else if (original instanceof RangeError && original.message.includes('call stack')) {
+      // A document or input nested deeper than the parser's recursion can follow.
+      resources.logger.warn('request refused: nested too deeply to process');
+      masked = new GraphQLError('The request is nested too deeply to process.', {
+        extensions: { code: 'BAD_USER_INPUT' },
+      });
+    } else if (isStatementTimeout(original)) {
+      resources.logger.warn('request stopped by the statement timeout', { timeoutMs });
+      masked = new GraphQLError(
+        `The request took too long in the database (statement timeout of ${timeoutMs} ms) and was stopped; ask for less at a time.`,
+        {
+          ...(error instanceof GraphQLError ? { nodes: error.nodes, path: error.path } : {}),
+          extensions: { code: 'STATEMENT_TIMEOUT', timeoutMs, retryable: true },
+        },
+      );
+    } else {
+      masked = mask(error, message);
+    }
+    if (!(masked instanceof GraphQLError) || masked.message.length <= MAX_MESSAGE_LENGTH) return masked;
+    return new GraphQLError(truncate(masked.message), {
+      nodes: masked.nodes,
+      source: masked.source,
+      positions: masked.positions,
+      path: masked.path,
+      extensions: masked.extensions,
+    });
+  };
+}
