@@ -56,7 +56,34 @@ export interface Config {
   collectionBatchSize: number;
   /** Most items one startBatch may hold. Default 1000. */
   batchMaxItems: number;
+
+  // Quotas, fair share and diagnostics types (issue 9, points 7 and 11).
+  /**
+   * Unfinished (PENDING or PROCESSING) operations one user may have at once. A batch's items
+   * count; the batch operation itself (its coordinator) does not. Default 1000, so the largest
+   * batch fits.
+   */
+  quotaMaxActive: number;
+  /**
+   * Operations one user may start in any 60 s window (inline ones and a batch's items included;
+   * the batch operation itself not). Default 6000.
+   */
+  quotaStartsPerMinute: number;
+  /**
+   * Worker slots per type and process, on top of `workerConcurrency`, that only take jobs queued
+   * while their owner had nothing else unfinished: a user's first operation starts at once however
+   * long other users' queues are. 0 turns them off. Default 2.
+   */
+  fairShareSlots: number;
+  /**
+   * Who may start the `diagnostics.*` types: `all`, `admins` or `off` (nobody). Default `admins`
+   * when NODE_ENV is `production`, else `all`.
+   */
+  diagnostics: DiagnosticsAccess;
 }
+
+/** Who may start the diagnostics types (see Config.diagnostics). */
+export type DiagnosticsAccess = 'all' | 'admins' | 'off';
 
 const DEV_SECRET = 'opsgraph-development-secret-change-me';
 
@@ -89,6 +116,11 @@ const env = z.object({
   OPSGRAPH_STORAGE_DIR: z.string().min(1).optional(),
   OPSGRAPH_COLLECTION_BATCH_SIZE: int(1, 10_000).default(100),
   OPSGRAPH_BATCH_MAX_ITEMS: int(1, 100_000).default(1000),
+  // Quotas, fair share and diagnostics types (issue 9, points 7 and 11).
+  OPSGRAPH_QUOTA_MAX_ACTIVE: int(1, 10_000_000).default(1000),
+  OPSGRAPH_QUOTA_STARTS_PER_MINUTE: int(1, 10_000_000).default(6000),
+  OPSGRAPH_FAIR_SHARE_SLOTS: int(0, 1000).default(2),
+  OPSGRAPH_DIAGNOSTICS: z.enum(['all', 'admins', 'off']).optional(),
 });
 
 /** A configuration problem, reported as one line. */
@@ -131,6 +163,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     storageDir: resolve(e.OPSGRAPH_STORAGE_DIR ?? join(e.OPSGRAPH_DATA_DIR, 'exports')),
     collectionBatchSize: e.OPSGRAPH_COLLECTION_BATCH_SIZE,
     batchMaxItems: e.OPSGRAPH_BATCH_MAX_ITEMS,
+    // Quotas, fair share and diagnostics types (issue 9, points 7 and 11).
+    quotaMaxActive: e.OPSGRAPH_QUOTA_MAX_ACTIVE,
+    quotaStartsPerMinute: e.OPSGRAPH_QUOTA_STARTS_PER_MINUTE,
+    fairShareSlots: e.OPSGRAPH_FAIR_SHARE_SLOTS,
+    diagnostics: e.OPSGRAPH_DIAGNOSTICS ?? (source.NODE_ENV === 'production' ? 'admins' : 'all'),
   };
 }
 

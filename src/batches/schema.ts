@@ -5,6 +5,7 @@ import { parseGlobalId } from '../graphql/ids.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError } from '../operations/errors.ts';
 import { OperationRef, OperationUpdateRef } from '../operations/schema.ts';
 import { operationUpdates } from '../operations/updates.ts';
+import { QuotaExceededError } from '../quotas/schema.ts';
 import { ITEM_COLUMNS, type ItemOutcome, type ItemRow, outcomeOf } from './outcome.ts';
 import type { Plan } from './plan.ts';
 import { cancelBatch, type StartedBatch, startBatch } from './submit.ts';
@@ -168,7 +169,7 @@ builder.mutationFields((t) => ({
     description: 'Starts up to 1000 dependent operations in one request, validated as a whole first.',
     authScopes: { loggedIn: true },
     errors: {
-      types: [ValidationError, IdempotencyKeyConflictError],
+      types: [ValidationError, IdempotencyKeyConflictError, QuotaExceededError],
       directResult: true,
       union: { name: 'StartBatchResult' },
     },

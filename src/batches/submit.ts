@@ -2,6 +2,7 @@ import type { Viewer } from '../auth/viewer.ts';
 import { ForbiddenError, NotFoundError, type Problem, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import { publish } from '../operations/attempt.ts';
+import { registryFor } from '../operations/audience.ts';
 import * as batchTransitions from '../operations/batch-transitions.ts';
 import { cancelNow, findToCancel } from '../operations/cancel.ts';
 import { IllegalTransitionError } from '../operations/errors.ts';
@@ -10,6 +11,8 @@ import { batchChannel, toOperation } from '../operations/record.ts';
 import { authorize, checkIdempotencyKey, findByKey, hashRequest, replay } from '../operations/start.ts';
 import { isTerminal } from '../operations/status.ts';
 import * as transitions from '../operations/transitions.ts';
+import { fairPriority } from '../quotas/fair-share.ts';
+import { enforceQuotas } from '../quotas/quotas.ts';
 import type { Resources } from '../resources.ts';
 import type { BatchSpec } from './coordinator.ts';
 import { loadItems } from './items.ts';
@@ -45,7 +48,7 @@ export async function startBatch(
   const atomic = request.atomic ?? true;
   const continueOnError = request.continueOnError ?? false;
   const plan = planBatch(
-    r.registry,
+    registryFor(r.registry, r.config.diagnostics, viewer),
     { items: request.items, atomic, continueOnError },
     r.config.batchMaxItems,
   );
@@ -66,12 +69,18 @@ export async function startBatch(
   }
   const created = await r.db.$transaction(
     async (tx) => {
+      const quota = await enforceQuotas(tx, r.config, {
+        ownerId: viewer.id,
+        operations: plan.items.length,
+        idempotencyKey: key,
+      });
       const batch = await insertOperation(tx, r, {
         type,
         input: spec,
         ownerId: viewer.id,
         idempotencyKey: key,
         inputHash,
+        priority: fairPriority(quota.active),
       });
       if (!batch) return null;
       await tx.$executeRawUnsafe(

@@ -1,4 +1,5 @@
 import type { Db } from '../db/prisma.ts';
+import { enforceQuotas } from '../quotas/quotas.ts';
 import type { Resources } from '../resources.ts';
 import { describe } from './attempt.ts';
 import * as batchTransitions from './batch-transitions.ts';
@@ -117,6 +118,11 @@ export const inlineContext = (
 });
 
 async function begin(tx: Tx, r: Resources, spec: NewOperation) {
+  await enforceQuotas(tx, r.config, {
+    ownerId: spec.ownerId,
+    operations: 1,
+    idempotencyKey: spec.idempotencyKey,
+  });
   const created = await insertOperation(tx, r, spec);
   if (!created) return null;
   const started = await transitions.start(tx, created.operation.id, r.config.instanceId);
