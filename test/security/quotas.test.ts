@@ -1,6 +1,9 @@
-import { describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { type ServerProcess, spawnServer, uniquePrefix } from '../support/app.ts';
 import { tokenFor } from '../support/client.ts';
+import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { useServer } from '../support/fixtures.ts';
+import { REDIS_URL } from '../support/services.ts';
 import { CANCEL_BATCH, OPERATION, post, start, startBatch } from './quota-support.ts';
 
 /** Long enough to stay unfinished for the whole test; cancelled at shutdown. */
@@ -98,6 +101,39 @@ describe('active operations quota', () => {
       expect(replay).toMatchObject({ __typename: 'StartOperationSuccess', replayed: true });
       expect(replay.operation.id).toBe(first.operation.id);
     }
+  });
+});
+
+describe('active operations quota across two API processes', () => {
+  let db: TestDatabase;
+  let apis: ServerProcess[] = [];
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const env = {
+      DATABASE_URL: db.url,
+      REDIS_URL,
+      OPSGRAPH_CHANNEL_PREFIX: uniquePrefix(),
+      OPSGRAPH_ROLE: 'api',
+      OPSGRAPH_QUOTA_MAX_ACTIVE: '10',
+    };
+    apis = await Promise.all([spawnServer(env), spawnServer(env)]);
+  });
+  afterAll(async () => {
+    await Promise.all(apis.map((api) => api.stop()));
+    await db?.drop();
+  });
+
+  it('creates exactly 10 of 100 parallel starts sent half to each process', async () => {
+    const grace = await tokenFor(db.url, 'grace');
+    // API-only processes: no worker takes the operations, so all stay PENDING.
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => start(apis[i % 2]!.url, grace, 'diagnostics.echo', { value: i })),
+    );
+    const started = results.filter((r) => r.__typename === 'StartOperationSuccess');
+    expect(started).toHaveLength(10);
+    expect(results.filter((r) => r.__typename === 'QuotaExceededError')).toHaveLength(90);
+    const [row] = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM "Operation"');
+    expect(row!.n).toBe(10);
   });
 });
 
