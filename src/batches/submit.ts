@@ -11,7 +11,7 @@ import { batchChannel, toOperation } from '../operations/record.ts';
 import { authorize, checkIdempotencyKey, findByKey, hashRequest, replay } from '../operations/start.ts';
 import { isTerminal } from '../operations/status.ts';
 import * as transitions from '../operations/transitions.ts';
-import { fairPriority } from '../quotas/fair-share.ts';
+import { countUnfinished, fairPriority } from '../quotas/fair-share.ts';
 import { enforceQuotas } from '../quotas/quotas.ts';
 import type { Resources } from '../resources.ts';
 import type { BatchSpec } from './coordinator.ts';
@@ -69,18 +69,14 @@ export async function startBatch(
   }
   const created = await r.db.$transaction(
     async (tx) => {
-      const quota = await enforceQuotas(tx, r.config, {
-        ownerId: viewer.id,
-        operations: plan.items.length,
-        idempotencyKey: key,
-      });
+      const priority = fairPriority(await countUnfinished(tx, viewer.id));
       const batch = await insertOperation(tx, r, {
         type,
         input: spec,
         ownerId: viewer.id,
         idempotencyKey: key,
         inputHash,
-        priority: fairPriority(quota.active),
+        priority,
       });
       if (!batch) return null;
       await tx.$executeRawUnsafe(
@@ -99,6 +95,8 @@ export async function startBatch(
         plan.items.map((item) => item.id),
         plan.items.map((item) => literal.get(item.id) ?? null),
       );
+      // Its items count, the batch operation itself does not; a refusal rolls all of it back.
+      await enforceQuotas(tx, r.config, { ownerId: viewer.id, operations: plan.items.length });
       return batch;
     },
     { maxWait: 10_000, timeout: 30_000 },

@@ -118,13 +118,9 @@ export const inlineContext = (
 });
 
 async function begin(tx: Tx, r: Resources, spec: NewOperation) {
-  await enforceQuotas(tx, r.config, {
-    ownerId: spec.ownerId,
-    operations: 1,
-    idempotencyKey: spec.idempotencyKey,
-  });
   const created = await insertOperation(tx, r, spec);
   if (!created) return null;
+  await enforceQuotas(tx, r.config, { ownerId: spec.ownerId, operations: 1 });
   const started = await transitions.start(tx, created.operation.id, r.config.instanceId);
   if (!started) throw new Error('an inline operation could not start in its own transaction');
   return [created, started] as const;

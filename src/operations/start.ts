@@ -5,8 +5,7 @@ import { collectionGlobalId } from '../collections/ids.ts';
 import type { Db } from '../db/prisma.ts';
 import { ForbiddenError, NotFoundError, type Problem, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
-import { fairPriority } from '../quotas/fair-share.ts';
-import { enforceQuotas } from '../quotas/quotas.ts';
+import { admit } from '../quotas/quotas.ts';
 import type { Resources } from '../resources.ts';
 import { registryFor } from './audience.ts';
 import { IdempotencyKeyConflictError, UnknownOperationTypeError } from './errors.ts';
@@ -48,12 +47,9 @@ export async function startOperation(r: Resources, viewer: Viewer, request: Star
     ? await runInline(r, type, spec)
     : await r.db.$transaction(
         async (tx) => {
-          const quota = await enforceQuotas(tx, r.config, {
-            ownerId: viewer.id,
-            operations: 1,
-            idempotencyKey: key,
-          });
-          const created = await insertOperation(tx, r, { ...spec, priority: fairPriority(quota.active) });
+          const created = await admit(tx, r.config, { ownerId: viewer.id, operations: 1 }, (priority) =>
+            insertOperation(tx, r, { ...spec, priority }),
+          );
           return created && [created];
         },
         // Starts of one user queue on their quota lock: wait for it rather than fail.
