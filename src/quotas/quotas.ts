@@ -76,7 +76,7 @@ interface Counted {
 /**
  * In one snapshot, this start's rows included: the unfinished operations that count, up to one past
  * the limit (served by "Operation_owner_unfinished_idx"), and the start one past the per-minute
- * limit in the last 60 s, if any (served by the owner + createdAt index).
+ * limit in the last 60 s, if any (served by "Operation_owner_starts_idx").
  */
 const COUNT_SQL = `
   SELECT
