@@ -14,8 +14,8 @@ export const fairPriority = (unfinished: number): number => -Math.min(Math.max(0
 /** Jobs queued outside a start (retries, releases, repairs) rank behind first operations. */
 export const REQUEUE_PRIORITY = -1;
 
-/** The lowest rank given: counting stops there (the count is an index scan bounded by it). */
-const MAX_RANK = 100_000;
+/** The lowest rank given: counting stops there, so the count (an index scan) stays cheap. */
+const MAX_RANK = 10_000;
 
 /** The owner's unfinished operations that count for quotas and fair share, up to MAX_RANK. */
 export async function countUnfinished(db: Executor, ownerId: string): Promise<number> {
