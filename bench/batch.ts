@@ -10,6 +10,7 @@ import { gql, tokenFor } from '../test/support/client.ts';
 import { StartTrivial } from '../test/support/documents.ts';
 import { ADMIN_DATABASE_URL, REDIS_URL } from '../test/support/services.ts';
 import {
+  BENCH_QUOTAS,
   cpuSeconds,
   createScratchDatabase,
   defer,
@@ -220,6 +221,7 @@ async function withServer<T>(
       OPSGRAPH_CHANNEL_PREFIX: uniquePrefix(),
       OPSGRAPH_ROLE: role,
       OPSGRAPH_SHUTDOWN_GRACE_MS: '2000',
+      ...BENCH_QUOTAS,
     });
     const close = defer(async () => {
       await app.stop();

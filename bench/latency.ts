@@ -9,6 +9,7 @@ import { gql, tokenFor } from '../test/support/client.ts';
 import { CancelOperation, OperationUpdated, StartOperation } from '../test/support/documents.ts';
 import { REDIS_URL } from '../test/support/services.ts';
 import {
+  BENCH_QUOTAS,
   createScratchDatabase,
   defer,
   fixed,
@@ -215,6 +216,7 @@ async function setUp(db: ScratchDatabase): Promise<Bench> {
     REDIS_URL,
     OPSGRAPH_CHANNEL_PREFIX: prefix,
     OPSGRAPH_SHUTDOWN_GRACE_MS: '2000',
+    ...BENCH_QUOTAS,
   };
   const onRedis = await redisTap(prefix);
   // Settled both, so a process that did start is registered for clean-up even when the other failed.

@@ -10,7 +10,7 @@ import { gql, tokenFor } from '../test/support/client.ts';
 import { adminQuery } from '../test/support/db.ts';
 import { StartTrivial } from '../test/support/documents.ts';
 import { databaseUrl, REDIS_URL } from '../test/support/services.ts';
-import { inParallel, percentile, prng } from './support.ts';
+import { BENCH_QUOTAS, inParallel, percentile, prng } from './support.ts';
 
 /**
  * Stress run (issue 3, last acceptance point): N operations with random failures, retries, permanent
@@ -259,6 +259,7 @@ async function main(): Promise<boolean> {
     REDIS_URL,
     OPSGRAPH_CHANNEL_PREFIX: prefix,
     OPSGRAPH_SHUTDOWN_GRACE_MS: '2000',
+    ...BENCH_QUOTAS,
   };
   const everyProcess: { name: string; proc: ServerProcess }[] = [];
   const pendingSpawns = new Set<Promise<unknown>>();

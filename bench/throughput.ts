@@ -8,6 +8,7 @@ import { gql, tokenFor } from '../test/support/client.ts';
 import { StartTrivial } from '../test/support/documents.ts';
 import { REDIS_URL } from '../test/support/services.ts';
 import {
+  BENCH_QUOTAS,
   createScratchDatabase,
   defer,
   fixed,
@@ -131,6 +132,7 @@ async function runOpsgraph(round: number): Promise<Run> {
       REDIS_URL,
       OPSGRAPH_CHANNEL_PREFIX: uniquePrefix(),
       OPSGRAPH_ROLE: 'all',
+      ...BENCH_QUOTAS,
     });
     const close = defer(async () => {
       await app.stop();

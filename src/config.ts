@@ -111,7 +111,33 @@ export interface Config {
   searchMaxPhrases: number;
   /** Deepest nesting of arrays and objects in a JSON argument; deeper: BAD_USER_INPUT. Default 64. */
   maxJsonDepth: number;
+  // Quotas, fair share and diagnostics types (issue 9, points 7 and 11).
+  /**
+   * Unfinished (PENDING or PROCESSING) operations one user may have at once. A batch's items
+   * count; the batch operation itself (its coordinator) does not. Default 1000, so the largest
+   * batch fits.
+   */
+  quotaMaxActive: number;
+  /**
+   * Operations one user may start in any 60 s window (inline ones and a batch's items included;
+   * the batch operation itself not). Default 6000.
+   */
+  quotaStartsPerMinute: number;
+  /**
+   * Worker slots per type and process, on top of `workerConcurrency`, that only take jobs queued
+   * while their owner had nothing else unfinished: a user's first operation starts at once however
+   * long other users' queues are. 0 turns them off. Default 2.
+   */
+  fairShareSlots: number;
+  /**
+   * Who may start the `diagnostics.*` types: `all`, `admins` or `off` (nobody). Default `admins`
+   * when NODE_ENV is `production`, else `all`.
+   */
+  diagnostics: DiagnosticsAccess;
 }
+
+/** Who may start the diagnostics types (see Config.diagnostics). */
+export type DiagnosticsAccess = 'all' | 'admins' | 'off';
 
 const DEV_SECRET = 'opsgraph-development-secret-change-me';
 
@@ -165,6 +191,11 @@ const env = z.object({
   OPSGRAPH_SEARCH_MAX_TERMS: int(1, 10_000).default(32),
   OPSGRAPH_SEARCH_MAX_PHRASES: int(0, 1000).default(4),
   OPSGRAPH_MAX_JSON_DEPTH: int(1, 10_000).default(64),
+  // Quotas, fair share and diagnostics types (issue 9, points 7 and 11).
+  OPSGRAPH_QUOTA_MAX_ACTIVE: int(1, 10_000_000).default(1000),
+  OPSGRAPH_QUOTA_STARTS_PER_MINUTE: int(1, 10_000_000).default(6000),
+  OPSGRAPH_FAIR_SHARE_SLOTS: int(0, 1000).default(2),
+  OPSGRAPH_DIAGNOSTICS: z.enum(['all', 'admins', 'off']).optional(),
 });
 
 /** A configuration problem, reported as one line. */
@@ -228,6 +259,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     searchMaxTerms: e.OPSGRAPH_SEARCH_MAX_TERMS,
     searchMaxPhrases: e.OPSGRAPH_SEARCH_MAX_PHRASES,
     maxJsonDepth: e.OPSGRAPH_MAX_JSON_DEPTH,
+    // Quotas, fair share and diagnostics types (issue 9, points 7 and 11).
+    quotaMaxActive: e.OPSGRAPH_QUOTA_MAX_ACTIVE,
+    quotaStartsPerMinute: e.OPSGRAPH_QUOTA_STARTS_PER_MINUTE,
+    fairShareSlots: e.OPSGRAPH_FAIR_SHARE_SLOTS,
+    diagnostics: e.OPSGRAPH_DIAGNOSTICS ?? (source.NODE_ENV === 'production' ? 'admins' : 'all'),
   };
 }
 

@@ -13,6 +13,7 @@ import type { EventMessage } from '../operations/record.ts';
 import type { OperationType } from '../operations/registry.ts';
 import { authorize } from '../operations/start.ts';
 import * as transitions from '../operations/transitions.ts';
+import { countUnfinished, fairPriority } from '../quotas/fair-share.ts';
 import type { Resources } from '../resources.ts';
 import { ITEM_COLUMNS, type ItemRow } from './outcome.ts';
 import { InputTooLargeError, RefError, type ResolveLimits, resolveRefs } from './refs.ts';
@@ -160,26 +161,29 @@ export async function startItems(
       ready.push({ row, type, input: prepared.input, collectionId: prepared.collectionId });
       readyBytes += prepared.bytes;
       if (ready.length >= CHUNK || readyBytes >= CHUNK_BYTES) {
-        await release(r, ready);
+        await release(r, viewer, ready);
         ready = [];
         readyBytes = 0;
       }
     }
   }
-  if (ready.length) await release(r, ready);
+  if (ready.length) await release(r, viewer, ready);
 }
 
 /** Stores the resolved inputs and queues the jobs of `ready`, in one transaction. */
-async function release(r: Resources, ready: Ready[]): Promise<void> {
+async function release(r: Resources, viewer: Viewer, ready: Ready[]): Promise<void> {
   const released = await r.db.$transaction(
     async (tx) => {
       const applied: EventMessage[] = [];
+      // Fair share: ranked by the owner's other unfinished operations (these items included).
+      const priority = fairPriority((await countUnfinished(tx, viewer.id)) - 1);
       for (const { row, type, input, collectionId } of ready) {
         const jobId = randomUUID();
         const done = await batchTransitions.release(tx, row.id, input, jobId, collectionId);
         if (!done) continue; // started meanwhile (a restarted coordinator)
         const data: JobData = { operationId: row.id };
-        await r.boss.send(type.name, data, { id: jobId, ...jobOptions(type.policy), db: fromPrisma(tx) });
+        const options = { id: jobId, ...jobOptions(type.policy, priority), db: fromPrisma(tx) };
+        await r.boss.send(type.name, data, options);
         applied.push(done);
       }
       return applied;

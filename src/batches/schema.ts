@@ -7,6 +7,7 @@ import { parseGlobalId } from '../graphql/ids.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError } from '../operations/errors.ts';
 import { OperationRef, OperationUpdateRef } from '../operations/schema.ts';
 import { operationUpdates } from '../operations/updates.ts';
+import { QuotaExceededError } from '../quotas/schema.ts';
 import { ITEM_COLUMNS, type ItemOutcome, type ItemRow, outcomeOf, redacted } from './outcome.ts';
 import type { Plan } from './plan.ts';
 import { cancelBatch, type StartedBatch, startBatch } from './submit.ts';
@@ -193,7 +194,7 @@ builder.mutationFields((t) => ({
     description: 'Starts up to 1000 dependent operations in one request, validated as a whole first.',
     authScopes: { loggedIn: true },
     errors: {
-      types: [ValidationError, IdempotencyKeyConflictError],
+      types: [ValidationError, IdempotencyKeyConflictError, QuotaExceededError],
       directResult: true,
       union: { name: 'StartBatchResult' },
     },

@@ -2,6 +2,7 @@ import type { Viewer } from '../auth/viewer.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import { publish } from '../operations/attempt.ts';
+import { registryFor } from '../operations/audience.ts';
 import * as batchTransitions from '../operations/batch-transitions.ts';
 import { cancelNow, findToCancel } from '../operations/cancel.ts';
 import { IllegalTransitionError } from '../operations/errors.ts';
@@ -11,6 +12,8 @@ import { batchChannel, toOperation } from '../operations/record.ts';
 import { authorize, checkIdempotencyKey, findByKey, hashRequest, replay } from '../operations/start.ts';
 import { isTerminal } from '../operations/status.ts';
 import * as transitions from '../operations/transitions.ts';
+import { countUnfinished, fairPriority } from '../quotas/fair-share.ts';
+import { enforceQuotas } from '../quotas/quotas.ts';
 import type { Resources } from '../resources.ts';
 import type { BatchSpec } from './coordinator.ts';
 import { loadItems } from './items.ts';
@@ -46,7 +49,7 @@ export async function startBatch(
   const atomic = request.atomic ?? true;
   const continueOnError = request.continueOnError ?? false;
   const plan = await planBatch(
-    r.registry,
+    registryFor(r.registry, r.config.diagnostics, viewer),
     { items: request.items, atomic, continueOnError },
     batchLimits(r.config),
   );
@@ -67,12 +70,14 @@ export async function startBatch(
   }
   const created = await r.db.$transaction(
     async (tx) => {
+      const priority = fairPriority(await countUnfinished(tx, viewer.id));
       const batch = await insertOperation(tx, r, {
         type,
         input: spec,
         ownerId: viewer.id,
         idempotencyKey: key,
         inputHash,
+        priority,
       });
       if (!batch) return null;
       await tx.$executeRawUnsafe(
@@ -92,6 +97,8 @@ export async function startBatch(
         plan.items.map((item) => literal.get(item.id) ?? null),
         batch.operation.requestId,
       );
+      // Its items count, the batch operation itself does not; a refusal rolls all of it back.
+      await enforceQuotas(tx, r.config, { ownerId: viewer.id, operations: plan.items.length });
       return batch;
     },
     { maxWait: 10_000, timeout: 30_000 },

@@ -33,3 +33,23 @@ export class IdempotencyKeyConflictError extends Error {
     super(`Idempotency key "${key}" was already used with a different type or input`);
   }
 }
+
+/** Which per-user quota refused a start (see src/quotas/quotas.ts). */
+export type QuotaKind = 'ACTIVE_OPERATIONS' | 'STARTS_PER_MINUTE';
+
+/** A start refused by a per-user quota; nothing was created. */
+export class QuotaExceededError extends Error {
+  override name = 'QuotaExceededError';
+  constructor(
+    readonly quota: QuotaKind,
+    readonly limit: number,
+    /** When trying again may succeed, in seconds; null when the request alone exceeds the limit. */
+    readonly retryAfterSeconds: number | null,
+  ) {
+    super(
+      quota === 'ACTIVE_OPERATIONS'
+        ? `At most ${limit} unfinished operations per user`
+        : `At most ${limit} operations started per user per minute`,
+    );
+  }
+}

@@ -1,4 +1,5 @@
 import type { Db } from '../db/prisma.ts';
+import { enforceQuotas } from '../quotas/quotas.ts';
 import type { Resources } from '../resources.ts';
 import { describe } from './attempt.ts';
 import * as batchTransitions from './batch-transitions.ts';
@@ -119,6 +120,7 @@ export const inlineContext = (
 async function begin(tx: Tx, r: Resources, spec: NewOperation) {
   const created = await insertOperation(tx, r, spec);
   if (!created) return null;
+  await enforceQuotas(tx, r.config, { ownerId: spec.ownerId, operations: 1 });
   const started = await transitions.start(tx, created.operation.id, r.config.instanceId);
   if (!started) throw new Error('an inline operation could not start in its own transaction');
   return [created, started] as const;

@@ -17,6 +17,8 @@ export interface NewOperation {
   inputHash: string;
   /** The collection it acts on. Default none. */
   collectionId?: string | null;
+  /** Its job's fair-share rank (src/quotas/fair-share.ts). Default: that of a retry. */
+  priority?: number;
 }
 
 /**
@@ -55,6 +57,10 @@ export async function insertOperation(
   const created = rows[0];
   if (!created || spec.type.inline) return created ?? null;
   const data: JobData = { operationId: id };
-  await r.boss.send(spec.type.name, data, { id: jobId, ...jobOptions(spec.type.policy), db: fromPrisma(tx) });
+  await r.boss.send(spec.type.name, data, {
+    id: jobId,
+    ...jobOptions(spec.type.policy, spec.priority),
+    db: fromPrisma(tx),
+  });
   return created;
 }

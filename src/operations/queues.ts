@@ -1,6 +1,7 @@
 import { PgBoss } from 'pg-boss';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
+import { REQUEUE_PRIORITY } from '../quotas/fair-share.ts';
 import type { OperationPolicy, Registry } from './registry.ts';
 
 /** The pg-boss job payload: the operation row holds everything else. */
@@ -54,18 +55,20 @@ function rateLimited(intervalMs: number) {
 /**
  * pg-boss options for one attempt's job. opsgraph schedules retries itself (a new job per attempt,
  * so the operation can show when the next one runs), so pg-boss never retries; its expiry is a
- * backstop just past the type's hard timeout, which the runner enforces itself.
+ * backstop just past the type's hard timeout, which the runner enforces itself. `priority` is the
+ * job's fair-share rank (src/quotas/fair-share.ts); default: that of a retry.
  */
-export const jobOptions = (policy: OperationPolicy) => ({
+export const jobOptions = (policy: OperationPolicy, priority = REQUEUE_PRIORITY) => ({
   retryLimit: 0,
   expireInSeconds: Math.ceil(policy.hardTimeoutSeconds) + 60,
   heartbeatSeconds: Math.ceil(policy.heartbeatSeconds),
+  priority,
 });
 
 /** Creates one queue per operation type, named after the type. */
 export async function ensureQueues(boss: PgBoss, registry: Registry): Promise<void> {
   for (const type of registry.jobTypes()) {
-    const options = jobOptions(type.policy);
+    const { priority: _, ...options } = jobOptions(type.policy);
     const existing = await boss.getQueue(type.name);
     if (!existing) {
       await boss.createQueue(type.name, { notify: true, ...options }).catch(async (error: unknown) => {

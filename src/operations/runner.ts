@@ -60,30 +60,15 @@ export async function startRunner(r: Resources): Promise<Runner> {
 
   // One single-slot pg-boss worker per concurrency slot, each fetching again as soon as it finishes
   // a job: with batch size 1, pg-boss would otherwise sleep until the next poll (30 s with NOTIFY)
-  // after every job, and a backlog would drain one job per worker per poll.
+  // after every job, and a backlog would drain one job per worker per poll. Every slot takes the
+  // highest fair-share priority first (src/quotas/fair-share.ts); the fair-share slots take only
+  // jobs of priority 0 (queued while their owner had nothing else unfinished), so a user's first
+  // operation finds a free slot however many long operations other users keep queued.
   for (const type of r.registry.jobTypes()) {
-    for (let slot = 0; slot < r.config.workerConcurrency; slot += 1) {
-      let workerId: string | undefined;
-      const handle = work(type);
-      workerId = await r.boss.work<JobData>(
-        type.name,
-        {
-          batchSize: 1,
-          localConcurrency: 1,
-          pollingIntervalSeconds: r.config.bossPollingSeconds,
-          notifyPollingIntervalSeconds: r.config.bossNotifyPollingSeconds,
-        },
-        async (jobs: Job<JobData>[]) => {
-          try {
-            await handle(jobs);
-          } finally {
-            if (workerId) r.boss.notifyWorker(workerId);
-          }
-        },
-      );
-      const id = workerId;
-      r.waker.register(type.name, () => r.boss.notifyWorker(id));
-      r.boss.notifyWorker(id);
+    const handle = work(type);
+    for (let slot = 0; slot < r.config.workerConcurrency; slot += 1) await addSlot(r, type, handle);
+    for (let slot = 0; slot < r.config.fairShareSlots; slot += 1) {
+      await addSlot(r, type, handle, { minPriority: 0 });
     }
   }
 
@@ -110,6 +95,36 @@ export async function startRunner(r: Resources): Promise<Runner> {
       unsubscribe();
     },
   };
+}
+
+/** Starts one single-slot pg-boss worker for a type that fetches again after every job. */
+async function addSlot(
+  r: Resources,
+  type: OperationType,
+  handle: (jobs: Job<JobData>[]) => Promise<void>,
+  fetch: { minPriority?: number } = {},
+) {
+  let workerId: string | undefined;
+  workerId = await r.boss.work<JobData>(
+    type.name,
+    {
+      batchSize: 1,
+      localConcurrency: 1,
+      pollingIntervalSeconds: r.config.bossPollingSeconds,
+      notifyPollingIntervalSeconds: r.config.bossNotifyPollingSeconds,
+      ...fetch,
+    },
+    async (jobs: Job<JobData>[]) => {
+      try {
+        await handle(jobs);
+      } finally {
+        if (workerId) r.boss.notifyWorker(workerId);
+      }
+    },
+  );
+  const id = workerId;
+  r.waker.register(type.name, () => r.boss.notifyWorker(id));
+  r.boss.notifyWorker(id);
 }
 
 const offWork = (boss: PgBoss, name: string) => boss.offWork(name, { wait: false });

@@ -6,6 +6,8 @@ import type { Prisma } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
 import { ErrorInterface } from '../graphql/errors.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
+import { QuotaExceededError } from '../quotas/schema.ts';
+import { registryFor } from './audience.ts';
 import { cancelOperation } from './cancel.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError, UnknownOperationTypeError } from './errors.ts';
 import type { OperationType } from './registry.ts';
@@ -153,8 +155,12 @@ builder.queryFields((t) => ({
   }),
   operationTypes: t.field({
     type: [OperationTypeRef],
-    description: 'The operation types this service runs, with their input schemas.',
-    resolve: (_, __, context) => context.resources.registry.publicTypes(),
+    description:
+      'The operation types you may start, with their input schemas (diagnostics.* types only where this deployment offers them to you).',
+    resolve: (_, __, context) => {
+      const { registry, config } = context.resources;
+      return registryFor(registry, config.diagnostics, context.viewer ?? null).publicTypes();
+    },
   }),
 }));
 
@@ -209,6 +215,7 @@ builder.mutationFields((t) => ({
         IdempotencyKeyConflictError,
         NotFoundError,
         ForbiddenError,
+        QuotaExceededError,
       ],
       directResult: true,
       union: { name: 'StartOperationResult' },

@@ -5,7 +5,9 @@ import { collectionGlobalId } from '../collections/ids.ts';
 import type { Db } from '../db/prisma.ts';
 import { ForbiddenError, NotFoundError, type Problem, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
+import { admit } from '../quotas/quotas.ts';
 import type { Resources } from '../resources.ts';
+import { registryFor } from './audience.ts';
 import { IdempotencyKeyConflictError, UnknownOperationTypeError } from './errors.ts';
 import { runInline } from './inline.ts';
 import { parseInput } from './input-limits.ts';
@@ -31,7 +33,7 @@ export interface Started {
  * transaction, then publishes the event. With an idempotency key, a repeat returns the original.
  */
 export async function startOperation(r: Resources, viewer: Viewer, request: StartRequest): Promise<Started> {
-  const { type, input } = validate(r, request);
+  const { type, input } = validate(r, viewer, request);
   const key = request.idempotencyKey ?? null;
   const inputHash = hashRequest(type.name, input);
   if (key !== null) {
@@ -44,10 +46,16 @@ export async function startOperation(r: Resources, viewer: Viewer, request: Star
   const spec = { type, input, ownerId: viewer.id, idempotencyKey: key, inputHash, collectionId };
   const messages = type.inline
     ? await runInline(r, type, spec)
-    : await r.db.$transaction(async (tx) => {
-        const created = await insertOperation(tx, r, spec);
-        return created && [created];
-      });
+    : await r.db.$transaction(
+        async (tx) => {
+          const created = await admit(tx, r.config, { ownerId: viewer.id, operations: 1 }, (priority) =>
+            insertOperation(tx, r, { ...spec, priority }),
+          );
+          return created && [created];
+        },
+        // Starts of one user queue on their quota lock: wait for it rather than fail.
+        { maxWait: 10_000, timeout: 30_000 },
+      );
   if (!messages) {
     // A concurrent request with the same key won the insert.
     const earlier = await findByKey(r.db, viewer.id, key as string);
@@ -77,12 +85,17 @@ export async function authorize(r: Resources, viewer: Viewer, type: OperationTyp
   return resource.collectionId;
 }
 
-function validate(r: Resources, request: StartRequest): { type: OperationType; input: unknown } {
-  const type = r.registry.startable(request.type);
+function validate(
+  r: Resources,
+  viewer: Viewer,
+  request: StartRequest,
+): { type: OperationType; input: unknown } {
+  const registry = registryFor(r.registry, r.config.diagnostics, viewer);
+  const type = registry.startable(request.type);
   if (!type) {
     throw new UnknownOperationTypeError(
       request.type,
-      r.registry.publicTypes().map((t) => t.name),
+      registry.publicTypes().map((t) => t.name),
     );
   }
   checkIdempotencyKey(request.idempotencyKey);

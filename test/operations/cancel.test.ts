@@ -46,8 +46,10 @@ describe('cancelOperation', () => {
   });
 
   it('cancels a PENDING operation and its job before any worker takes it', async () => {
-    // Fill every worker slot (concurrency 8) so the next operation stays PENDING.
-    const blockers = await Promise.all(Array.from({ length: 8 }, () => start({ steps: 1, stepMs: 3000 })));
+    // Fill every worker slot so the next operation stays PENDING: the 8 regular slots, and the
+    // fair-share slots, which take only an operation queued while its owner had nothing else
+    // unfinished (at most the first blocker), so 9 blockers fill the regular slots in any case.
+    const blockers = await Promise.all(Array.from({ length: 9 }, () => start({ steps: 1, stepMs: 3000 })));
     const pending = await start({ steps: 1, stepMs: 10 });
     const { data } = await gql(server.app.url, CancelOperation, { id: pending.id }, server.tokens.alice);
     expect(data?.cancelOperation.__typename).toBe('CancelOperationSuccess');
