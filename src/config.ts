@@ -56,6 +56,12 @@ export interface Config {
   collectionBatchSize: number;
   /** Most items one startBatch may hold. Default 1000. */
   batchMaxItems: number;
+  // Exports (issue 9, point 2).
+  /**
+   * Longest line (uncompressed bytes: the header, or one document) accepted when an export file is
+   * read; a longer one fails the read with BAD_EXPORT_FILE. Default 16 MiB.
+   */
+  exportMaxLineBytes: number;
 }
 
 const DEV_SECRET = 'opsgraph-development-secret-change-me';
@@ -89,6 +95,8 @@ const env = z.object({
   OPSGRAPH_STORAGE_DIR: z.string().min(1).optional(),
   OPSGRAPH_COLLECTION_BATCH_SIZE: int(1, 10_000).default(100),
   OPSGRAPH_BATCH_MAX_ITEMS: int(1, 100_000).default(1000),
+  // Exports (issue 9, point 2).
+  OPSGRAPH_EXPORT_MAX_LINE_BYTES: int(1024, 1024 ** 3).default(16 * 1024 * 1024),
 });
 
 /** A configuration problem, reported as one line. */
@@ -131,6 +139,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     storageDir: resolve(e.OPSGRAPH_STORAGE_DIR ?? join(e.OPSGRAPH_DATA_DIR, 'exports')),
     collectionBatchSize: e.OPSGRAPH_COLLECTION_BATCH_SIZE,
     batchMaxItems: e.OPSGRAPH_BATCH_MAX_ITEMS,
+    // Exports (issue 9, point 2).
+    exportMaxLineBytes: e.OPSGRAPH_EXPORT_MAX_LINE_BYTES,
   };
 }
 

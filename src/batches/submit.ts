@@ -119,7 +119,7 @@ async function checkItems(r: Resources, viewer: Viewer, plan: Plan): Promise<Map
     try {
       const collectionId = await authorize(r, viewer, item.type, parsed.data);
       if (collectionId) collections.set(item.id, collectionId);
-      for (const problem of (await item.type.check?.(parsed.data, { db: r.db, config: r.config })) ?? []) {
+      for (const problem of (await item.type.check?.(parsed.data, { db: r.db, config: r.config, viewer })) ?? []) {
         problems.push({ path: ['items', index, ...problem.path], message: problem.message });
       }
     } catch (error) {
