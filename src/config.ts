@@ -62,6 +62,8 @@ export interface Config {
    * read; a longer one fails the read with BAD_EXPORT_FILE. Default 16 MiB.
    */
   exportMaxLineBytes: number;
+  /** Deepest nesting of JSON (document metadata) accepted in an export file read. Default 64. */
+  exportMaxJsonDepth: number;
 }
 
 const DEV_SECRET = 'opsgraph-development-secret-change-me';
@@ -97,6 +99,7 @@ const env = z.object({
   OPSGRAPH_BATCH_MAX_ITEMS: int(1, 100_000).default(1000),
   // Exports (issue 9, point 2).
   OPSGRAPH_EXPORT_MAX_LINE_BYTES: int(1024, 1024 ** 3).default(16 * 1024 * 1024),
+  OPSGRAPH_EXPORT_MAX_JSON_DEPTH: int(1, 10_000).default(64),
 });
 
 /** A configuration problem, reported as one line. */
@@ -141,6 +144,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     batchMaxItems: e.OPSGRAPH_BATCH_MAX_ITEMS,
     // Exports (issue 9, point 2).
     exportMaxLineBytes: e.OPSGRAPH_EXPORT_MAX_LINE_BYTES,
+    exportMaxJsonDepth: e.OPSGRAPH_EXPORT_MAX_JSON_DEPTH,
   };
 }
 

@@ -119,7 +119,8 @@ async function checkItems(r: Resources, viewer: Viewer, plan: Plan): Promise<Map
     try {
       const collectionId = await authorize(r, viewer, item.type, parsed.data);
       if (collectionId) collections.set(item.id, collectionId);
-      for (const problem of (await item.type.check?.(parsed.data, { db: r.db, config: r.config, viewer })) ?? []) {
+      const checked = (await item.type.check?.(parsed.data, { db: r.db, config: r.config, viewer })) ?? [];
+      for (const problem of checked) {
         problems.push({ path: ['items', index, ...problem.path], message: problem.message });
       }
     } catch (error) {

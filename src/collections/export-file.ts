@@ -6,6 +6,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { z } from 'zod';
+import type { Config } from '../config.ts';
 import { NonRetryableError } from '../operations/registry.ts';
 import { chunkSizeInput, languageInput } from './languages.ts';
 import type { SourceDocument } from './text.ts';
@@ -36,9 +37,6 @@ const line = z.strictObject({
   content: z.string(),
   metadata: z.record(z.string(), z.json()),
 });
-
-/** Deepest nesting of a JSON value read from an export (metadata). */
-export const MAX_EXPORT_JSON_DEPTH = 64;
 
 /** Export file names: letters, digits, `.`, `_`, `-`; `.ndjson.gz` is added when missing. */
 export const EXPORT_FILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
@@ -118,7 +116,15 @@ export async function discardPartial(partial: string): Promise<void> {
 export interface ReadLimits {
   /** Longest line (uncompressed bytes) accepted. */
   maxLineBytes: number;
+  /** Deepest nesting of JSON (document metadata) accepted. */
+  maxJsonDepth: number;
 }
+
+/** The read limits a configuration sets. */
+export const exportLimits = (config: Config): ReadLimits => ({
+  maxLineBytes: config.exportMaxLineBytes,
+  maxJsonDepth: config.exportMaxJsonDepth,
+});
 
 /** What the export's row says the file must be. */
 export interface Expected {
@@ -203,11 +209,11 @@ async function* documentsOf(handle: FileHandle, limits: ReadLimits, most: number
   try {
     for await (const [n, text] of linesOf(stream, limits.maxLineBytes)) {
       if (!head) {
-        head = parsed(header, text, 'the header (line 1)');
+        head = parsed(header, text, 'the header (line 1)', limits);
         yield { header: head };
         continue;
       }
-      const document = parsed(line, text, `line ${n}`);
+      const document = parsed(line, text, `line ${n}`, limits);
       const key = createHash('sha256').update(document.source).update('\0').update(document.externalId);
       const digest = key.digest('base64').slice(0, 22);
       if (seen.has(digest))
@@ -252,14 +258,14 @@ async function* linesOf(stream: AsyncIterable<Buffer>, max: number): AsyncIterab
   if (length > 0) yield [n + 1, decoder.decode(Buffer.concat(parts, length))];
 }
 
-function parsed<T>(schema: z.ZodType<T>, text: string, where: string): T {
+function parsed<T>(schema: z.ZodType<T>, text: string, where: string, limits: ReadLimits): T {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     throw new BadExportError(`${where} is not JSON`);
   }
-  const flaw = flawOf(value);
+  const flaw = flawOf(value, limits.maxJsonDepth);
   if (flaw) throw new BadExportError(`${where}: ${flaw}`);
   const result = schema.safeParse(value);
   if (result.success) return result.data;
@@ -268,13 +274,13 @@ function parsed<T>(schema: z.ZodType<T>, text: string, where: string): T {
   throw new BadExportError(`${where} is not valid: ${at ? `${at}: ` : ''}${issue?.message.slice(0, 120)}`);
 }
 
-/**
- * What PostgreSQL or the validator would choke on, checked without recursion: nesting deeper than
- * MAX_EXPORT_JSON_DEPTH, NUL characters and lone surrogates (in values or keys).
- */
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
-function flawOf(value: unknown): string | undefined {
+/**
+ * What PostgreSQL or the validator would choke on, checked without recursion: nesting deeper than
+ * `maxDepth`, NUL characters and lone surrogates (in values or keys).
+ */
+function flawOf(value: unknown, maxDepth: number): string | undefined {
   const stack: [unknown, number][] = [[value, 0]];
   for (let next = stack.pop(); next; next = stack.pop()) {
     const [item, depth] = next;
@@ -282,7 +288,7 @@ function flawOf(value: unknown): string | undefined {
       if (item.includes('\0')) return 'contains a NUL character';
       if (LONE_SURROGATE.test(item)) return 'contains a lone surrogate';
     } else if (item !== null && typeof item === 'object') {
-      if (depth >= MAX_EXPORT_JSON_DEPTH) return `is nested deeper than ${MAX_EXPORT_JSON_DEPTH} levels`;
+      if (depth >= maxDepth) return `is nested deeper than ${maxDepth} levels`;
       for (const [key, child] of Object.entries(item)) {
         stack.push([key, depth], [child, depth + 1]);
       }

@@ -10,6 +10,7 @@ import {
   EXPORT_FORMAT,
   type ExportHeader,
   exportFileName,
+  exportLimits,
   openExport,
   type Partial,
   placePartial,
@@ -209,7 +210,7 @@ export const collectionImport = defineOperationType({
     if (request.sha256 && request.sha256 !== found.sha256) {
       throw new ChecksumMismatchError('the export is not the one the given checksum names');
     }
-    const opened = await openExport(found.path, found, { maxLineBytes: ctx.config.exportMaxLineBytes });
+    const opened = await openExport(found.path, found, exportLimits(ctx.config));
     ctx.progress({ current: 0, total: found.documentCount, message: 'checksum and contents verified' });
     let id: string;
     try {
