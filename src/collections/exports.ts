@@ -151,10 +151,18 @@ export async function forgetExport(db: Executor, ownerId: string, file: string, 
   );
 }
 
-/** True when the owner already has an export (or a reservation) of this name. */
+/**
+ * True when the owner already has an export of this name, or one being written (a reservation
+ * whose operation is still PENDING or PROCESSING). A reservation left by an ended operation does
+ * not count: the next export takes it over.
+ */
 export async function ownsExportName(db: Executor, ownerId: string, file: string): Promise<boolean> {
   const rows = await db.$queryRawUnsafe<unknown[]>(
-    `SELECT 1 FROM "ExportFile" WHERE "ownerId" = $1::uuid AND file = $2`,
+    `SELECT 1 FROM "ExportFile" e
+      WHERE e."ownerId" = $1::uuid AND e.file = $2
+        AND (e."completedAt" IS NOT NULL
+             OR EXISTS (SELECT 1 FROM "Operation" o WHERE o.id = e."operationId"
+                         AND o.status IN ('PENDING', 'PROCESSING')))`,
     ownerId,
     file,
   );

@@ -403,6 +403,42 @@ describe('the export folder', () => {
   });
 });
 
+describe('after a crash', () => {
+  it('a reservation left by an ended export is readable by nobody, and the next export takes it over', async () => {
+    // What a worker killed between reserving and completing leaves: a row without completedAt
+    // (its operation FAILED since), the file perhaps already in place.
+    const [dead] = await server.db.query<{ id: string }>(
+      `INSERT INTO "Operation" (type, input, "ownerId", status) VALUES ('collection.export', '{}', $1, 'FAILED') RETURNING id`,
+      [alice],
+    );
+    await server.db.query(
+      `INSERT INTO "ExportFile" ("ownerId", file, "operationId", "claimId") VALUES ($1, 'crashed.ndjson.gz', $2, gen_random_uuid())`,
+      [alice, dead!.id],
+    );
+    writeFileSync(join(folders.storageDir, alice, 'crashed.ndjson.gz'), 'half-written');
+    const read = await startRaw(server.app.url, server.tokens.alice, 'collection.import', {
+      file: 'crashed',
+      name: 'c',
+    });
+    expect(read).toMatchObject({ __typename: 'ValidationError', problems: [{ message: NO_SUCH_EXPORT }] });
+    const again = await completed(server.tokens.alice, 'collection.export', {
+      collectionId: plans,
+      file: 'crashed',
+    });
+    const rows = await server.db.query(
+      `SELECT "operationId" <> $2 AS taken, sha256, "completedAt" IS NOT NULL AS completed FROM "ExportFile"
+        WHERE "ownerId" = $1 AND file = 'crashed.ndjson.gz'`,
+      [alice, dead!.id],
+    );
+    expect(rows).toEqual([{ taken: true, sha256: again.sha256, completed: true }]);
+    const imported = await completed(server.tokens.alice, 'collection.import', {
+      file: 'crashed',
+      name: 'c',
+    });
+    expect(imported).toMatchObject({ documents: 5 });
+  });
+});
+
 describe('an export undone by an atomic batch', () => {
   it('is withdrawn: its file and its row are gone, and the name can be used again', async () => {
     const { id } = await startBatchOk(server.app.url, server.tokens.alice, {
