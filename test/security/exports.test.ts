@@ -21,6 +21,8 @@ import { useServer } from '../support/fixtures.ts';
 
 const NO_SUCH_EXPORT = 'no export with this name is available to you';
 const MAX_LINE = 64 * 1024;
+/** Generous: on a loaded CI machine a queued operation may wait a while for its worker. */
+const SETTLE_MS = 60_000;
 const folders = collectionFolders();
 const server = useServer({
   sourcesRoot: folders.sourcesRoot,
@@ -40,7 +42,7 @@ const inline = (collectionId: string, name: string, documents: unknown[]) => ({
 
 async function done(token: string, type: string, input: unknown) {
   const started = await startOk(server.app.url, token, type, input);
-  return settle(server.app.url, token, started.id);
+  return settle(server.app.url, token, started.id, SETTLE_MS);
 }
 async function completed(token: string, type: string, input: unknown) {
   const op = await done(token, type, input);
@@ -218,7 +220,9 @@ describe('two exports to one file name', () => {
       await lock.query('COMMIT');
       await lock.end();
     }
-    const outcomes = await Promise.all(ops.map((op) => settle(server.app.url, server.tokens.alice, op.id)));
+    const outcomes = await Promise.all(
+      ops.map((op) => settle(server.app.url, server.tokens.alice, op.id, SETTLE_MS)),
+    );
     const won = outcomes.filter((op) => op.status === 'COMPLETED');
     const lost = outcomes.filter((op) => op.status !== 'COMPLETED');
     expect(won).toHaveLength(1);
@@ -383,7 +387,7 @@ describe('an export file read as outside data', () => {
   );
 
   it("leaves another user's operation running meanwhile to complete", async () => {
-    const op = await settle(server.app.url, server.tokens.bob, bystander);
+    const op = await settle(server.app.url, server.tokens.bob, bystander, SETTLE_MS);
     expect(op).toMatchObject({ status: 'COMPLETED', error: null });
   });
 });
@@ -481,7 +485,7 @@ describe('an import checks the export again when it runs', () => {
     try {
       for (const file of ['kept', 'gone', 'vanished']) {
         const op = await start(tokens.alice, 'collection.export', { collectionId: id, file });
-        expect((await settle(api.app.url, tokens.alice, op.id)).status).toBe('COMPLETED');
+        expect((await settle(api.app.url, tokens.alice, op.id, SETTLE_MS)).status).toBe('COMPLETED');
       }
     } finally {
       await first.close();
@@ -509,7 +513,7 @@ describe('an import checks the export again when it runs', () => {
           [tokens.alice, gone.id],
           [tokens.alice, goneAppend.id],
           [tokens.alice, vanished.id],
-        ].map(([token, op]) => settle(api.app.url, token!, op!)),
+        ].map(([token, op]) => settle(api.app.url, token!, op!, SETTLE_MS)),
       );
       const failure = { code: 'EXPORT_NOT_FOUND', message: NO_SUCH_EXPORT };
       expect(ended.map((op) => [op.status, op.error])).toEqual([
