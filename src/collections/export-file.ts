@@ -118,12 +118,15 @@ export interface ReadLimits {
   maxLineBytes: number;
   /** Deepest nesting of JSON (document metadata) accepted. */
   maxJsonDepth: number;
+  /** Stops the verification of a long file (cancel, timeout). */
+  signal?: AbortSignal;
 }
 
 /** The read limits a configuration sets. */
-export const exportLimits = (config: Config): ReadLimits => ({
+export const exportLimits = (config: Config, signal?: AbortSignal): ReadLimits => ({
   maxLineBytes: config.exportMaxLineBytes,
   maxJsonDepth: config.exportMaxJsonDepth,
+  signal,
 });
 
 /** What the export's row says the file must be. */
@@ -208,6 +211,7 @@ async function* documentsOf(handle: FileHandle, limits: ReadLimits, most: number
   const seen = new Set<string>();
   try {
     for await (const [n, text] of linesOf(stream, limits.maxLineBytes)) {
+      limits.signal?.throwIfAborted();
       if (!head) {
         head = parsed(header, text, 'the header (line 1)', limits);
         yield { header: head };
@@ -224,7 +228,7 @@ async function* documentsOf(handle: FileHandle, limits: ReadLimits, most: number
       yield { document };
     }
   } catch (error) {
-    if (error instanceof BadExportError) throw error;
+    if (error instanceof BadExportError || limits.signal?.aborted) throw error;
     throw new BadExportError('the file is not a valid gzipped opsgraph export');
   } finally {
     stream.destroy();

@@ -126,7 +126,7 @@ export interface OpenedSource {
  */
 export async function openSource(
   source: SourceInput,
-  ctx: Pick<RunContext, 'db' | 'config' | 'ownerId'>,
+  ctx: Pick<RunContext, 'db' | 'config' | 'ownerId' | 'signal'>,
 ): Promise<OpenedSource> {
   const { config } = ctx;
   if (source.kind === 'inline') {
@@ -171,7 +171,7 @@ export async function openSource(
     source.file,
     config.storageDir,
   );
-  const opened = await openExport(found.path, found, exportLimits(config));
+  const opened = await openExport(found.path, found, exportLimits(config, ctx.signal));
   return { total: found.documentCount, batches: opened.batches, close: opened.close };
 }
 

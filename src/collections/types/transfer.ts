@@ -210,7 +210,7 @@ export const collectionImport = defineOperationType({
     if (request.sha256 && request.sha256 !== found.sha256) {
       throw new ChecksumMismatchError('the export is not the one the given checksum names');
     }
-    const opened = await openExport(found.path, found, exportLimits(ctx.config));
+    const opened = await openExport(found.path, found, exportLimits(ctx.config, ctx.signal));
     ctx.progress({ current: 0, total: found.documentCount, message: 'checksum and contents verified' });
     let id: string;
     try {
