@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Db } from '../db/prisma.ts';
 import { NonRetryableError } from '../operations/registry.ts';
-import { exportFileName } from './export-file.ts';
+import { exportFileName, type OpenedExport, openExport, type ReadLimits } from './export-file.ts';
 import { resolveInside } from './paths.ts';
 
 type Executor = Pick<Db, '$queryRawUnsafe' | '$executeRawUnsafe'>;
@@ -214,6 +214,28 @@ export async function findExport(
     size: Number(row.size),
     documentCount: row.documentCount,
   };
+}
+
+/** A Node file-system error: its message names a server path, which no client may see. */
+export const isSystemError = (error: unknown): error is NodeJS.ErrnoException =>
+  error instanceof Error && typeof (error as NodeJS.ErrnoException).syscall === 'string';
+
+/** Opens a found export (see openExport); a file that cannot be opened or read is not available. */
+export async function openUsableExport(found: UsableExport, limits: ReadLimits): Promise<OpenedExport> {
+  try {
+    return await openExport(found.path, found, limits);
+  } catch (error) {
+    throw isSystemError(error) ? new ExportNotFoundError() : error;
+  }
+}
+
+/** The error recorded when writing an export fails in the file system: its code, never the path. */
+export class ExportWriteError extends Error {
+  override name = 'ExportWriteError';
+  readonly code = 'EXPORT_WRITE_FAILED';
+  constructor(cause: NodeJS.ErrnoException) {
+    super(`the export file could not be written (${cause.code ?? 'I/O error'})`, { cause });
+  }
 }
 
 /** The viewer a running operation acts for: its owner, with their admin flag as it is now. */

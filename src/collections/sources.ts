@@ -4,8 +4,8 @@ import { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Problem } from '../errors.ts';
 import { type CheckContext, NonRetryableError, type RunContext } from '../operations/registry.ts';
-import { EXPORT_FILE_MESSAGE, EXPORT_FILE_NAME, exportLimits, openExport } from './export-file.ts';
-import { ExportNotFoundError, findExport, NO_SUCH_EXPORT, runViewer } from './exports.ts';
+import { EXPORT_FILE_MESSAGE, EXPORT_FILE_NAME, exportLimits } from './export-file.ts';
+import { ExportNotFoundError, findExport, NO_SUCH_EXPORT, openUsableExport, runViewer } from './exports.ts';
 import { type FolderFile, listFolder, type Resolved, resolveInside } from './paths.ts';
 import { type SourceDocument, titleOf } from './text.ts';
 
@@ -171,7 +171,7 @@ export async function openSource(
     source.file,
     config.storageDir,
   );
-  const opened = await openExport(found.path, found, exportLimits(config, ctx.signal));
+  const opened = await openUsableExport(found, exportLimits(config, ctx.signal));
   return { total: found.documentCount, batches: opened.batches, close: opened.close };
 }
 

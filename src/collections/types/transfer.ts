@@ -11,7 +11,6 @@ import {
   type ExportHeader,
   exportFileName,
   exportLimits,
-  openExport,
   type Partial,
   placePartial,
   writePartial,
@@ -19,9 +18,12 @@ import {
 import {
   abandonExport,
   completeExport,
+  ExportWriteError,
   findExport,
   forgetExport,
+  isSystemError,
   NO_SUCH_EXPORT,
+  openUsableExport,
   ownerFolder,
   ownsExportName,
   type Reservation,
@@ -147,7 +149,7 @@ export const collectionExport = defineOperationType({
       await abandonExport(ctx.db, reservation, join(dir, file)).catch((failure) =>
         ctx.logger.warn('could not give up the export reservation', { error: failure }),
       );
-      throw error;
+      throw isSystemError(error) ? new ExportWriteError(error) : error;
     }
     return {
       collectionId: collectionGlobalId(collection.id),
@@ -210,7 +212,7 @@ export const collectionImport = defineOperationType({
     if (request.sha256 && request.sha256 !== found.sha256) {
       throw new ChecksumMismatchError('the export is not the one the given checksum names');
     }
-    const opened = await openExport(found.path, found, exportLimits(ctx.config, ctx.signal));
+    const opened = await openUsableExport(found, exportLimits(ctx.config, ctx.signal));
     ctx.progress({ current: 0, total: found.documentCount, message: 'checksum and contents verified' });
     let id: string;
     try {
