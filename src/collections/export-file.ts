@@ -108,8 +108,15 @@ export async function placePartial(written: Partial, target: string): Promise<vo
 }
 
 export async function discardPartial(partial: string): Promise<void> {
-  await rm(partial, { force: true });
-  await rm(`${partial}.sha256`, { force: true });
+  await removeFile(partial);
+  await removeFile(`${partial}.sha256`);
+}
+
+/** Removes a file; one that cannot exist (missing, or a path through a non-folder) is no error. */
+export async function removeFile(path: string): Promise<void> {
+  await rm(path, { force: true }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOTDIR') throw error;
+  });
 }
 
 /** Bounds on what reading an export may take. */

@@ -1,8 +1,7 @@
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Db } from '../db/prisma.ts';
 import { NonRetryableError } from '../operations/registry.ts';
-import { exportFileName, type OpenedExport, openExport, type ReadLimits } from './export-file.ts';
+import { exportFileName, type OpenedExport, openExport, type ReadLimits, removeFile } from './export-file.ts';
 import { resolveInside } from './paths.ts';
 
 type Executor = Pick<Db, '$queryRawUnsafe' | '$executeRawUnsafe'>;
@@ -125,8 +124,8 @@ export async function abandonExport(db: Db, r: Reservation, target: string): Pro
       r.claimId,
     );
     if (rows.length === 0) return;
-    await rm(target, { force: true });
-    await rm(`${target}.sha256`, { force: true });
+    await removeFile(target);
+    await removeFile(`${target}.sha256`);
     await releaseReservation(tx, r);
   });
 }

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestApp } from '../support/app.ts';
 import { itemsById, settleBatch, startBatchOk } from '../support/batches.ts';
-import { gql } from '../support/client.ts';
+import { gql, tokenFor } from '../support/client.ts';
 import {
   collectionFolders,
   createCollection,
@@ -15,6 +15,7 @@ import {
   startOk,
   startRaw,
 } from '../support/collections.ts';
+import { CancelOperation, GetOperation } from '../support/documents.ts';
 import { useServer } from '../support/fixtures.ts';
 
 /** Exports are owned (issue 9, point 2): only their owner and admins read them, and every read verifies. */
@@ -440,6 +441,30 @@ describe('after a crash', () => {
       name: 'c',
     });
     expect(imported).toMatchObject({ documents: 5 });
+  });
+});
+
+describe('an export the file system refuses', () => {
+  it('records the errno code, never a server path, and keeps no reservation', async () => {
+    // A plain file where carol's export folder would go: creating the folder fails (EEXIST).
+    const carol = await tokenFor(server.db.url, 'carol');
+    writeFileSync(join(folders.storageDir, await userId('carol')), 'not a folder');
+    const collectionId = await createCollection(server.app.url, carol, { name: 'carols' });
+    const op = await startOk(server.app.url, carol, 'collection.export', { collectionId, file: 'blocked' });
+    const failed = await vi.waitFor(
+      async () => {
+        const read = await gql(server.app.url, GetOperation, { id: op.id }, carol);
+        expect(read.data?.operation?.error).not.toBeNull();
+        return read.data!.operation!;
+      },
+      { timeout: SETTLE_MS, interval: 50 },
+    );
+    expect(failed.error).toEqual({
+      code: 'EXPORT_WRITE_FAILED',
+      message: 'the export file could not be written (EEXIST)',
+    });
+    expect(await server.db.query(`SELECT 1 FROM "ExportFile" WHERE file = 'blocked.ndjson.gz'`)).toEqual([]);
+    await gql(server.app.url, CancelOperation, { id: op.id }, carol);
   });
 });
 

@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { defineOperationType, NonRetryableError, type RunContext } from '../../operations/registry.ts';
@@ -13,6 +12,7 @@ import {
   exportLimits,
   type Partial,
   placePartial,
+  removeFile,
   writePartial,
 } from '../export-file.ts';
 import {
@@ -164,8 +164,8 @@ export const collectionExport = defineOperationType({
     if (!result?.file) return;
     await withdrawExport(ctx.db, ctx.ownerId, result.file, operationId);
     const path = join(ownerFolder(ctx.config.storageDir, ctx.ownerId), result.file);
-    await rm(path, { force: true });
-    await rm(`${path}.sha256`, { force: true });
+    await removeFile(path);
+    await removeFile(`${path}.sha256`);
     await forgetExport(ctx.db, ctx.ownerId, result.file, operationId);
   },
 });
