@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import type { Db } from '../db/prisma.ts';
 import { NonRetryableError } from '../operations/registry.ts';
-import { exportFileName, type OpenedExport, openExport, type ReadLimits, removeFile } from './export-file.ts';
+import { exportFileName, type OpenedExport, openExport, type ReadLimits } from './export-file.ts';
+import { removeFile } from './export-write.ts';
 import { resolveInside } from './paths.ts';
 
 type Executor = Pick<Db, '$queryRawUnsafe' | '$executeRawUnsafe'>;

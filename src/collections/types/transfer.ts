@@ -3,18 +3,14 @@ import { z } from 'zod';
 import { defineOperationType, NonRetryableError, type RunContext } from '../../operations/registry.ts';
 import {
   ChecksumMismatchError,
-  discardPartial,
   EXPORT_FILE_MESSAGE,
   EXPORT_FILE_NAME,
   EXPORT_FORMAT,
   type ExportHeader,
   exportFileName,
   exportLimits,
-  type Partial,
-  placePartial,
-  removeFile,
-  writePartial,
 } from '../export-file.ts';
+import { discardPartial, type Partial, placePartial, removeFile, writePartial } from '../export-write.ts';
 import {
   abandonExport,
   completeExport,
