@@ -50,7 +50,10 @@ export interface Config {
   subscriptionMaxBacklog: number;
   /** The only folder collection sources may be read from (recursively). Default `<dataDir>/sources`. */
   sourcesRoot: string;
-  /** Where `collection.export` writes and `collection.import` reads. Default `<dataDir>/exports`. */
+  /**
+   * Where `collection.export` writes and `collection.import` reads: one folder per owner,
+   * `<storageDir>/<user id>/<file>`. Default `<dataDir>/exports`.
+   */
   storageDir: string;
   /** Documents per batch (and per transaction) in collection operations. Default 100. */
   collectionBatchSize: number;
