@@ -92,6 +92,19 @@ describe('who may read an export', () => {
     expect(appended).toMatchObject({ source: 'export:secret-plan.ndjson.gz', added: 5 });
   });
 
+  it('refuses an import whose given checksum is not the recorded one, creating no collection', async () => {
+    const op = await done(server.tokens.alice, 'collection.import', {
+      file: 'secret-plan',
+      sha256: '0'.repeat(64),
+      name: 'wrong-sum',
+    });
+    expect(op).toMatchObject({
+      status: 'FAILED',
+      error: { code: 'CHECKSUM_MISMATCH', message: 'the export is not the one the given checksum names' },
+    });
+    expect(await server.db.query(`SELECT 1 FROM "Collection" WHERE name = 'wrong-sum'`)).toEqual([]);
+  });
+
   it("lets an admin import anyone's export", async () => {
     const op = await done(server.tokens.root, 'collection.import', { file: 'secret-plan', name: 'audit' });
     expect(op).toMatchObject({ status: 'COMPLETED', owner: { name: 'root' }, result: { documents: 5 } });
