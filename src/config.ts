@@ -51,7 +51,10 @@ export interface Config {
   subscriptionMaxBacklog: number;
   /** The only folder collection sources may be read from (recursively). Default `<dataDir>/sources`. */
   sourcesRoot: string;
-  /** Where `collection.export` writes and `collection.import` reads. Default `<dataDir>/exports`. */
+  /**
+   * Where `collection.export` writes and `collection.import` reads: one folder per owner,
+   * `<storageDir>/<user id>/<file>`. Default `<dataDir>/exports`.
+   */
   storageDir: string;
   /** Documents per batch (and per transaction) in collection operations. Default 100. */
   collectionBatchSize: number;
@@ -134,6 +137,14 @@ export interface Config {
    * when NODE_ENV is `production`, else `all`.
    */
   diagnostics: DiagnosticsAccess;
+  // Exports (issue 9, point 2).
+  /**
+   * Longest line (uncompressed bytes: the header, or one document) accepted when an export file is
+   * read; a longer one fails the read with BAD_EXPORT_FILE. Default 16 MiB.
+   */
+  exportMaxLineBytes: number;
+  /** Deepest nesting of JSON (document metadata) accepted in an export file read. Default 64. */
+  exportMaxJsonDepth: number;
 }
 
 /** Who may start the diagnostics types (see Config.diagnostics). */
@@ -196,6 +207,9 @@ const env = z.object({
   OPSGRAPH_QUOTA_STARTS_PER_MINUTE: int(1, 10_000_000).default(6000),
   OPSGRAPH_FAIR_SHARE_SLOTS: int(0, 1000).default(2),
   OPSGRAPH_DIAGNOSTICS: z.enum(['all', 'admins', 'off']).optional(),
+  // Exports (issue 9, point 2).
+  OPSGRAPH_EXPORT_MAX_LINE_BYTES: int(1024, 1024 ** 3).default(16 * 1024 * 1024),
+  OPSGRAPH_EXPORT_MAX_JSON_DEPTH: int(1, 10_000).default(64),
 });
 
 /** A configuration problem, reported as one line. */
@@ -264,6 +278,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     quotaStartsPerMinute: e.OPSGRAPH_QUOTA_STARTS_PER_MINUTE,
     fairShareSlots: e.OPSGRAPH_FAIR_SHARE_SLOTS,
     diagnostics: e.OPSGRAPH_DIAGNOSTICS ?? (source.NODE_ENV === 'production' ? 'admins' : 'all'),
+    // Exports (issue 9, point 2).
+    exportMaxLineBytes: e.OPSGRAPH_EXPORT_MAX_LINE_BYTES,
+    exportMaxJsonDepth: e.OPSGRAPH_EXPORT_MAX_JSON_DEPTH,
   };
 }
 

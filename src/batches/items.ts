@@ -104,7 +104,7 @@ async function prepare(
   try {
     // Access rules apply to every item as if it were started alone.
     const collectionId = await authorize(r, viewer, type, parsed.data);
-    const problems = (await type.check?.(parsed.data, { db: r.db, config: r.config })) ?? [];
+    const problems = (await type.check?.(parsed.data, { db: r.db, config: r.config, viewer })) ?? [];
     if (problems.length) throw new ValidationError(problems.slice(0, r.config.maxProblems));
     return { input: parsed.data, bytes: measured.bytes, collectionId };
   } catch (error) {

@@ -128,7 +128,8 @@ async function checkItems(r: Resources, viewer: Viewer, plan: Plan): Promise<Map
     try {
       const collectionId = await authorize(r, viewer, item.type, parsed.data);
       if (collectionId) collections.set(item.id, collectionId);
-      for (const problem of (await item.type.check?.(parsed.data, { db: r.db, config: r.config })) ?? []) {
+      const checked = (await item.type.check?.(parsed.data, { db: r.db, config: r.config, viewer })) ?? [];
+      for (const problem of checked) {
         problems.add(['items', index, ...problem.path], problem.message);
       }
     } catch (error) {

@@ -3,8 +3,9 @@ import { basename } from 'node:path';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Problem } from '../errors.ts';
-import { NonRetryableError } from '../operations/registry.ts';
-import { EXPORT_FILE_MESSAGE, EXPORT_FILE_NAME, openExport } from './export-file.ts';
+import { type CheckContext, NonRetryableError, type RunContext } from '../operations/registry.ts';
+import { EXPORT_FILE_MESSAGE, EXPORT_FILE_NAME, exportLimits } from './export-file.ts';
+import { ExportNotFoundError, findExport, NO_SUCH_EXPORT, openUsableExport, runViewer } from './exports.ts';
 import { type FolderFile, listFolder, type Resolved, resolveInside } from './paths.ts';
 import { type SourceDocument, titleOf } from './text.ts';
 
@@ -37,9 +38,11 @@ export const sourceInput = z
         file: z
           .string()
           .regex(EXPORT_FILE_NAME, EXPORT_FILE_MESSAGE)
-          .describe('A file written by collection.export'),
+          .describe("A file written by collection.export: your own (admins: anyone's)"),
       })
-      .describe('The documents of an earlier export, under their original source names'),
+      .describe(
+        'The documents of an earlier export, under their original source names. Only your own exports (admins: any); its checksum is verified first',
+      ),
   ])
   .describe('Where the documents come from');
 
@@ -54,30 +57,49 @@ export const folderSourceName = (path: string) =>
       .replace(/\/+$/, '') || '.'
   }`;
 
-/** Problems with a source that need the file system: paths that escape their root, missing files. */
+/**
+ * Problems with a source that need the file system or the database: paths that escape their root,
+ * missing files, exports the viewer may not read (told apart from absent ones by nothing).
+ */
 export async function checkSource(
   source: SourceInput,
-  config: Config,
+  ctx: CheckContext,
   at: (string | number)[],
 ): Promise<Problem[]> {
-  if (source.kind === 'inline') {
-    const seen = new Set<string>();
-    return source.documents.flatMap((doc, i) => {
-      if (!seen.has(doc.externalId)) {
-        seen.add(doc.externalId);
-        return [];
-      }
-      return [
-        { path: [...at, 'documents', i, 'externalId'], message: `duplicate externalId "${doc.externalId}"` },
-      ];
-    });
-  }
+  const { config } = ctx;
+  if (source.kind === 'inline') return inlineProblems(source, at);
   if (source.kind === 'folder') {
     const files = await folderFiles(source.path, config);
     return files.ok ? [] : [{ path: [...at, 'path'], message: files.problem }];
   }
-  const file = await exportFile(source.file, config);
-  return file.ok ? [] : [{ path: [...at, 'file'], message: file.problem }];
+  return (await usableExport(ctx, source.file)) ? [] : [{ path: [...at, 'file'], message: NO_SUCH_EXPORT }];
+}
+
+function inlineProblems(
+  source: Extract<SourceInput, { kind: 'inline' }>,
+  at: (string | number)[],
+): Problem[] {
+  const seen = new Set<string>();
+  return source.documents.flatMap((doc, i) => {
+    if (!seen.has(doc.externalId)) {
+      seen.add(doc.externalId);
+      return [];
+    }
+    return [
+      { path: [...at, 'documents', i, 'externalId'], message: `duplicate externalId "${doc.externalId}"` },
+    ];
+  });
+}
+
+/** True when the viewer may read this export; the answer never tells absent from not theirs. */
+export async function usableExport(ctx: CheckContext, file: string): Promise<boolean> {
+  try {
+    await findExport(ctx.db, ctx.viewer, file, ctx.config.storageDir);
+    return true;
+  } catch (error) {
+    if (error instanceof ExportNotFoundError) return false;
+    throw error;
+  }
 }
 
 /** The text files of a folder source, resolved inside OPSGRAPH_SOURCES_ROOT. */
@@ -85,9 +107,6 @@ async function folderFiles(path: string, config: Config): Promise<Resolved<Folde
   const folder = await resolveInside(config.sourcesRoot, path, 'OPSGRAPH_SOURCES_ROOT');
   return folder.ok ? listFolder(config.sourcesRoot, folder.value, 'OPSGRAPH_SOURCES_ROOT') : folder;
 }
-
-const exportFile = (file: string, config: Config) =>
-  resolveInside(config.storageDir, file, 'the export folder');
 
 function refuse(problems: string[]): never {
   throw new NonRetryableError(`source ${problems.join('; ')}`, 'BAD_SOURCE');
@@ -97,12 +116,21 @@ function refuse(problems: string[]): never {
 export interface OpenedSource {
   total: number;
   batches(size: number): AsyncIterable<SourceDocument[]>;
+  /** Releases what the source holds open (an export's file handle). */
+  close?(): Promise<void>;
 }
 
-/** Opens a source, checking its paths again (the files may have changed since the request). */
-export async function openSource(source: SourceInput, config: Config): Promise<OpenedSource> {
+/**
+ * Opens a source, checking its paths and its export's owner again (the files or the viewer's rights
+ * may have changed since the request). An export is verified (checksum, then every line) first.
+ */
+export async function openSource(
+  source: SourceInput,
+  ctx: Pick<RunContext, 'db' | 'config' | 'ownerId' | 'signal'>,
+): Promise<OpenedSource> {
+  const { config } = ctx;
   if (source.kind === 'inline') {
-    const problems = await checkSource(source, config, ['source']);
+    const problems = inlineProblems(source, ['source']);
     if (problems.length) refuse(problems.map((problem) => problem.message));
     const docs = source.documents.map((doc) => ({
       source: source.name,
@@ -137,10 +165,14 @@ export async function openSource(source: SourceInput, config: Config): Promise<O
       },
     };
   }
-  const file = await exportFile(source.file, config);
-  if (!file.ok) refuse([file.problem]);
-  const opened = await openExport(file.value);
-  return { total: opened.header.documentCount, batches: opened.batches };
+  const found = await findExport(
+    ctx.db,
+    await runViewer(ctx.db, ctx.ownerId),
+    source.file,
+    config.storageDir,
+  );
+  const opened = await openUsableExport(found, exportLimits(config, ctx.signal));
+  return { total: found.documentCount, batches: opened.batches, close: opened.close };
 }
 
 async function* inBatches<T>(items: T[], size: number): AsyncIterable<T[]> {

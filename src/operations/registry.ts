@@ -41,10 +41,12 @@ export interface Completed<I = unknown, O = unknown> {
   result: O;
 }
 
-/** What `check` may consult: the database and the configuration, not the viewer. */
+/** What `check` may consult: the database, the configuration, and who is asking. */
 export interface CheckContext {
   db: Db;
   config: Config;
+  /** The user starting the operation (exports are checked against their owner). */
+  viewer: { id: string; isAdmin: boolean };
 }
 
 /** Retry and timeout policy of a type. */

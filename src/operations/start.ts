@@ -41,7 +41,7 @@ export async function startOperation(r: Resources, viewer: Viewer, request: Star
     if (earlier) return replay(earlier, key, inputHash);
   }
   const collectionId = await authorize(r, viewer, type, input);
-  const problems = (await type.check?.(input, { db: r.db, config: r.config })) ?? [];
+  const problems = (await type.check?.(input, { db: r.db, config: r.config, viewer })) ?? [];
   if (problems.length) throw new ValidationError(problems);
   const spec = { type, input, ownerId: viewer.id, idempotencyKey: key, inputHash, collectionId };
   const messages = type.inline

@@ -99,8 +99,10 @@ describe('batch execution', () => {
     });
     const file = `backup_${created.collectionUuid}_v2.ndjson.gz`;
     expect(items.export?.data).toMatchObject({ collectionId: created.collectionId, file, documentCount: 2 });
-    expect(existsSync(join(folders.storageDir, file))).toBe(true);
-    expect(existsSync(join(folders.storageDir, `${file}.sha256`))).toBe(true);
+    // Exports live in their owner's folder of the export folder.
+    const [owner] = await server.db.query<{ id: string }>(`SELECT id FROM "User" WHERE name = 'alice'`);
+    expect(existsSync(join(folders.storageDir, owner!.id, file))).toBe(true);
+    expect(existsSync(join(folders.storageDir, owner!.id, `${file}.sha256`))).toBe(true);
     const search = await gql(url(), Search, { collectionId: created.collectionId, query: 'fox' }, alice());
     expect(search.data?.search).toMatchObject({ hits: [{ document: { title: 'Alpha' } }] });
 

@@ -222,19 +222,26 @@ describe('collection lifecycle through GraphQL', () => {
     expect(found.filter((hit) => hit.source === 'logbook')).toEqual([]);
   });
 
-  it('exports to a gzipped file whose checksum matches the result and the file beside it', async () => {
+  it('exports to a gzipped file of its own, recorded with its checksum, showing no server path', async () => {
     const { result } = await run('collection.export', { collectionId: id, file: 'handbook-backup' });
-    const path = join(folders.storageDir, 'handbook-backup.ndjson.gz');
+    const [owner] = await server.db.query<{ id: string }>(`SELECT id FROM "User" WHERE name = 'alice'`);
+    const path = join(folders.storageDir, owner!.id, 'handbook-backup.ndjson.gz');
     expect(result).toEqual({
       collectionId: id,
       file: 'handbook-backup.ndjson.gz',
-      path,
       size: statSync(path).size,
       documentCount: total,
       sha256: sha256(path),
     });
     expect(readFileSync(`${path}.sha256`, 'utf8')).toBe(`${result.sha256}  handbook-backup.ndjson.gz\n`);
-    exported = result;
+    const rows = await server.db.query(
+      `SELECT "ownerId", size::int, sha256, "documentCount", "completedAt" IS NOT NULL AS completed
+         FROM "ExportFile" WHERE file = 'handbook-backup.ndjson.gz'`,
+    );
+    expect(rows).toEqual([
+      { ownerId: owner!.id, size: result.size, sha256: result.sha256, documentCount: total, completed: true },
+    ]);
+    exported = { ...result, path };
   });
 
   it('deletes the collection with all of its rows', async () => {

@@ -33,9 +33,6 @@ beforeAll(() => {
   symlinkSync(join(outside, 'secret.txt'), join(folders.sourcesRoot, 'leaky', 'secret.md'));
   symlinkSync(join(folders.sourcesRoot, 'docs'), join(folders.sourcesRoot, 'alias'));
   symlinkSync(join(folders.sourcesRoot, 'docs', 'b.txt'), join(folders.sourcesRoot, 'mixed', 'linked.txt'));
-  // An "export" in the export folder that is really a link to the secret file.
-  mkdirSync(folders.storageDir, { recursive: true });
-  symlinkSync(join(outside, 'secret.txt'), join(folders.storageDir, 'stolen.ndjson.gz'));
 });
 
 async function counts() {
@@ -50,6 +47,15 @@ async function counts() {
 let collectionId: string;
 beforeAll(async () => {
   collectionId = await createCollection(server.app.url, server.tokens.alice, { name: 'target' });
+  // An export of alice's, recorded as finished, whose file is really a link to the secret file.
+  const [alice] = await server.db.query<{ id: string }>(`SELECT id FROM "User" WHERE name = 'alice'`);
+  mkdirSync(join(folders.storageDir, alice!.id), { recursive: true });
+  symlinkSync(join(outside, 'secret.txt'), join(folders.storageDir, alice!.id, 'stolen.ndjson.gz'));
+  await server.db.query(
+    `INSERT INTO "ExportFile" ("ownerId", file, "operationId", size, sha256, "documentCount", "completedAt")
+     VALUES ($1, 'stolen.ndjson.gz', gen_random_uuid(), 30, repeat('0', 64), 1, now())`,
+    [alice!.id],
+  );
 });
 
 const folder = (path: string) => ({ collectionId, source: { kind: 'folder', path } });
@@ -105,7 +111,7 @@ describe('a path that leaves its root', () => {
       'collection.import of an export-folder symlink to a file outside it',
       () => ({ type: 'collection.import', input: { file: 'stolen.ndjson.gz', name: 'imported' } }),
       ['input', 'file'],
-      /points outside/,
+      /^no export with this name is available to you$/,
     ],
     [
       'an export source "../../etc/passwd"',

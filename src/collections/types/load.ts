@@ -3,7 +3,14 @@ import type { Db } from '../../db/prisma.ts';
 import { defineOperationType, NonRetryableError, type RunContext } from '../../operations/registry.ts';
 import { collectionGlobalId, collectionIdInput } from '../ids.ts';
 import { batchSizeInput } from '../languages.ts';
-import { checkSource, folderSourceName, openSource, type SourceInput, sourceInput } from '../sources.ts';
+import {
+  checkSource,
+  folderSourceName,
+  type OpenedSource,
+  openSource,
+  type SourceInput,
+  sourceInput,
+} from '../sources.ts';
 import { type BatchCounts, type CollectionRow, removeBatch, writeBatch } from '../store.ts';
 import { eachBatch, onCollection, removeAll, type Tally } from '../work.ts';
 
@@ -32,15 +39,28 @@ export const sourceName = (source: SourceInput) =>
       ? folderSourceName(source.path)
       : `export:${source.file}`;
 
-/** Reads a source into a collection the caller holds, batch by batch. */
+/** Reads an opened source into a collection the caller holds, batch by batch; closes the source. */
 export async function loadDocuments(
   ctx: RunContext,
   collection: CollectionRow,
-  source: SourceInput,
+  opened: OpenedSource,
   batchSize: number,
   tally: Tally,
 ): Promise<BatchCounts> {
-  const opened = await openSource(source, ctx.config);
+  try {
+    return await loadAll(ctx, collection, opened, batchSize, tally);
+  } finally {
+    await opened.close?.();
+  }
+}
+
+async function loadAll(
+  ctx: RunContext,
+  collection: CollectionRow,
+  opened: OpenedSource,
+  batchSize: number,
+  tally: Tally,
+): Promise<BatchCounts> {
   tally.total = opened.total;
   const counts: BatchCounts = { added: 0, updated: 0, unchanged: 0, chunks: 0 };
   await eachBatch(
@@ -83,7 +103,7 @@ function defineLoad(name: string, description: string, empty: boolean) {
     output: loadOutput,
     policy: { retryLimit: 2, retryDelaySeconds: 5 },
     resource: (request: Input) => ({ collectionId: request.collectionId, access: 'write' }),
-    check: (request: Input, ctx) => checkSource(request.source, ctx.config, ['input', 'source']),
+    check: (request: Input, ctx) => checkSource(request.source, ctx, ['input', 'source']),
     run: (request: Input, ctx): Promise<Output> =>
       onCollection(
         ctx,
@@ -94,7 +114,7 @@ function defineLoad(name: string, description: string, empty: boolean) {
           const counts = await loadDocuments(
             ctx,
             collection,
-            request.source,
+            await openSource(request.source, ctx),
             request.batchSize ?? ctx.config.collectionBatchSize,
             tally,
           );

@@ -1,23 +1,38 @@
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { defineOperationType, NonRetryableError, type RunContext } from '../../operations/registry.ts';
 import {
+  ChecksumMismatchError,
   EXPORT_FILE_MESSAGE,
   EXPORT_FILE_NAME,
   EXPORT_FORMAT,
+  type ExportHeader,
   exportFileName,
-  openExport,
-  recordedChecksum,
-  sha256File,
-  writeExport,
+  exportLimits,
 } from '../export-file.ts';
+import { discardPartial, type Partial, placePartial, removeFile, writePartial } from '../export-write.ts';
+import {
+  abandonExport,
+  completeExport,
+  ExportWriteError,
+  findExport,
+  forgetExport,
+  isSystemError,
+  NO_SUCH_EXPORT,
+  openUsableExport,
+  ownerFolder,
+  ownsExportName,
+  type Reservation,
+  reserveExport,
+  runViewer,
+  withdrawExport,
+} from '../exports.ts';
 import { collectionGlobalId, collectionIdInput, collectionUuid } from '../ids.ts';
 import { batchSizeInput, chunkSizeInput, languageInput } from '../languages.ts';
-import { resolveInside } from '../paths.ts';
-import { readCollection } from '../store.ts';
+import { usableExport } from '../sources.ts';
+import { ClaimLostError, readCollection } from '../store.ts';
 import type { SourceDocument } from '../text.ts';
-import { onCollection, type Tally } from '../work.ts';
+import { inTransaction, onCollection, type Tally } from '../work.ts';
 import { collectionName, dropCollection, insertCollection } from './create.ts';
 import { loadDocuments } from './load.ts';
 
@@ -27,7 +42,9 @@ const exportInput = z.strictObject({
     .string()
     .regex(EXPORT_FILE_NAME, EXPORT_FILE_MESSAGE)
     .optional()
-    .describe('File name in the export folder (".ndjson.gz" is added); default: collection-<id>-<time>'),
+    .describe(
+      'File name, unique among your exports (".ndjson.gz" is added); default: collection-<id>-<time>-<operation>',
+    ),
 });
 type ExportInput = z.infer<typeof exportInput>;
 
@@ -54,31 +71,26 @@ async function* exportedDocuments(ctx: RunContext, collectionId: string, tally: 
   }
 }
 
-/** `collection.export`: a gzipped NDJSON file with a checksum, written atomically. */
+/** `collection.export`: a gzipped NDJSON file owned by the caller, with a checksum, written atomically. */
 export const collectionExport = defineOperationType({
   name: 'collection.export',
   description:
-    'Writes a collection to a gzipped NDJSON file in the export folder (OPSGRAPH_STORAGE_DIR), with <file>.sha256 beside it. Result: file, path, size, documentCount, sha256. Cost 2. Compensation: deletes the file it wrote.',
+    'Writes a collection to a gzipped NDJSON file that belongs to you: only you (and admins) may import it or use it as an export source. Names are unique among your own exports. Result: file, size, documentCount, sha256. Cost 2. Compensation: deletes the file it wrote.',
   cost: 2,
   input: exportInput,
   output: z.object({
     collectionId: z.string(),
-    file: z.string().describe('File name in the export folder'),
-    path: z.string().describe('Absolute path on the server'),
-    size: z.int(),
+    file: z.string().describe("The export's name: what collection.import and export sources take"),
+    size: z.int().describe('Bytes of the gzipped file'),
     documentCount: z.int(),
-    sha256: z.string(),
+    sha256: z.string().describe('sha256 of the gzipped file, checked by every read'),
   }),
   policy: { retryLimit: 2, retryDelaySeconds: 5 },
   resource: (request: ExportInput) => ({ collectionId: request.collectionId, access: 'read' }),
   async check(request: ExportInput, ctx) {
     if (!request.file) return [];
-    const taken = await resolveInside(
-      ctx.config.storageDir,
-      exportFileName(request.file),
-      'the export folder',
-    );
-    return taken.ok ? [{ path: ['input', 'file'], message: 'a file with this name already exists' }] : [];
+    const taken = await ownsExportName(ctx.db, ctx.viewer.id, exportFileName(request.file));
+    return taken ? [{ path: ['input', 'file'], message: 'you already have an export with this name' }] : [];
   },
   // A read: it takes no lock, so readers of a public collection never block its owner's writes.
   async run(request: ExportInput, ctx) {
@@ -86,50 +98,84 @@ export const collectionExport = defineOperationType({
     if (!collection) throw new NonRetryableError('the collection no longer exists', 'COLLECTION_NOT_FOUND');
     const tally: Tally = { done: 0, total: collection.documentCount };
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
-    const file = exportFileName(request.file ?? `collection-${collection.id}-${stamp}`);
-    const written = await writeExport(
-      ctx.config.storageDir,
+    // The default name carries the operation's id: two exports in one second never collide.
+    const file = exportFileName(
+      request.file ?? `collection-${collection.id}-${stamp}-${ctx.operationId.slice(0, 8)}`,
+    );
+    const reservation: Reservation = {
+      ownerId: ctx.ownerId,
       file,
-      {
-        format: EXPORT_FORMAT,
-        version: 1,
-        name: collection.name,
-        language: collection.language,
-        chunkSize: collection.chunkSize,
-        documentCount: collection.documentCount,
-        exportedAt: new Date().toISOString(),
-      },
-      exportedDocuments(ctx, collection.id, tally),
-    ).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'EEXIST') throw new NonRetryableError(`${file} already exists`, 'FILE_EXISTS');
-      throw error;
-    });
+      collectionId: collection.id,
+      operationId: ctx.operationId,
+      claimId: ctx.claimId,
+    };
+    // Create-or-fail on (owner, file): of two exports to one name, exactly one gets here.
+    if (!(await inTransaction(ctx, (tx) => reserveExport(tx, reservation)))) {
+      throw new NonRetryableError('you already have an export with this name', 'FILE_EXISTS');
+    }
+    const dir = ownerFolder(ctx.config.storageDir, ctx.ownerId);
+    let written: Partial | undefined;
+    try {
+      written = await writePartial(
+        dir,
+        file,
+        {
+          format: EXPORT_FORMAT,
+          version: 1,
+          name: collection.name,
+          language: collection.language as ExportHeader['language'],
+          chunkSize: collection.chunkSize,
+          // The collection may change while it is read (no lock): the row records what was written.
+          documentCount: collection.documentCount,
+          exportedAt: new Date().toISOString(),
+        },
+        exportedDocuments(ctx, collection.id, tally),
+      );
+      const partial = written;
+      // The file is renamed into place inside the transaction that completes its row.
+      await inTransaction(ctx, async (tx) => {
+        const recorded = { size: partial.size, sha256: partial.sha256, documentCount: tally.done };
+        if (!(await completeExport(tx, reservation, recorded))) {
+          throw new ClaimLostError('the export reservation was taken over');
+        }
+        await placePartial(partial, join(dir, file));
+      });
+    } catch (error) {
+      if (written) await discardPartial(written.partial);
+      await abandonExport(ctx.db, reservation, join(dir, file)).catch((failure) =>
+        ctx.logger.warn('could not give up the export reservation', { error: failure }),
+      );
+      throw isSystemError(error) ? new ExportWriteError(error) : error;
+    }
     return {
       collectionId: collectionGlobalId(collection.id),
       file,
-      path: join(ctx.config.storageDir, file),
       size: written.size,
       documentCount: tally.done,
       sha256: written.sha256,
     };
   },
-  async compensate({ result }, ctx) {
+  // Withdrawn first (nobody may read it), then deleted from disk, then forgotten.
+  async compensate({ operationId, result }, ctx) {
     if (!result?.file) return;
-    await rm(join(ctx.config.storageDir, result.file), { force: true });
-    await rm(join(ctx.config.storageDir, `${result.file}.sha256`), { force: true });
+    await withdrawExport(ctx.db, ctx.ownerId, result.file, operationId);
+    const path = join(ownerFolder(ctx.config.storageDir, ctx.ownerId), result.file);
+    await removeFile(path);
+    await removeFile(`${path}.sha256`);
+    await forgetExport(ctx.db, ctx.ownerId, result.file, operationId);
   },
 });
 
 const importInput = z.strictObject({
   file: z
     .string()
-    .regex(EXPORT_FILE_NAME)
-    .describe('A file written by collection.export, in the export folder'),
+    .regex(EXPORT_FILE_NAME, EXPORT_FILE_MESSAGE)
+    .describe("An export of yours (admins: anyone's), as collection.export named it"),
   sha256: z
     .string()
     .regex(/^[0-9a-f]{64}$/)
     .optional()
-    .describe('Expected checksum (default: the one recorded beside the file at export)'),
+    .describe('Expected checksum (default: the one recorded when the export was written)'),
   name: collectionName,
   isPublic: z.boolean().default(false),
   language: languageInput.optional().describe("Default: the exported collection's"),
@@ -138,45 +184,47 @@ const importInput = z.strictObject({
 });
 type ImportInput = z.infer<typeof importInput>;
 
-/** `collection.import`: a new collection from an export, after verifying its checksum. */
+/** `collection.import`: a new collection from an export, after verifying its checksum and lines. */
 export const collectionImport = defineOperationType({
   name: 'collection.import',
   description:
-    'Restores an export into a new collection: verifies the checksum first (given, or recorded beside the file), then loads in batches. Cost 10. Compensation: deletes the new collection.',
+    "Restores an export of yours (admins: anyone's) into a new collection: verifies its checksum (the one recorded at export, and the one given), then every line, before creating anything; then loads in batches. Cost 10. Compensation: deletes the new collection.",
   cost: 10,
   input: importInput,
   output: z.object({ collectionId: z.string(), documents: z.int(), chunks: z.int(), sha256: z.string() }),
   policy: { retryLimit: 2, retryDelaySeconds: 5 },
   async check(request: ImportInput, ctx) {
-    const file = await resolveInside(ctx.config.storageDir, request.file, 'the export folder');
-    return file.ok ? [] : [{ path: ['input', 'file'], message: file.problem }];
+    const usable = await usableExport(ctx, request.file);
+    return usable ? [] : [{ path: ['input', 'file'], message: NO_SUCH_EXPORT }];
   },
   async run(request: ImportInput, ctx) {
-    // Resolved again: the file may have been replaced (e.g. by a symlink out) since the request.
-    const resolved = await resolveInside(ctx.config.storageDir, request.file, 'the export folder');
-    if (!resolved.ok) throw new NonRetryableError(`file ${resolved.problem}`, 'BAD_SOURCE');
-    const path = resolved.value;
-    const expected = request.sha256 ?? (await recordedChecksum(path));
-    if (!expected)
-      throw new NonRetryableError('no checksum given and none recorded beside the file', 'CHECKSUM_MISSING');
-    const actual = await sha256File(path);
-    if (actual !== expected) {
-      throw new NonRetryableError(
-        `checksum mismatch: expected ${expected}, file has ${actual}`,
-        'CHECKSUM_MISMATCH',
-      );
-    }
-    ctx.progress({ current: 0, total: null, message: 'checksum verified' });
-    const { header } = await openExport(path);
-    const id = await ctx.db.$transaction((tx) =>
-      insertCollection(tx, ctx.ownerId, ctx.operationId, {
-        name: request.name,
-        isPublic: request.isPublic,
-        language: request.language ?? header.language,
-        chunkSize: request.chunkSize ?? header.chunkSize,
-        busy: true,
-      }),
+    // Looked up again: the export or the viewer's rights may have changed since the request.
+    const found = await findExport(
+      ctx.db,
+      await runViewer(ctx.db, ctx.ownerId),
+      request.file,
+      ctx.config.storageDir,
     );
+    if (request.sha256 && request.sha256 !== found.sha256) {
+      throw new ChecksumMismatchError('the export is not the one the given checksum names');
+    }
+    const opened = await openUsableExport(found, exportLimits(ctx.config, ctx.signal));
+    ctx.progress({ current: 0, total: found.documentCount, message: 'checksum and contents verified' });
+    let id: string;
+    try {
+      id = await ctx.db.$transaction((tx) =>
+        insertCollection(tx, ctx.ownerId, ctx.operationId, {
+          name: request.name,
+          isPublic: request.isPublic,
+          language: request.language ?? opened.header.language,
+          chunkSize: request.chunkSize ?? opened.header.chunkSize,
+          busy: true,
+        }),
+      );
+    } catch (error) {
+      await opened.close();
+      throw error;
+    }
     return onCollection(
       ctx,
       id,
@@ -185,7 +233,7 @@ export const collectionImport = defineOperationType({
         const counts = await loadDocuments(
           ctx,
           collection,
-          { kind: 'export', file: request.file },
+          { total: found.documentCount, batches: opened.batches, close: opened.close },
           request.batchSize ?? ctx.config.collectionBatchSize,
           tally,
         );
@@ -194,10 +242,10 @@ export const collectionImport = defineOperationType({
           collectionId: collectionGlobalId(id),
           documents: after?.documentCount ?? counts.added,
           chunks: after?.chunkCount ?? counts.chunks,
-          sha256: actual,
+          sha256: found.sha256,
         };
       },
-      (result) => `imported ${result.documents} documents from ${request.file}`,
+      (result) => `imported ${result.documents} documents from ${found.file}`,
     );
   },
   async compensate({ result }, ctx) {
