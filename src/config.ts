@@ -112,8 +112,6 @@ export interface Config {
   searchMaxTerms: number;
   /** Most "quoted phrases" in a search query. Default 4. */
   searchMaxPhrases: number;
-  /** Deepest nesting of arrays and objects in a JSON argument; deeper: BAD_USER_INPUT. Default 64. */
-  maxJsonDepth: number;
   // Quotas, fair share and diagnostics types (issue 9, points 7 and 11).
   /**
    * Unfinished (PENDING or PROCESSING) operations one user may have at once. A batch's items
@@ -201,7 +199,6 @@ const env = z.object({
   OPSGRAPH_SEARCH_MAX_QUERY_LENGTH: int(1, 100_000).default(1000),
   OPSGRAPH_SEARCH_MAX_TERMS: int(1, 10_000).default(32),
   OPSGRAPH_SEARCH_MAX_PHRASES: int(0, 1000).default(4),
-  OPSGRAPH_MAX_JSON_DEPTH: int(1, 10_000).default(64),
   // Quotas, fair share and diagnostics types (issue 9, points 7 and 11).
   OPSGRAPH_QUOTA_MAX_ACTIVE: int(1, 10_000_000).default(1000),
   OPSGRAPH_QUOTA_STARTS_PER_MINUTE: int(1, 10_000_000).default(6000),
@@ -272,7 +269,6 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     searchMaxQueryLength: e.OPSGRAPH_SEARCH_MAX_QUERY_LENGTH,
     searchMaxTerms: e.OPSGRAPH_SEARCH_MAX_TERMS,
     searchMaxPhrases: e.OPSGRAPH_SEARCH_MAX_PHRASES,
-    maxJsonDepth: e.OPSGRAPH_MAX_JSON_DEPTH,
     // Quotas, fair share and diagnostics types (issue 9, points 7 and 11).
     quotaMaxActive: e.OPSGRAPH_QUOTA_MAX_ACTIVE,
     quotaStartsPerMinute: e.OPSGRAPH_QUOTA_STARTS_PER_MINUTE,

@@ -9,6 +9,11 @@ export interface Problem {
   message: string;
 }
 
+/** Longest list of problems a ValidationError's message spells out (the problems stay whole). */
+const MESSAGE_LISTING_MAX = 400;
+const cut = (text: string) =>
+  text.length > MESSAGE_LISTING_MAX ? `${text.slice(0, MESSAGE_LISTING_MAX)}…` : text;
+
 export class ValidationError extends Error {
   override name = 'ValidationError';
   /**
@@ -19,7 +24,7 @@ export class ValidationError extends Error {
     readonly problems: Problem[],
     readonly omittedProblems = 0,
   ) {
-    const listed = problems.map((p) => `${p.path.join('.') || '(root)'}: ${p.message}`).join('; ');
+    const listed = cut(problems.map((p) => `${p.path.join('.') || '(root)'}: ${p.message}`).join('; '));
     super(omittedProblems ? `${listed}; and ${omittedProblems} more problems` : listed);
   }
 }

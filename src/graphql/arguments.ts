@@ -128,7 +128,7 @@ export function argumentProblems(
       if (problem) report(path, problem);
     } else if (typeof value === 'object' && (inner === null || inner.name === 'JSON')) {
       if (depth >= rules.maxJsonDepth) {
-        report(path, `is nested deeper than ${rules.maxJsonDepth} levels`);
+        report(path, `nests deeper than ${rules.maxJsonDepth} levels`);
         continue;
       }
       const entries = Array.isArray(value) ? value.map((v, i) => [i, v] as const) : Object.entries(value);

@@ -52,10 +52,15 @@ const returnsValidationError = (field: GraphQLField<unknown, unknown>) => {
  * of plain fields costs nothing. Returns the same schema.
  */
 export function guardArguments(schema: GraphQLSchema): GraphQLSchema {
+  // Global ids name a Node, or a User: User has global ids (viewer { id }) without being a Node, so
+  // node(id) of one is well-formed and answers null.
   const node = schema.getType('Node');
-  const nodeTypes = new Set(
-    node && isInterfaceType(node) ? schema.getImplementations(node).objects.map((type) => type.name) : [],
-  );
+  const nodeTypes = new Set([
+    ...(node && isInterfaceType(node)
+      ? schema.getImplementations(node).objects.map((type) => type.name)
+      : []),
+    'User',
+  ]);
   const roots = new Set(
     [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()].flatMap((root) =>
       root ? [root.name] : [],
@@ -68,7 +73,7 @@ export function guardArguments(schema: GraphQLSchema): GraphQLSchema {
       const asData = returnsValidationError(field);
       const root = roots.has(type.name);
       const check = (args: Record<string, unknown>, context: Context, info: GraphQLResolveInfo) => {
-        const rules = { maxJsonDepth: context.resources.config.maxJsonDepth, nodeTypes };
+        const rules = { maxJsonDepth: context.resources.config.inputMaxDepth, nodeTypes };
         const problems = argumentProblems(field.args, args, isConnection(field), rules);
         // Nested fields' arguments may be read by this field's resolver already (Prisma selections).
         if (root && !problems.length) problems.push(...nestedProblems(schema, info, rules));

@@ -50,6 +50,8 @@ beforeAll(async () => {
       searchTimeoutMs: SEARCH_TIMEOUT_MS,
       sourcesRoot: folders.sourcesRoot,
       storageDir: folders.storageDir,
+      // A 1,000-item batch and more from one user in one test: quotas are not what is tested here.
+      quotaMaxActive: 100_000,
     },
     { logger: logs.logger, types: withBatches([...BUILT_IN_TYPES, hold], () => late.resources as Resources) },
   );

@@ -354,7 +354,7 @@ describe('NUL, unpaired surrogates and over-deep JSON', () => {
       const response = await post(START, `{"input":{"type":"diagnostics.echo","input":{"value":${value}}}}`);
       const problems = problemsOf(response, 'startOperation', true);
       expect(problems).toHaveLength(1);
-      expect(problems[0]!.message).toBe('is nested deeper than 64 levels');
+      expect(problems[0]!.message).toBe('nests deeper than 64 levels');
       expect(problems[0]!.path.slice(0, 3)).toEqual(['input', 'value', '0']);
       expect(await operationCount()).toBe(before);
 
