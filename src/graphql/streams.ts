@@ -32,12 +32,8 @@ export function useSseStreamLimit({ maxPerUser }: SseStreamOptions): Plugin<Cont
         setResultAndStopExecution({
           errors: [
             new GraphQLError(`Too many subscription streams for this user (limit ${maxPerUser}).`, {
-              extensions: {
-                code: 'TOO_MANY_STREAMS',
-                limit: maxPerUser,
-                measured: held + 1,
-                http: { status: 429 },
-              },
+              // No HTTP status: the refusal travels in the event stream, where SSE clients read it.
+              extensions: { code: 'TOO_MANY_STREAMS', limit: maxPerUser, measured: held + 1 },
             }),
           ],
         });
