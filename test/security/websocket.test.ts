@@ -64,7 +64,9 @@ async function holding(url: string, token: string) {
 
 describe('WebSocket connections', () => {
   it('refuses the 11th connection of one user with 4429, which graphql-ws does not retry; others are unaffected', async () => {
-    const held = await Promise.all(Array.from({ length: 10 }, () => holding(server.app.url, server.tokens.alice)));
+    const held = await Promise.all(
+      Array.from({ length: 10 }, () => holding(server.app.url, server.tokens.alice)),
+    );
     const eleventh = connect(server.app.url, server.tokens.alice);
     const refusal = await eleventh.closed;
     expect(refusal).toMatchObject({ code: 4429, reason: 'Too many connections for this user (limit 10)' });
@@ -105,7 +107,10 @@ describe('WebSocket connections', () => {
       expect(errors[0]!.message).not.toMatch(/at \w+ \(|node_modules/);
     }
     const codes = [];
-    for (const [query] of bad) codes.push(((await runWs(client, query)).error as { extensions?: { code?: string } }[])[0]?.extensions?.code);
+    for (const [query] of bad)
+      codes.push(
+        ((await runWs(client, query)).error as { extensions?: { code?: string } }[])[0]?.extensions?.code,
+      );
     expect(codes.slice(2)).toEqual(['TOO_MANY_ALIASES', 'QUERY_TOO_LARGE']);
     expect(closedWith()).toBeUndefined();
     // The live subscription is still there: cancelling its operation ends it normally.
@@ -164,7 +169,10 @@ describe('configured small limits', () => {
       await holding(app.url, server.tokens.root),
     ];
     const fourth = connect(app.url, server.tokens.bob);
-    expect(await fourth.closed).toMatchObject({ code: 1013, reason: 'Server at its connection limit (3); retry later' });
+    expect(await fourth.closed).toMatchObject({
+      code: 1013,
+      reason: 'Server at its connection limit (3); retry later',
+    });
     for (const { client } of held) await client.dispose();
     await fourth.client.dispose();
   });
@@ -172,7 +180,9 @@ describe('configured small limits', () => {
   it('refuses a subscription above the per-connection limit, and only that one', async () => {
     const { client, id, closedWith } = await holding(app.url, server.tokens.alice);
     const second = runWs(client, 'subscription($id: ID!) { operationUpdated(id: $id) { sequence } }', { id });
-    const third = await runWs(client, 'subscription($id: ID!) { operationUpdated(id: $id) { sequence } }', { id });
+    const third = await runWs(client, 'subscription($id: ID!) { operationUpdated(id: $id) { sequence } }', {
+      id,
+    });
     expect((third.error as { extensions: unknown }[])[0]?.extensions).toMatchObject({
       code: 'TOO_MANY_SUBSCRIPTIONS',
       limit: 2,
@@ -186,7 +196,12 @@ describe('configured small limits', () => {
   it('drops a peer that does not answer pings', async () => {
     const socket = new WebSocket(app.url.replace(/^http/, 'ws'), 'graphql-transport-ws', { autoPong: false });
     await new Promise((resolve) => socket.once('open', resolve));
-    socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${server.tokens.alice}` } }));
+    socket.send(
+      JSON.stringify({
+        type: 'connection_init',
+        payload: { authorization: `Bearer ${server.tokens.alice}` },
+      }),
+    );
     const opened = Date.now();
     const code = await new Promise<number>((resolve) => socket.once('close', resolve));
     expect(code).toBe(1006); // terminated without a close frame
@@ -204,7 +219,12 @@ describe('configured small limits', () => {
     await third.done;
     expect(JSON.stringify(third.errors)).toContain('TOO_MANY_STREAMS');
     // Another user is not counted against alice, and a closed stream frees its place.
-    const bob = subscribeSse(app.url, OperationUpdated, { id: await longOperation(app.url, server.tokens.bob) }, server.tokens.bob);
+    const bob = subscribeSse(
+      app.url,
+      OperationUpdated,
+      { id: await longOperation(app.url, server.tokens.bob) },
+      server.tokens.bob,
+    );
     await bob.waitFor(1);
     streams.pop()!.close();
     await expect
