@@ -70,6 +70,8 @@ export interface Config {
   queryMaxTokens: number;
   /** Most directives in one operation. Default 50. */
   queryMaxDirectives: number;
+  /** Most fields with one response name in one selection set (fragments flattened). Default 10. */
+  queryMaxDuplicateFields: number;
   /** Highest cost: each field 1, a list's or connection's selection multiplied by its size (`first`/`last`, else its default page). Default 50000. */
   queryMaxCost: number;
   /** Parsed documents kept in the parse cache; their source texts together stay under `documentCacheBytes`. Default 1000. */
@@ -131,6 +133,7 @@ const env = z.object({
   OPSGRAPH_QUERY_MAX_ALIASES: int(0, 100_000).default(50),
   OPSGRAPH_QUERY_MAX_TOKENS: int(10, 10_000_000).default(1000),
   OPSGRAPH_QUERY_MAX_DIRECTIVES: int(0, 100_000).default(50),
+  OPSGRAPH_QUERY_MAX_DUPLICATE_FIELDS: int(1, 100_000).default(10),
   OPSGRAPH_QUERY_MAX_COST: int(1, 1_000_000_000).default(50_000),
   OPSGRAPH_DOCUMENT_CACHE_ENTRIES: int(0, 1_000_000).default(1000),
   OPSGRAPH_DOCUMENT_CACHE_BYTES: int(0, 1024 * 1024 * 1024).default(1024 * 1024),
@@ -198,6 +201,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     queryMaxAliases: e.OPSGRAPH_QUERY_MAX_ALIASES,
     queryMaxTokens: e.OPSGRAPH_QUERY_MAX_TOKENS,
     queryMaxDirectives: e.OPSGRAPH_QUERY_MAX_DIRECTIVES,
+    queryMaxDuplicateFields: e.OPSGRAPH_QUERY_MAX_DUPLICATE_FIELDS,
     queryMaxCost: e.OPSGRAPH_QUERY_MAX_COST,
     documentCacheEntries: e.OPSGRAPH_DOCUMENT_CACHE_ENTRIES,
     documentCacheBytes: e.OPSGRAPH_DOCUMENT_CACHE_BYTES,

@@ -113,6 +113,7 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
         maxDepth: config.queryMaxDepth,
         maxAliases: config.queryMaxAliases,
         maxDirectives: config.queryMaxDirectives,
+        maxDuplicateFields: config.queryMaxDuplicateFields,
       }),
       useQueryCost(cost),
       useSseStreamLimit({ maxPerUser: config.sseMaxStreamsPerUser }),

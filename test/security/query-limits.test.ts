@@ -46,8 +46,14 @@ const OVER: Record<string, { query: string; limit: number; status: number }> = {
     status: 400,
   },
   TOO_MANY_DIRECTIVES: {
-    query: `mutation { ${START.replace('__typename', Array.from({ length: 51 }, () => '__typename @include(if: true)').join(' '))} }`,
+    query: `mutation { ${START.replace('__typename', Array.from({ length: 51 }, (_, i) => `t${i}: __typename @include(if: true)`).join(' '))} }`,
     limit: 50,
+    status: 400,
+  },
+  TOO_MANY_DUPLICATE_FIELDS: {
+    // One field repeated: graphql-js's overlap check is quadratic in the copies, so it never runs.
+    query: `mutation { ${Array.from({ length: 11 }, () => 'startOperation(input: { type: "diagnostics.echo", input: 1 }) { __typename }').join(' ')} }`,
+    limit: 10,
     status: 400,
   },
   QUERY_TOO_COMPLEX: {
@@ -160,6 +166,28 @@ describe('query limits over HTTP', () => {
       viewer: { name: 'alice' },
     });
   });
+});
+
+describe('query limits over SSE', () => {
+  for (const [code, { query, limit, status }] of Object.entries(OVER)) {
+    it(`refuses ${code} on an event-stream request with its status and error`, async () => {
+      const before = await stored();
+      const response = await fetch(url(), {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          accept: 'text/event-stream',
+          authorization: `Bearer ${server.tokens.alice}`,
+        },
+        body: JSON.stringify({ query }),
+      });
+      expect(response.status).toBe(status);
+      const body = await response.text();
+      const payload = /data: (.*)/.exec(body)?.[1] ?? body;
+      expect(JSON.parse(payload).errors[0].extensions).toMatchObject({ code, limit });
+      expect(await stored()).toBe(before);
+    });
+  }
 });
 
 describe('query limits over WebSocket', () => {
