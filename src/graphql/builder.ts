@@ -24,7 +24,7 @@ export const builder = new SchemaBuilder<{
 }>({
   defaultFieldNullability: false,
   plugins: [ScopeAuthPlugin, ErrorsPlugin, PrismaPlugin, RelayPlugin, ComplexityPlugin],
-  // Every field is priced by fieldCost; the limit is enforced before execution by limits.ts
+  // Every field is priced by fieldCost; the limit is enforced before execution by cost.ts
   // (useQueryCost), so the plugin's own per-resolver check is off.
   complexity: { fieldComplexity: fieldCost, disabled: true },
   scopeAuth: {

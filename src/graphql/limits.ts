@@ -1,10 +1,7 @@
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
-import { createComplexityRule } from '@pothos/plugin-complexity';
 import {
-  type DocumentNode,
   type FragmentDefinitionNode,
   GraphQLError,
-  type GraphQLSchema,
   Kind,
   Lexer,
   type SelectionSetNode,
@@ -276,52 +273,3 @@ const duplicateFieldsRule =
       },
     };
   };
-
-export interface CostOptions {
-  /** Highest cost of one operation (see `fieldCost` in cost.ts for how fields are priced). */
-  maxCost: number;
-}
-
-/**
- * The cost of the operation about to run, from @pothos/plugin-complexity (which prices each field
- * with the builder's `fieldCost`, so `first` multiplies everything below it), or an error above
- * `maxCost`. Depends on the variables, so it runs per request and is never cached.
- */
-export function checkCost(
-  schema: GraphQLSchema,
-  document: DocumentNode,
-  variableValues: Record<string, unknown> | null | undefined,
-  operationName: string | null | undefined,
-  { maxCost }: CostOptions,
-): readonly GraphQLError[] {
-  const rule = createComplexityRule({
-    context: {},
-    variableValues: variableValues ?? {},
-    operationName,
-    validate: ({ complexity }, report) => {
-      if (complexity > maxCost)
-        report(limitError('QUERY_TOO_COMPLEX', 'The query would cost too much', maxCost, complexity));
-    },
-  });
-  return validate(schema, document, [rule]).filter((error) => error.extensions.code === 'QUERY_TOO_COMPLEX');
-}
-
-/** Refuses operations above `maxCost` before execution (queries, mutations and subscriptions). */
-export function useQueryCost(options: CostOptions): Plugin {
-  const guard = ({
-    args,
-    setResultAndStopExecution,
-  }: {
-    args: {
-      schema: GraphQLSchema;
-      document: DocumentNode;
-      variableValues?: Record<string, unknown> | null;
-      operationName?: string | null;
-    };
-    setResultAndStopExecution: (result: { errors: readonly GraphQLError[] }) => void;
-  }) => {
-    const errors = checkCost(args.schema, args.document, args.variableValues, args.operationName, options);
-    if (errors.length) setResultAndStopExecution({ errors });
-  };
-  return { onExecute: guard, onSubscribe: guard } as Plugin;
-}

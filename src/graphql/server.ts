@@ -9,8 +9,9 @@ import { ResubscribeError } from '../operations/updates.ts';
 import type { Resources } from '../resources.ts';
 import { corsFor, useCsrfPrevention } from './browser.ts';
 import type { Context } from './context.ts';
+import { createCostCheck, useQueryCost } from './cost.ts';
 import { createDocumentCache } from './document-cache.ts';
-import { useDocumentLimits, useQueryCost, useQuerySizeLimit, useRequestSizeLimit } from './limits.ts';
+import { useDocumentLimits, useQuerySizeLimit, useRequestSizeLimit } from './limits.ts';
 import { schema } from './schema.ts';
 import { useSseStreamLimit } from './streams.ts';
 import { startWebSocketServer } from './websocket.ts';
@@ -83,7 +84,7 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
   };
 
   const cache = { maxEntries: config.documentCacheEntries, maxBytes: config.documentCacheBytes };
-  const cost = { maxCost: config.queryMaxCost };
+  const checkCost = createCostCheck({ maxCost: config.queryMaxCost });
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -115,7 +116,7 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
         maxDirectives: config.queryMaxDirectives,
         maxDuplicateFields: config.queryMaxDuplicateFields,
       }),
-      useQueryCost(cost),
+      useQueryCost(checkCost),
       useSseStreamLimit({ maxPerUser: config.sseMaxStreamsPerUser }),
     ],
     maskedErrors: { maskError: (error, message) => maskError(error, message, resources) },
@@ -136,7 +137,7 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
     keepAliveMs: config.wsKeepAliveMs,
     maxPayloadBytes: config.requestMaxBytes,
     queryMaxBytes: config.queryMaxBytes,
-    cost,
+    checkCost,
   });
 
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));

@@ -7,7 +7,8 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { InvalidTokenError, type Session, type ViewerResolver } from '../auth/viewer.ts';
 import { isConnectionError } from '../db/unavailable.ts';
 import type { Context } from './context.ts';
-import { type CostOptions, checkCost, checkQuerySize } from './limits.ts';
+import type { CostCheck } from './cost.ts';
+import { checkQuerySize } from './limits.ts';
 
 /**
  * Close codes sent to graphql-ws clients. 4401 and 4429 are in graphql-ws's fatal list: its client
@@ -36,8 +37,8 @@ export interface WebSocketOptions {
   maxPayloadBytes: number;
   /** Largest query text in bytes, checked before parsing. */
   queryMaxBytes: number;
-  /** Cost limit, as over HTTP. */
-  cost: CostOptions;
+  /** The cost check HTTP requests use. */
+  checkCost: CostCheck;
 }
 
 type Enveloped = {
@@ -194,7 +195,7 @@ export function startWebSocketServer(
         }
         const errors = validate(schema, document);
         if (errors.length) return errors;
-        const tooCostly = checkCost(schema, document, payload.variables, payload.operationName, options.cost);
+        const tooCostly = options.checkCost(schema, document, payload.variables, payload.operationName);
         if (tooCostly.length) return tooCostly;
         return {
           schema,

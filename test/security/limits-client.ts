@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { type Client, createClient } from 'graphql-ws';
 
 /** A raw GraphQL POST: status, the body as JSON (or null), headers. */
@@ -62,4 +63,32 @@ export function runWs(
 export function rssOf(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(match?.[1] ?? 0) * 1024;
+}
+
+/**
+ * A POST on a fresh connection (no keep-alive), returning the status and the first error's code:
+ * for large bodies sent in bulk, where a reused idle socket may be closed under the client.
+ */
+export function postOnce(url: string, body: string): Promise<{ status: number; code: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk) => {
+          text += chunk;
+        });
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, code: JSON.parse(text).errors?.[0]?.extensions?.code }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
 }
