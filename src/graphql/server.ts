@@ -138,6 +138,7 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
     maxPayloadBytes: config.requestMaxBytes,
     queryMaxBytes: config.queryMaxBytes,
     checkCost,
+    logger: resources.logger,
   });
 
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));

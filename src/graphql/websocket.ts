@@ -6,6 +6,7 @@ import type { YogaServerInstance } from 'graphql-yoga';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { InvalidTokenError, type Session, type ViewerResolver } from '../auth/viewer.ts';
 import { isConnectionError } from '../db/unavailable.ts';
+import type { Logger } from '../logger.ts';
 import type { Context } from './context.ts';
 import type { CostCheck } from './cost.ts';
 import { checkQuerySize } from './limits.ts';
@@ -39,6 +40,8 @@ export interface WebSocketOptions {
   queryMaxBytes: number;
   /** The cost check HTTP requests use. */
   checkCost: CostCheck;
+  /** Where refused messages are noted (at warn: they are client input, not server faults). */
+  logger: Logger;
 }
 
 type Enveloped = {
@@ -210,6 +213,14 @@ export function startWebSocketServer(
     wsServer,
     options.keepAliveMs,
   );
+  // graphql-ws logs every socket error with console.error; the only ones ws raises are a client's
+  // protocol faults (a message above maxPayload: ws has already closed the socket with 1009).
+  wsServer.on('connection', (socket) => {
+    socket.removeAllListeners('error');
+    socket.on('error', (error) => {
+      options.logger.warn('WebSocket closed on a client error', { error: error.message });
+    });
+  });
   return {
     async close() {
       for (const client of wsServer.clients) client.close(1001, 'server shutting down');
