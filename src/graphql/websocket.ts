@@ -78,9 +78,9 @@ export function withoutHttp(error: GraphQLError): GraphQLFormattedError {
 
 /** A syntax error's message, cut short so a long token is never echoed back whole. */
 const safe = (error: GraphQLError) =>
-  error.message.length <= 200
-    ? error
-    : new GraphQLError(`${error.message.slice(0, 200)}…`, { extensions: error.extensions });
+  new GraphQLError(error.message.length <= 200 ? error.message : `${error.message.slice(0, 200)}…`, {
+    extensions: { code: 'GRAPHQL_PARSE_FAILED', ...error.extensions },
+  });
 
 /**
  * graphql-ws on `path` of `server`: every connection authenticates in `connection_init` (else
