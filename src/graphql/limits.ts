@@ -173,6 +173,8 @@ const found = (error: GraphQLError) => Number(/found (\d+)/.exec(error.message)?
  */
 export function useDocumentLimits(options: DocumentLimitOptions): Plugin {
   let source: string | Source = '';
+  // Per parsed document (those live in the bounded parse cache): the check runs once a document.
+  const duplicates = new WeakMap<object, readonly GraphQLError[]>();
   const rejectWith =
     (code: LimitCode, message: string, limit: number) =>
     (context: ValidationContext | null, error: GraphQLError) =>
@@ -184,7 +186,11 @@ export function useDocumentLimits(options: DocumentLimitOptions): Plugin {
     onValidate({ params: { schema, documentAST }, setResult }) {
       // Before the spec rules: their overlap check is quadratic in repeated fields (250 copies of
       // `viewer { name }` validate in ~100 ms). A refusal here skips them; document-only, so cacheable.
-      const errors = validate(schema, documentAST, [duplicateFieldsRule(options.maxDuplicateFields)]);
+      let errors = duplicates.get(documentAST);
+      if (!errors) {
+        errors = validate(schema, documentAST, [duplicateFieldsRule(options.maxDuplicateFields)]);
+        duplicates.set(documentAST, errors);
+      }
       if (errors.length) setResult(errors);
     },
     onPluginInit({ addPlugin }) {
