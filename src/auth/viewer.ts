@@ -15,7 +15,14 @@ export class InvalidTokenError extends Error {
 
 const key = (secret: string) => new TextEncoder().encode(secret);
 
-/** Signs an HS256 token for a user id. Default lifetime 30 days. */
+/** A viewer and the moment (epoch ms) its token stops working. */
+export interface Session {
+  viewer: Viewer;
+  /** When the token's `exp` passes, in epoch milliseconds. */
+  expiresAt: number;
+}
+
+/** Signs an HS256 token for a user id, always with `exp`. Default lifetime 30 days. */
 export async function signToken(secret: string, userId: string, expiresIn = '30d'): Promise<string> {
   return new SignJWT({})
     .setProtectedHeader({ alg: 'HS256' })
@@ -26,20 +33,26 @@ export async function signToken(secret: string, userId: string, expiresIn = '30d
 }
 
 /**
- * Resolves an `Authorization` value (`Bearer <jwt>`, or the bare token) to its viewer. Absent →
- * null; present but invalid → InvalidTokenError (never a silent anonymous request).
+ * Resolves an `Authorization` value (`Bearer <jwt>`, or the bare token) to its session. Absent →
+ * null; present but invalid, expired, without `exp` or naming no user → InvalidTokenError (never
+ * a silent anonymous request).
  */
-export async function resolveViewer(
+export async function resolveSession(
   db: Db,
   secret: string,
   authorization: string | null | undefined,
-): Promise<Viewer | null> {
+): Promise<Session | null> {
   if (!authorization) return null;
   const token = authorization.replace(/^Bearer\s+/i, '').trim();
   let userId: string | undefined;
+  let exp: number;
   try {
-    const { payload } = await jwtVerify(token, key(secret), { algorithms: ['HS256'] });
+    const { payload } = await jwtVerify(token, key(secret), {
+      algorithms: ['HS256'],
+      requiredClaims: ['exp', 'sub'],
+    });
     userId = payload.sub;
+    exp = payload.exp as number;
   } catch {
     throw new InvalidTokenError('The bearer token is invalid or expired');
   }
@@ -47,27 +60,56 @@ export async function resolveViewer(
     throw new InvalidTokenError('The bearer token names no user');
   const user = await db.user.findUnique({ where: { id: userId } });
   if (!user) throw new InvalidTokenError('The bearer token names no user');
-  return { id: user.id, name: user.name, isAdmin: user.isAdmin };
+  return { viewer: { id: user.id, name: user.name, isAdmin: user.isAdmin }, expiresAt: exp * 1000 };
 }
 
-/** Finds or creates the user with this name and returns a token for it. */
-export async function issueToken(db: Db, secret: string, name: string, isAdmin: boolean): Promise<string> {
+/** resolveSession's viewer. */
+export async function resolveViewer(
+  db: Db,
+  secret: string,
+  authorization: string | null | undefined,
+): Promise<Viewer | null> {
+  return (await resolveSession(db, secret, authorization))?.viewer ?? null;
+}
+
+/** Options of issueToken. */
+export interface IssueTokenOptions {
+  /** Token lifetime as a jose time span: `'30d'`, `'2h'`, `'90s'`. Default `'30d'`. */
+  expiresIn?: string;
+}
+
+/**
+ * Finds or creates the user with this name and returns a token for it. `admin` true or false sets
+ * the user's admin flag (creating or updating); undefined leaves an existing user's flag as it is
+ * (a new user is not an admin).
+ */
+export async function issueToken(
+  db: Db,
+  secret: string,
+  name: string,
+  admin?: boolean,
+  options: IssueTokenOptions = {},
+): Promise<string> {
   const user = await db.user.upsert({
     where: { name },
-    update: { isAdmin },
-    create: { name, isAdmin },
+    update: admin === undefined ? {} : { isAdmin: admin },
+    create: { name, isAdmin: admin ?? false },
   });
-  return signToken(secret, user.id);
+  return signToken(secret, user.id, options.expiresIn);
 }
 
 /** Resolves `Authorization` values to viewers, remembering each token's viewer briefly. */
-export type ViewerResolver = (authorization: string | null | undefined) => Promise<Viewer | null>;
+export interface ViewerResolver {
+  (authorization: string | null | undefined): Promise<Viewer | null>;
+  /** The same, with the moment the token expires. */
+  session(authorization: string | null | undefined): Promise<Session | null>;
+}
 
 /**
- * A resolveViewer with a small cache: a token's viewer is reused for `ttlMs` (default 5000), so
- * busy clients do not cost a user lookup per request. A user's admin flag or deletion therefore
- * takes up to `ttlMs` to apply. Invalid tokens are never cached. At most `maxEntries` (default
- * 10,000) are kept.
+ * A resolveSession with a small cache: a token's viewer is reused for `ttlMs` (default 5000) but
+ * never past its token's `exp`, so busy clients do not cost a user lookup per request and an
+ * expired token fails at once. A user's admin flag or deletion therefore takes up to `ttlMs` to
+ * apply. Invalid tokens are never cached. At most `maxEntries` (default 10,000) are kept.
  */
 export function createViewerResolver(
   db: Db,
@@ -75,16 +117,22 @@ export function createViewerResolver(
   ttlMs = 5000,
   maxEntries = 10_000,
 ): ViewerResolver {
-  const cache = new Map<string, { viewer: Viewer; until: number }>();
-  return async (authorization) => {
+  const cache = new Map<string, { session: Session; until: number }>();
+  const session = async (authorization: string | null | undefined): Promise<Session | null> => {
     if (!authorization) return null;
+    const now = Date.now();
     const hit = cache.get(authorization);
-    if (hit && hit.until > Date.now()) return hit.viewer;
-    const viewer = await resolveViewer(db, secret, authorization);
-    if (viewer) {
+    if (hit && hit.until > now) return hit.session;
+    if (hit) cache.delete(authorization);
+    const found = await resolveSession(db, secret, authorization);
+    if (found) {
       if (cache.size >= maxEntries) cache.clear();
-      cache.set(authorization, { viewer, until: Date.now() + ttlMs });
+      cache.set(authorization, { session: found, until: Math.min(Date.now() + ttlMs, found.expiresAt) });
     }
-    return viewer;
+    return found;
   };
+  const resolver = (async (authorization) =>
+    (await session(authorization))?.viewer ?? null) as ViewerResolver;
+  resolver.session = session;
+  return resolver;
 }

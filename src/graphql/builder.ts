@@ -1,4 +1,5 @@
 import SchemaBuilder from '@pothos/core';
+import ComplexityPlugin from '@pothos/plugin-complexity';
 import ErrorsPlugin from '@pothos/plugin-errors';
 import PrismaPlugin from '@pothos/plugin-prisma';
 import RelayPlugin from '@pothos/plugin-relay';
@@ -8,6 +9,7 @@ import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
 import type PrismaTypes from '../generated/pothos-types.ts';
 import { getDatamodel } from '../generated/pothos-types.ts';
 import type { Context } from './context.ts';
+import { fieldCost } from './cost.ts';
 
 /** The one schema builder: context, scalars, auth scopes and plugins. */
 export const builder = new SchemaBuilder<{
@@ -21,7 +23,10 @@ export const builder = new SchemaBuilder<{
   };
 }>({
   defaultFieldNullability: false,
-  plugins: [ScopeAuthPlugin, ErrorsPlugin, PrismaPlugin, RelayPlugin],
+  plugins: [ScopeAuthPlugin, ErrorsPlugin, PrismaPlugin, RelayPlugin, ComplexityPlugin],
+  // Every field is priced by fieldCost; the limit is enforced before execution by cost.ts
+  // (useQueryCost), so the plugin's own per-resolver check is off.
+  complexity: { fieldComplexity: fieldCost, disabled: true },
   scopeAuth: {
     authorizeOnSubscribe: true,
     authScopes: (context) => ({ loggedIn: context.viewer !== null }),

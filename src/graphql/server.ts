@@ -1,23 +1,22 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { GraphQLError, type GraphQLFormattedError } from 'graphql';
-import { useServer } from 'graphql-ws/use/ws';
+import { GraphQLError } from 'graphql';
 import { createYoga, type YogaInitialContext } from 'graphql-yoga';
-import { WebSocketServer } from 'ws';
 import { createViewerResolver, InvalidTokenError } from '../auth/viewer.ts';
 import { isConnectionError } from '../db/unavailable.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { withOperatorRoutes } from '../health/routes.ts';
 import { ResubscribeError } from '../operations/updates.ts';
 import type { Resources } from '../resources.ts';
+import { corsFor, useCsrfPrevention } from './browser.ts';
 import type { Context } from './context.ts';
 import { withHygiene } from './hygiene.ts';
+import { createCostCheck, useQueryCost } from './cost.ts';
+import { createDocumentCache } from './document-cache.ts';
+import { useDocumentLimits, useQuerySizeLimit, useRequestSizeLimit } from './limits.ts';
 import { schema } from './schema.ts';
-
-type Enveloped = {
-  execute: (args: unknown) => ReturnType<typeof import('graphql').execute>;
-  subscribe: (args: unknown) => ReturnType<typeof import('graphql').subscribe>;
-};
+import { useSseStreamLimit } from './streams.ts';
+import { startWebSocketServer } from './websocket.ts';
 
 export interface GraphQLServer {
   url: string;
@@ -72,14 +71,6 @@ function maskError(error: unknown, message: string, resources: Resources): Graph
   return new GraphQLError(message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
 }
 
-/** An error as sent over WebSocket: without `extensions.http`, which only HTTP responses use. */
-function withoutHttp(error: GraphQLError): GraphQLFormattedError {
-  const formatted = error.toJSON();
-  if (!formatted.extensions || !('http' in formatted.extensions)) return formatted;
-  const { http: _, ...extensions } = formatted.extensions;
-  return { ...formatted, extensions };
-}
-
 /** Serves GraphQL over HTTP (with GraphiQL), WebSocket (graphql-ws) and SSE on `/graphql`. */
 export async function startGraphQLServer(resources: Resources): Promise<GraphQLServer> {
   const { config, db } = resources;
@@ -97,6 +88,8 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
     }
   };
 
+  const cache = { maxEntries: config.documentCacheEntries, maxBytes: config.documentCacheBytes };
+  const checkCost = createCostCheck({ maxCost: config.queryMaxCost });
   const yoga = createYoga<Record<string, unknown>, Context>({
     schema,
     graphqlEndpoint: '/graphql',
@@ -109,6 +102,28 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
         '# Set the header {"Authorization": "Bearer <token from npm run token>"}\n{ viewer { name } operationTypes { name description } }\n',
     },
     logging: false,
+    cors: corsFor({ origins: config.corsOrigins, allowLocalhost: config.corsAllowLocalhost }),
+    // Bounded here by useRequestSizeLimit (same checks, with limit and measured in the error).
+    maxRequestBodySize: false,
+    // Parsed documents and parse errors by query text, bounded by entries and total text size.
+    parserAndValidationCache: {
+      documentCache: createDocumentCache(cache),
+      errorCache: createDocumentCache(cache),
+    },
+    plugins: [
+      useCsrfPrevention(),
+      useRequestSizeLimit({ maxBytes: config.requestMaxBytes }),
+      useQuerySizeLimit({ maxBytes: config.queryMaxBytes }),
+      useDocumentLimits({
+        maxTokens: config.queryMaxTokens,
+        maxDepth: config.queryMaxDepth,
+        maxAliases: config.queryMaxAliases,
+        maxDirectives: config.queryMaxDirectives,
+        maxDuplicateFields: config.queryMaxDuplicateFields,
+      }),
+      useQueryCost(checkCost),
+      useSseStreamLimit({ maxPerUser: config.sseMaxStreamsPerUser }),
+    ],
     maskedErrors: {
       maskError: withHygiene((error, message) => maskError(error, message, resources), resources),
     },
@@ -122,60 +137,16 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
   });
 
   const server = createServer(withOperatorRoutes(resources, yoga));
-  const wsServer = new WebSocketServer({ server, path: yoga.graphqlEndpoint });
-  const wsCleanup = useServer(
-    {
-      // Yoga's enveloped execute/subscribe travel in rootValue (set in onSubscribe below).
-      execute: (args) => (args.rootValue as Enveloped).execute(args),
-      subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
-      onNext: (_ctx, _id, _payload, _args, result) =>
-        result.errors ? { ...result, errors: result.errors.map(withoutHttp) } : undefined,
-      onError: (_ctx, _id, _payload, errors) => errors.map(withoutHttp),
-      onConnect: async (ctx) => {
-        const authorization = (ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization) as
-          | string
-          | undefined;
-        try {
-          (ctx.extra as { viewer?: unknown }).viewer = await viewerOf(authorization);
-          return true;
-        } catch (error) {
-          if (isConnectionError(error)) {
-            // 1013 "Try Again Later": graphql-ws clients retry it; 4403 would read as a bad token.
-            ctx.extra.socket.close(1013, 'database unavailable; retry shortly');
-          }
-          return false; // closes with 4403 Forbidden (unless already closed above)
-        }
-      },
-      onSubscribe: async (ctx, _id, payload) => {
-        const {
-          schema: s,
-          execute,
-          subscribe,
-          contextFactory,
-          parse,
-          validate,
-        } = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params: payload,
-          viewer: (ctx.extra as { viewer?: unknown }).viewer ?? null,
-        });
-        const args = {
-          schema: s,
-          operationName: payload.operationName,
-          document: parse(payload.query),
-          variableValues: payload.variables,
-          contextValue: await contextFactory(),
-          rootValue: { execute, subscribe },
-        };
-        const errors = validate(args.schema, args.document);
-        if (errors.length) return errors;
-        return args;
-      },
-    },
-    wsServer,
-  );
+  const ws = startWebSocketServer(server, yoga, viewerOf, {
+    maxConnectionsPerUser: config.wsMaxConnectionsPerUser,
+    maxConnections: config.wsMaxConnections,
+    maxSubscriptionsPerConnection: config.wsMaxSubscriptionsPerConnection,
+    keepAliveMs: config.wsKeepAliveMs,
+    maxPayloadBytes: config.requestMaxBytes,
+    queryMaxBytes: config.queryMaxBytes,
+    checkCost,
+    logger: resources.logger,
+  });
 
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const { port } = server.address() as AddressInfo;
@@ -183,9 +154,7 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
   return {
     url: `http://${host}:${port}/graphql`,
     async close() {
-      for (const client of wsServer.clients) client.close(1001, 'server shutting down');
-      await wsCleanup.dispose();
-      await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+      await ws.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
