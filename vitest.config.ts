@@ -9,6 +9,8 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
+    // Timing-sensitive tests run alone afterwards (vitest.solo.config.ts; `npm test` runs both).
+    exclude: ['test/security/event-loop.test.ts', 'node_modules/**'],
     globalSetup: ['./test/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,

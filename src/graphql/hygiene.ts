@@ -66,6 +66,7 @@ export function guardArguments(schema: GraphQLSchema): GraphQLSchema {
       root ? [root.name] : [],
     ),
   );
+  const mutationType = schema.getMutationType();
   for (const type of Object.values(schema.getTypeMap())) {
     if (!isObjectType(type) || type.name.startsWith('__')) continue;
     for (const field of Object.values(type.getFields())) {
@@ -80,13 +81,22 @@ export function guardArguments(schema: GraphQLSchema): GraphQLSchema {
         return problems.length ? new ValidationError(problems) : undefined;
       };
       const resolve = field.resolve ?? (defaultFieldResolver as GraphQLFieldResolver<unknown, unknown>);
-      field.resolve = (parent, args, context, info) => {
+      const guarded: GraphQLFieldResolver<unknown, unknown> = (parent, args, context, info) => {
         const refused = check(args, context as Context, info);
         if (!refused) return resolve(parent, args, context, info);
         // Wrapped as the errors plugin wraps thrown ones: graphql-js rejects a returned Error.
         if (asData) return wrapErrorIfMatches(refused, [ValidationError]);
         throw refused;
       };
+      // A mutation's arguments may be megabytes (a batch): parsing the body and coercing them ran
+      // just before, in one go; let other requests and heartbeats in before checking them.
+      field.resolve =
+        type === mutationType
+          ? (parent, args, context, info) =>
+              new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+                guarded(parent, args, context, info),
+              )
+          : guarded;
       const subscribe = field.subscribe;
       if (subscribe) {
         field.subscribe = (parent, args, context, info) => {

@@ -184,7 +184,8 @@ describe('startBatch input limits', () => {
   });
 
   it('refuses item inputs over 2 MB together', async () => {
-    const items = Array.from({ length: 5 }, (_, i) => echo(`i${i}`, { value: largeValue(900_000) }));
+    // 3 × ~800 KB: over the 2 MB batch limit, under the 4 MiB request body limit (checked first).
+    const items = Array.from({ length: 3 }, (_, i) => echo(`i${i}`, { value: largeValue(800_000) }));
     const result = await refused(() => startBatch(items));
     expect(result).toMatchObject({
       __typename: 'ValidationError',
