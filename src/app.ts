@@ -149,6 +149,7 @@ function openPools(config: Config, databaseUrl: string, options: DbOptions = {})
           api: createDb(databaseUrl, {
             poolSize: config.apiPoolSize,
             statementTimeoutMs: config.apiStatementTimeoutMs,
+            statementsPerRequest: config.apiStatementsPerRequest,
             ...options,
           }),
         }

@@ -101,6 +101,8 @@ export interface Config {
    */
   apiStatementTimeoutMs: number;
   /** Connections of the GraphQL API's pool, separate from the workers' pool. Default 10. */
+  /** Statements one GraphQL request runs at once on the API pool; the others wait. Default 3. */
+  apiStatementsPerRequest: number;
   apiPoolSize: number;
   /** Connections of the workers' pool (handlers, coordinators, reconciler). Default 10. */
   workerPoolSize: number;
@@ -228,6 +230,7 @@ const env = z.object({
   OPSGRAPH_MAX_PROBLEMS: int(1, 10_000).default(100),
   // Database protection and error hygiene (issue 9, points 6 and 9)
   OPSGRAPH_API_STATEMENT_TIMEOUT_MS: int(0, 3_600_000).default(5000),
+  OPSGRAPH_API_STATEMENTS_PER_REQUEST: int(1, 1000).default(3),
   OPSGRAPH_API_POOL_SIZE: int(1, 1000).default(10),
   OPSGRAPH_WORKER_POOL_SIZE: int(1, 1000).default(10),
   OPSGRAPH_SEARCH_TIMEOUT_MS: int(1, 600_000).default(2000),
@@ -325,6 +328,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     maxProblems: e.OPSGRAPH_MAX_PROBLEMS,
     // Database protection and error hygiene (issue 9, points 6 and 9)
     apiStatementTimeoutMs: e.OPSGRAPH_API_STATEMENT_TIMEOUT_MS,
+    apiStatementsPerRequest: e.OPSGRAPH_API_STATEMENTS_PER_REQUEST,
     apiPoolSize: e.OPSGRAPH_API_POOL_SIZE,
     workerPoolSize: e.OPSGRAPH_WORKER_POOL_SIZE,
     searchTimeoutMs: e.OPSGRAPH_SEARCH_TIMEOUT_MS,

@@ -1,5 +1,6 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
+import { inStatementTurn } from '../request-context.ts';
 
 export type Db = PrismaClient;
 
@@ -21,6 +22,11 @@ export interface DbOptions {
    * it with `SET LOCAL`. Default: none (the server's setting).
    */
   statementTimeoutMs?: number;
+  /**
+   * Most statements one request (see src/request-context.ts) runs at once through this client; the
+   * others wait their turn. Default: no limit.
+   */
+  statementsPerRequest?: number;
   /** Called with each SQL statement the client sends (used to count queries in tests). */
   onQuery?: (sql: string) => void;
   /**
@@ -49,9 +55,17 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
     },
     { onPoolError: options.onIdleConnectionError ?? (() => {}) },
   );
-  if (!options.onQuery) return new PrismaClient({ adapter });
-  const client = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] });
   const onQuery = options.onQuery;
-  client.$on('query', (event) => onQuery(event.query));
-  return client;
+  let client: Db;
+  if (onQuery) {
+    const logging = new PrismaClient({ adapter, log: [{ emit: 'event', level: 'query' }] });
+    logging.$on('query', (event) => onQuery(event.query));
+    client = logging as unknown as Db;
+  } else client = new PrismaClient({ adapter });
+  const max = options.statementsPerRequest;
+  if (!max) return client;
+  // Same client, every statement (models and raw) taking its request's turn.
+  return client.$extends({
+    query: { $allOperations: ({ args, query }) => inStatementTurn(max, () => query(args)) },
+  }) as unknown as Db;
 }

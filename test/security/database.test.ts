@@ -46,6 +46,8 @@ beforeAll(async () => {
     {
       apiPoolSize: 2,
       workerPoolSize: 2,
+      // One statement at a time per request: one request can hold at most one of the two.
+      apiStatementsPerRequest: 1,
       apiStatementTimeoutMs: API_TIMEOUT_MS,
       searchTimeoutMs: SEARCH_TIMEOUT_MS,
       sourcesRoot: folders.sourcesRoot,
@@ -117,6 +119,46 @@ const timed = async <T>(action: () => Promise<T>) => {
   const value = await action();
   return { value, ms: performance.now() - started };
 };
+
+const ManyCollections = graphql(`
+  query DbManyCollections {
+    a: collections(first: 5) { edges { node { id } } }
+    b: collections(first: 5) { edges { node { id } } }
+    c: collections(first: 5) { edges { node { id } } }
+    d: collections(first: 5) { edges { node { id } } }
+    e: collections(first: 5) { edges { node { id } } }
+    f: collections(first: 5) { edges { node { id } } }
+  }
+`);
+const OneOperation = graphql(`
+  query DbOneOperation {
+    operations(first: 1) { edges { node { id } } }
+  }
+`);
+
+describe('statements per request', () => {
+  it("lets one request with many aliases hold at most OPSGRAPH_API_STATEMENTS_PER_REQUEST connections, so another user's request still finds one", async () => {
+    const locker = await lockTable(db.url, 'Collection');
+    let many: Promise<unknown> | undefined;
+    try {
+      // Six lists in one request, each waiting on the lock: without the limit they would take both
+      // API connections and every other request would wait for the statement timeout.
+      many = gql(url, ManyCollections, {}, alice);
+      await vi.waitFor(async () => expect((await activity()).locked).toBe(1), { interval: 20 });
+      // An admin's list reads only "Operation" (a user's visibility rule joins "Collection").
+      const admin = await tokenFor(db.url, 'root', true);
+      const other = await timed(() => gql(url, OneOperation, {}, admin));
+      expect(other.value.errors).toBeUndefined();
+      expect(other.ms).toBeLessThan(API_TIMEOUT_MS / 2);
+      expect((await activity()).locked).toBe(1);
+    } finally {
+      await locker.release();
+    }
+    const answered = (await many) as Awaited<ReturnType<typeof gql>>;
+    expect(answered.errors).toBeUndefined();
+    expect(Object.keys(answered.data as object)).toHaveLength(6);
+  });
+});
 
 describe('separate pools', () => {
   it('runs an operation to completion on the worker pool while every API connection is busy, and the busy API requests end with STATEMENT_TIMEOUT', async () => {

@@ -21,6 +21,10 @@ export function testConfig(databaseUrl: string, overrides: Partial<Config> = {})
       HOST: '127.0.0.1',
       JWT_SECRET: TEST_JWT_SECRET,
       OPSGRAPH_SHUTDOWN_GRACE_MS: '2000',
+      // Two test files run at once, some with several processes: keep within PostgreSQL's 100
+      // connections (a process also has pg-boss's pool).
+      OPSGRAPH_API_POOL_SIZE: '5',
+      OPSGRAPH_WORKER_POOL_SIZE: '5',
     }),
     channelPrefix: uniquePrefix(),
     ...overrides,
@@ -53,7 +57,15 @@ export interface ServerProcess {
 /** Starts `src/main.ts` as a separate OS process and waits for its ready line. */
 export async function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', JWT_SECRET: TEST_JWT_SECRET, ...env },
+    env: {
+      ...process.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      JWT_SECRET: TEST_JWT_SECRET,
+      OPSGRAPH_API_POOL_SIZE: '5',
+      OPSGRAPH_WORKER_POOL_SIZE: '5',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
