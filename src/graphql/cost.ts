@@ -22,13 +22,19 @@ export const MAX_PAGE_SIZE = 100;
 const DEFAULT_FIRST = 100;
 /** Assumed size of a list field without a size argument. */
 const DEFAULT_LIST_SIZE = 10;
+/**
+ * Output fields whose value may be a megabyte (Operation.input, Operation.result, Document.content)
+ * and what each value costs: with the default limit of 50,000 one request reads at most ~500 of them.
+ */
+const HEAVY_FIELDS: ReadonlySet<string> = new Set(['input', 'result', 'content']);
+export const HEAVY_FIELD_COST = 100;
 
 const isList = (type: GraphQLOutputType): boolean =>
   isListType(type) || (isNonNullType(type) && isListType(type.ofType));
 
 /**
  * The price of one field for @pothos/plugin-complexity, for every field of the schema in one place:
- * each field costs 1, and what is selected below a list or connection is multiplied by its size —
+ * each field costs 1 (a heavy one HEAVY_FIELD_COST), and what is selected below a list or connection is multiplied by its size —
  * `first`/`last` when given (connections capped at their page limit), else the default page
  * (connections 20, lists with a `first` argument 100, other lists 10); `nodes(ids)` by the ids.
  * A connection's `edges` do not multiply again.
@@ -40,6 +46,7 @@ export function fieldCost(
   field: GraphQLField<unknown, any, any>,
 ): { field: number; multiplier: number } {
   const typeName = getNamedType(field.type).name;
+  if (HEAVY_FIELDS.has(field.name)) return { field: HEAVY_FIELD_COST, multiplier: 1 };
   const connection = typeName.endsWith('Connection');
   const size =
     typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : undefined;
