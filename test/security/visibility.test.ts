@@ -124,6 +124,8 @@ const ids = {} as Record<
   | 'echoBatch' // alice's batch started with idempotency key BATCH_KEY
   | 'bobOnP' // bob's own operation acting on alice's private P
   | 'bobBatch' // bob's batch holding one item of alice's (on P)
+  | 'bobRetry' // bob's operation retrying alice's opP
+  | 'aliceRetry' // alice's own operation retrying opQ (visible to bob)
   | 'alice'
   | 'bob',
   string
@@ -266,6 +268,23 @@ beforeAll(async () => {
       sequence: 1,
     });
   }
+  // Retries (issue 10): bob's retry of alice's private operation, alice's private retry of opQ.
+  ids.bobRetry = await insertOperation({
+    type: 'collection.append',
+    input: '{}',
+    ownerId: uuid.bob,
+    retryOfId: uuidOf(ids.opP),
+    status: 'FAILED',
+    sequence: 1,
+  });
+  ids.aliceRetry = await insertOperation({
+    type: 'diagnostics.echo',
+    input: '{}',
+    ownerId: uuid.alice,
+    retryOfId: uuidOf(ids.opQ),
+    status: 'COMPLETED',
+    sequence: 1,
+  });
 });
 
 const HIDDEN = () => [ids.opP, ids.batch, ids.itemB, ids.echo, ids.echoBatch];
@@ -472,6 +491,28 @@ const PROBES: Record<string, () => Promise<void>> = {
   'CancelOperationSuccess.operation': cancelsNothing,
   'CancelBatchSuccess.batch': cancelsNothing,
   'OperationUpdate.operation': subscriptionPayloads,
+  'Operation.retryOf': async () => {
+    const data = await asBob('query($id: ID!) { operation(id: $id) { id retryOf { id input } } }', {
+      id: ids.bobRetry,
+    });
+    expect(data.operation).toEqual({ id: ids.bobRetry, retryOf: null });
+  },
+  'Operation.retries': async () => {
+    const query = 'query($id: ID!) { operation(id: $id) { retries { id } } }';
+    expect((await asBob(query, { id: ids.opQ })).operation).toEqual({ retries: [] });
+    const alice = await ask(query, { id: ids.opQ }, server.tokens.alice);
+    expect(alice.data!.operation.retries).toEqual([{ id: ids.aliceRetry }]);
+  },
+  'RetryOperationSuccess.operation': async () => {
+    for (const id of HIDDEN()) {
+      const data = await asBob(
+        `mutation($id: ID!) { retryOperation(id: $id) { __typename
+           ... on NotFoundError { resource } ... on RetryOperationSuccess { operation { id } } } }`,
+        { id },
+      );
+      expect(data.retryOperation, id).toEqual({ __typename: 'NotFoundError', resource: 'Operation' });
+    }
+  },
 };
 
 describe('the schema walk', () => {
