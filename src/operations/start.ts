@@ -111,7 +111,8 @@ export async function authorize(r: Resources, viewer: Viewer, type: OperationTyp
   return resource.collectionId;
 }
 
-function validate(
+/** The type and parsed input of a start (UnknownOperationTypeError, ValidationError); also checks createSchedule. */
+export function validate(
   r: Resources,
   viewer: Viewer,
   request: StartRequest,
