@@ -84,6 +84,38 @@ describe('runAt', () => {
     expect(cancelled.cancelOperation.operation.status).toBe('CANCELLED');
   });
 
+  it('keeps its runAt when the reconciler gives it a new job (its job was lost)', async () => {
+    const runAt = new Date(Date.now() + 120_000);
+    const id = await start(url(), tokens.alice, {
+      type: 'diagnostics.sleep',
+      input: sleepInput,
+      runAt: runAt.toISOString(),
+    });
+    const [op] = await db.query<{ jobId: string }>(`SELECT "jobId" FROM "Operation" WHERE id = $1`, [
+      uuidOf(id),
+    ]);
+    await db.query(`DELETE FROM pgboss.job WHERE id = $1`, [op!.jobId]);
+    await db.query(`UPDATE "Operation" SET "updatedAt" = now() - interval '1 minute' WHERE id = $1`, [
+      uuidOf(id),
+    ]);
+    const requeued = await vi.waitFor(
+      async () => {
+        const [row] = await db.query<{ status: string; jobId: string; startAfter: Date; state: string }>(
+          `SELECT o.status::text AS status, o."jobId", j.start_after AS "startAfter", j.state::text AS state
+             FROM "Operation" o JOIN pgboss.job j ON j.id = o."jobId" WHERE o.id = $1`,
+          [uuidOf(id)],
+        );
+        expect(row).toBeDefined();
+        expect(row?.jobId).not.toBe(op!.jobId);
+        return row!;
+      },
+      { timeout: 20_000, interval: 100 },
+    );
+    expect(requeued).toMatchObject({ status: 'PENDING', state: 'created' });
+    expect(requeued.startAfter.getTime()).toBe(runAt.getTime());
+    await ask(url(), tokens.alice, 'mutation($id: ID!) { cancelOperation(id: $id) { __typename } }', { id });
+  });
+
   it('refuses a runAt too far ahead and a priority out of range, creating nothing', async () => {
     const before = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM "Operation"`);
     const data = await ask(url(), tokens.alice, START, {
