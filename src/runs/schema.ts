@@ -1,8 +1,10 @@
+import DataLoader from 'dataloader';
 import { operationsWhere } from '../auth/visibility.ts';
-import { visible } from '../auth/visible.ts';
+import { type PrismaQuery, visible } from '../auth/visible.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
+import type { Context } from '../graphql/context.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
 import { IllegalTransitionError, UnknownOperationTypeError } from '../operations/errors.ts';
 import { OperationRef } from '../operations/schema.ts';
@@ -10,6 +12,47 @@ import { QuotaExceededError } from '../quotas/schema.ts';
 import { retryOperation } from './retry.ts';
 
 /** GraphQL of retries: retryOperation and the links between an operation and its retries. */
+
+/** Most retries listed per operation. */
+const MAX_RETRIES_LISTED = 100;
+
+const retryLoaders = new WeakMap<Context, Map<string, DataLoader<string, Operation[]>>>();
+
+/**
+ * The retries of an operation that the viewer may see (src/auth/visibility.ts), loaded for every
+ * operation of a page in one statement per query shape (like src/auth/visible.ts does for ids).
+ */
+function retriesOf(context: Context, id: string, query: PrismaQuery): Promise<Operation[]> {
+  let loaders = retryLoaders.get(context);
+  if (!loaders) {
+    loaders = new Map();
+    retryLoaders.set(context, loaders);
+  }
+  const key = JSON.stringify(query);
+  let loader = loaders.get(key);
+  if (!loader) {
+    const shaped = query.select ? { select: { ...query.select, retryOfId: true } } : query;
+    loader = new DataLoader<string, Operation[]>(
+      async (ids) => {
+        const rows = (await context.resources.db.operation.findMany({
+          ...(shaped as object),
+          where: { AND: [{ retryOfId: { in: [...new Set(ids)] } }, operationsWhere(context.viewer)] },
+          orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+        })) as Operation[];
+        const byParent = new Map<string, Operation[]>();
+        for (const row of rows) {
+          const list = byParent.get(row.retryOfId as string) ?? [];
+          if (list.length < MAX_RETRIES_LISTED) list.push(row);
+          byParent.set(row.retryOfId as string, list);
+        }
+        return ids.map((one) => byParent.get(one) ?? []);
+      },
+      { cache: false },
+    );
+    loaders.set(key, loader);
+  }
+  return loader.load(id);
+}
 
 builder.prismaObjectFields('Operation', (t) => ({
   scheduledFor: t.expose('scheduledFor', {
@@ -26,13 +69,7 @@ builder.prismaObjectFields('Operation', (t) => ({
   retries: t.prismaField({
     type: ['Operation'],
     description: 'Operations started by retrying this one (that you may see), oldest first; at most 100.',
-    resolve: (query, operation, _, context) =>
-      context.resources.db.operation.findMany({
-        ...query,
-        where: { AND: [{ retryOfId: operation.id }, operationsWhere(context.viewer)] },
-        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
-        take: 100,
-      }),
+    resolve: (query, operation, _, context) => retriesOf(context, operation.id, query),
   }),
 }));
 

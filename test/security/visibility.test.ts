@@ -686,7 +686,7 @@ describe('relations through the rule', () => {
     try {
       const page = async (first: number) => {
         const query = `{ operations(first: ${first}) { edges { node { id owner { name }
-          batch { id owner { name } } collection { id owner { name } busyOperation { id } } } } } }`;
+          batch { id owner { name } } collection { id owner { name } busyOperation { id } } retryOf { id } retries { id } } } } }`;
         const response = await fetch(counted.url, {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${server.tokens.alice}` },
