@@ -14,6 +14,7 @@ import { startRunner } from './operations/runner.ts';
 import { diagnosticsEcho, diagnosticsFlaky, diagnosticsSleep } from './operations/types/diagnostics-sleep.ts';
 import { createWaker } from './operations/waker.ts';
 import type { Resources } from './resources.ts';
+import { prepareRunsQueues, startRunsWorkers } from './runs/jobs.ts';
 
 /** The built-in operation types. */
 export const BUILT_IN_TYPES: OperationType[] = [
@@ -90,6 +91,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       options.types ?? withBatches(BUILT_IN_TYPES, () => late.resources as Resources),
     );
     await ensureQueues(boss, registry);
+    await prepareRunsQueues(boss, config);
     const bus = createEventBus({ redisUrl: config.redisUrl, prefix: config.channelPrefix, logger });
     closers.push(() => bus.close());
     const waker = createWaker();
@@ -129,6 +131,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     if (config.role !== 'api') {
       const runner = await startRunner(resources);
       closers.push(() => runner.stop(config.shutdownGraceMs));
+      const runs = await startRunsWorkers(resources);
+      closers.push(() => runs.stop());
     }
     return { resources, url, close: closeAll };
   } catch (error) {

@@ -114,6 +114,24 @@ export interface Config {
   searchMaxTerms: number;
   /** Most "quoted phrases" in a search query. Default 4. */
   searchMaxPhrases: number;
+  // Retry, scheduling and retention (issue 10, points 3–5).
+  /** How far ahead a start's `runAt` may be, in days. Default 30. */
+  runAtMaxDays: number;
+  /** Schedules one user may have. Default 20. */
+  schedulesPerUser: number;
+  /**
+   * Shortest time between two firings of one schedule, in seconds (pg-boss's scheduler fires at
+   * most once a minute, so below 60 a cron would skip ticks). Default 60.
+   */
+  scheduleMinIntervalSeconds: number;
+  /** How often each process's pg-boss looks for due schedules, in seconds (1–45). Default 30. */
+  cronMonitorIntervalSeconds: number;
+  /** Days terminal operations are kept, for types that declare no retention of their own. Default 30. */
+  retentionDays: number;
+  /** Operations the retention job removes per statement. Default 500. */
+  retentionBatchSize: number;
+  /** When the retention job runs (cron, UTC). Default `17 * * * *` (hourly). */
+  retentionCron: string;
   // Quotas, fair share and diagnostics types (issue 9, points 7 and 11).
   /**
    * Unfinished (PENDING or PROCESSING) operations one user may have at once. A batch's items
@@ -237,6 +255,14 @@ const env = z.object({
   OPSGRAPH_SEARCH_MAX_QUERY_LENGTH: int(1, 100_000).default(1000),
   OPSGRAPH_SEARCH_MAX_TERMS: int(1, 10_000).default(32),
   OPSGRAPH_SEARCH_MAX_PHRASES: int(0, 1000).default(4),
+  // Retry, scheduling and retention (issue 10, points 3–5).
+  OPSGRAPH_RUN_AT_MAX_DAYS: int(1, 3650).default(30),
+  OPSGRAPH_SCHEDULES_PER_USER: int(0, 100_000).default(20),
+  OPSGRAPH_SCHEDULE_MIN_INTERVAL_SECONDS: int(60, 31_536_000).default(60),
+  OPSGRAPH_CRON_MONITOR_INTERVAL_SECONDS: int(1, 45).default(30),
+  OPSGRAPH_RETENTION_DAYS: int(1, 36_500).default(30),
+  OPSGRAPH_RETENTION_BATCH_SIZE: int(1, 100_000).default(500),
+  OPSGRAPH_RETENTION_CRON: z.string().min(1).default('17 * * * *'),
   // Quotas, fair share and diagnostics types (issue 9, points 7 and 11).
   OPSGRAPH_QUOTA_MAX_ACTIVE: int(1, 10_000_000).default(1000),
   OPSGRAPH_QUOTA_STARTS_PER_MINUTE: int(1, 10_000_000).default(6000),
@@ -335,6 +361,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     searchMaxQueryLength: e.OPSGRAPH_SEARCH_MAX_QUERY_LENGTH,
     searchMaxTerms: e.OPSGRAPH_SEARCH_MAX_TERMS,
     searchMaxPhrases: e.OPSGRAPH_SEARCH_MAX_PHRASES,
+    // Retry, scheduling and retention (issue 10, points 3–5).
+    runAtMaxDays: e.OPSGRAPH_RUN_AT_MAX_DAYS,
+    schedulesPerUser: e.OPSGRAPH_SCHEDULES_PER_USER,
+    scheduleMinIntervalSeconds: e.OPSGRAPH_SCHEDULE_MIN_INTERVAL_SECONDS,
+    cronMonitorIntervalSeconds: e.OPSGRAPH_CRON_MONITOR_INTERVAL_SECONDS,
+    retentionDays: e.OPSGRAPH_RETENTION_DAYS,
+    retentionBatchSize: e.OPSGRAPH_RETENTION_BATCH_SIZE,
+    retentionCron: e.OPSGRAPH_RETENTION_CRON,
     // Quotas, fair share and diagnostics types (issue 9, points 7 and 11).
     quotaMaxActive: e.OPSGRAPH_QUOTA_MAX_ACTIVE,
     quotaStartsPerMinute: e.OPSGRAPH_QUOTA_STARTS_PER_MINUTE,

@@ -11,6 +11,7 @@ import type { Viewer } from './viewer.ts';
  * - An **operation** is visible to its owner, to whoever may see the collection it acts on (its
  *   owner; everyone when public), and to admins. A batch is an operation like any other, and its
  *   items are operations of their own: seeing one item never shows the batch, nor the reverse.
+ * - A **schedule** is visible to its owner and to admins (nobody else, whatever it starts).
  * - A **user** is shown in full (id, isAdmin, …) only to themself and to admins; to others only
  *   as their name, where an operation or collection they may see names its owner.
  *
@@ -68,3 +69,9 @@ export const operationsWhere = (viewer: Viewer | null): Prisma.OperationWhereInp
     : viewer.isAdmin
       ? {}
       : { OR: [{ ownerId: viewer.id }, { collection: { is: collectionsWhere(viewer) } }] };
+
+export const canSeeSchedule = (viewer: Viewer | null, schedule: { ownerId: string }): boolean =>
+  seesByOwner(viewer, schedule.ownerId);
+
+export const schedulesWhere = (viewer: Viewer | null): Prisma.ScheduleWhereInput =>
+  viewer === null ? NOTHING : viewer.isAdmin ? {} : { ownerId: viewer.id };

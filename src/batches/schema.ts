@@ -8,6 +8,7 @@ import { IdempotencyKeyConflictError, IllegalTransitionError } from '../operatio
 import { OperationRef, OperationUpdateRef } from '../operations/schema.ts';
 import { operationUpdates } from '../operations/updates.ts';
 import { QuotaExceededError } from '../quotas/schema.ts';
+import { timingFields } from '../runs/timing-schema.ts';
 import { ITEM_COLUMNS, type ItemOutcome, type ItemRow, outcomeOf, redacted } from './outcome.ts';
 import type { Plan } from './plan.ts';
 import { cancelBatch, type StartedBatch, startBatch } from './submit.ts';
@@ -148,6 +149,7 @@ const StartBatchInput = builder.inputType('StartBatchInput', {
       description: 'Return the plan; create nothing (default false).',
     }),
     idempotencyKey: t.string({ required: false }),
+    ...timingFields(t),
   }),
 });
 

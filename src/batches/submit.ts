@@ -15,6 +15,7 @@ import * as transitions from '../operations/transitions.ts';
 import { countUnfinished, fairPriority } from '../quotas/fair-share.ts';
 import { enforceQuotas } from '../quotas/quotas.ts';
 import type { Resources } from '../resources.ts';
+import { checkTiming, jobPriority } from '../runs/timing.ts';
 import type { BatchSpec } from './coordinator.ts';
 import { loadItems } from './items.ts';
 import { outcomeOf } from './outcome.ts';
@@ -26,6 +27,10 @@ export interface StartBatchRequest {
   continueOnError?: boolean | null;
   validateOnly?: boolean | null;
   idempotencyKey?: string | null;
+  /** Delayed start of the batch (src/runs/timing.ts). Default now. */
+  runAt?: Date | null;
+  /** 0–9 for the batch's coordinator job (src/runs/timing.ts). Default 0. */
+  priority?: number | null;
 }
 
 export interface StartedBatch {
@@ -46,6 +51,7 @@ export async function startBatch(
   request: StartBatchRequest,
 ): Promise<StartedBatch> {
   checkIdempotencyKey(request.idempotencyKey);
+  const timing = checkTiming(r.config, request);
   const atomic = request.atomic ?? true;
   const continueOnError = request.continueOnError ?? false;
   const plan = await planBatch(
@@ -70,8 +76,9 @@ export async function startBatch(
   }
   const created = await r.db.$transaction(
     async (tx) => {
-      const priority = fairPriority(await countUnfinished(tx, viewer.id));
+      const priority = jobPriority(fairPriority(await countUnfinished(tx, viewer.id)), timing.priority);
       const batch = await insertOperation(tx, r, {
+        runAt: timing.runAt,
         type,
         input: spec,
         ownerId: viewer.id,

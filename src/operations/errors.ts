@@ -16,11 +16,14 @@ export class UnknownOperationTypeError extends Error {
 
 export class IllegalTransitionError extends Error {
   override name = 'IllegalTransitionError';
+  /** `to` null: the refused action changes no status (deleteOperation of an unfinished one). */
   constructor(
     readonly from: OperationStatus,
-    readonly to: OperationStatus,
+    readonly to: OperationStatus | null,
   ) {
-    super(`An operation cannot go from ${from} to ${to}`);
+    super(
+      to ? `An operation cannot go from ${from} to ${to}` : `An operation that is ${from} cannot be deleted`,
+    );
   }
 }
 

@@ -7,7 +7,7 @@ import { type JobData, jobOptions } from './queues.ts';
 import type { EventMessage } from './record.ts';
 import type { OperationType } from './registry.ts';
 
-type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+export type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
 
 export interface NewOperation {
   type: OperationType;
@@ -19,6 +19,14 @@ export interface NewOperation {
   collectionId?: string | null;
   /** Its job's fair-share rank (src/quotas/fair-share.ts). Default: that of a retry. */
   priority?: number;
+  /** The operation this one retries (retryOperation). Default none. */
+  retryOfId?: string | null;
+  /** The schedule whose firing starts it. Default none. */
+  scheduleId?: string | null;
+  /** A delayed start: its job is queued with this `startAfter`. Default none (now). */
+  runAt?: Date | null;
+  /** Runs in the creating transaction once the rows are written (audit rows: src/runs/audit-spots.ts). */
+  onInserted?: (tx: Tx, created: EventMessage) => Promise<void>;
 }
 
 /**
@@ -34,8 +42,8 @@ export async function insertOperation(
   const jobId = randomUUID();
   const rows = await tx.$queryRawUnsafe<EventMessage[]>(
     `WITH op AS (
-       INSERT INTO "Operation" (id, type, input, "ownerId", "idempotencyKey", "inputHash", "jobId", "collectionId", "requestId", sequence)
-       VALUES ($1::uuid, $2, $3::jsonb, $4::uuid, $5, $6, $7::uuid, $8::uuid, $9, 1)
+       INSERT INTO "Operation" (id, type, input, "ownerId", "idempotencyKey", "inputHash", "jobId", "collectionId", "requestId", "retryOfId", "scheduleId", "scheduledFor", sequence)
+       VALUES ($1::uuid, $2, $3::jsonb, $4::uuid, $5, $6, $7::uuid, $8::uuid, $9, $10::uuid, $11::uuid, $12::timestamptz, 1)
        ON CONFLICT ("ownerId", "idempotencyKey") DO NOTHING
        RETURNING *
      ), ev AS (
@@ -53,13 +61,18 @@ export async function insertOperation(
     spec.type.inline ? null : jobId,
     spec.collectionId ?? null,
     currentRequestId() ?? null,
+    spec.retryOfId ?? null,
+    spec.scheduleId ?? null,
+    spec.runAt ?? null,
   );
   const created = rows[0];
+  if (created && spec.onInserted) await spec.onInserted(tx, created);
   if (!created || spec.type.inline) return created ?? null;
   const data: JobData = { operationId: id };
   await r.boss.send(spec.type.name, data, {
     id: jobId,
     ...jobOptions(spec.type.policy, spec.priority),
+    ...(spec.runAt ? { startAfter: spec.runAt } : {}),
     db: fromPrisma(tx),
   });
   return created;

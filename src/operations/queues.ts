@@ -23,6 +23,9 @@ export async function startBoss(config: Config, databaseUrl: string, logger: Log
     max: 10,
     // Fail a poll instead of waiting long for a connection while the database is unreachable.
     connectionTimeoutMillis: 5000,
+    // Schedules (src/runs/schedules.ts): how often a process looks for due ones and forwards them.
+    cronMonitorIntervalSeconds: config.cronMonitorIntervalSeconds,
+    cronWorkerIntervalSeconds: Math.min(5, config.cronMonitorIntervalSeconds),
   });
   const quiet = rateLimited(10_000);
   boss.on('error', (error: Error) => {

@@ -27,6 +27,8 @@ interface Candidate {
   jobId: string | null;
   state: string | null;
   stale: boolean;
+  /** A delayed start (runAt), which a new job keeps. */
+  scheduledFor: Date | null;
 }
 
 /** Repairs one reconcile pass runs at once. */
@@ -58,7 +60,7 @@ export async function reconcile(
 ): Promise<Repair[]> {
   const schema = r.config.bossSchema; // validated as an SQL identifier by the config
   const candidates = await r.db.$queryRawUnsafe<Candidate[]>(
-    `SELECT o.id, o.type, o.status::text AS status, o."claimId", o.attempt, o."jobId", j.state::text AS state,
+    `SELECT o.id, o.type, o.status::text AS status, o."claimId", o.attempt, o."jobId", o."scheduledFor", j.state::text AS state,
             coalesce(j.state = 'active' AND j.heartbeat_seconds IS NOT NULL
               AND coalesce(j.heartbeat_on, j.started_on) < now() - make_interval(secs => j.heartbeat_seconds), false) AS stale
        FROM "Operation" o
@@ -192,7 +194,14 @@ async function repairOne(r: Resources, c: Candidate): Promise<Repair> {
         const requeued = await transitions.requeuePending(tx, c.id, c.jobId, jobId);
         if (requeued) {
           const data: JobData = { operationId: c.id };
-          await r.boss.send(type.name, data, { id: jobId, ...jobOptions(type.policy), db: fromPrisma(tx) });
+          // A delayed start that lost its job still waits for its runAt.
+          const delayed = c.scheduledFor && c.scheduledFor > new Date() ? { startAfter: c.scheduledFor } : {};
+          await r.boss.send(type.name, data, {
+            id: jobId,
+            ...jobOptions(type.policy),
+            ...delayed,
+            db: fromPrisma(tx),
+          });
         }
         return requeued;
       });

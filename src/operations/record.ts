@@ -29,6 +29,9 @@ export interface OperationJson {
   compensatedAt: string | null;
   cancelRequestedAt: string | null;
   requestId: string | null;
+  retryOfId?: string | null;
+  scheduleId?: string | null;
+  scheduledFor?: string | null;
   nextAttemptAt: string | null;
   createdAt: string;
   startedAt: string | null;
@@ -66,6 +69,9 @@ export function toOperation(json: OperationJson): Operation {
     compensatedAt: date(json.compensatedAt ?? null),
     cancelRequestedAt: date(json.cancelRequestedAt ?? null),
     requestId: json.requestId ?? null,
+    retryOfId: json.retryOfId ?? null,
+    scheduleId: json.scheduleId ?? null,
+    scheduledFor: date(json.scheduledFor ?? null),
     input: json.input as Operation['input'],
     result: json.result as Operation['result'],
     error: json.error as Operation['error'],

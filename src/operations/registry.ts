@@ -97,6 +97,11 @@ export interface OperationType<I = unknown, O = unknown> {
   internal?: boolean;
   policy: OperationPolicy;
   /**
+   * Days a terminal operation of this type is kept before the retention job removes it (with its
+   * events). Default: `config.retentionDays` (OPSGRAPH_RETENTION_DAYS, 30).
+   */
+  retentionDays?: number;
+  /**
    * The collection the operation acts on, and whether it reads or writes it. Starting one on a
    * collection the viewer may not see is NotFound; writing one they do not own is Forbidden.
    */

@@ -7,6 +7,7 @@ import { builder } from '../graphql/builder.ts';
 import { ErrorInterface } from '../graphql/errors.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
 import { QuotaExceededError } from '../quotas/schema.ts';
+import { timingFields } from '../runs/timing-schema.ts';
 import { registryFor } from './audience.ts';
 import { cancelOperation } from './cancel.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError, UnknownOperationTypeError } from './errors.ts';
@@ -34,7 +35,11 @@ builder.objectType(IllegalTransitionError, {
   isTypeOf: (value) => value instanceof IllegalTransitionError,
   fields: (t) => ({
     from: t.expose('from', { type: OperationStatusEnum }),
-    to: t.expose('to', { type: OperationStatusEnum }),
+    to: t.expose('to', {
+      type: OperationStatusEnum,
+      nullable: true,
+      description: 'The status it was asked to reach; null when the action changes none (deleteOperation).',
+    }),
   }),
 });
 
@@ -176,6 +181,7 @@ const StartOperationInput = builder.inputType('StartOperationInput', {
       required: false,
       description: 'Repeat-safe key (1–255 chars, per user): a repeat returns the same operation.',
     }),
+    ...timingFields(t),
   }),
 });
 

@@ -7,11 +7,12 @@ import { ForbiddenError, NotFoundError, type Problem, ValidationError } from '..
 import type { Operation } from '../generated/prisma/client.ts';
 import { admit } from '../quotas/quotas.ts';
 import type { Resources } from '../resources.ts';
+import { checkTiming, jobPriority } from '../runs/timing.ts';
 import { registryFor } from './audience.ts';
 import { IdempotencyKeyConflictError, UnknownOperationTypeError } from './errors.ts';
 import { runInline } from './inline.ts';
 import { parseInput } from './input-limits.ts';
-import { insertOperation } from './insert.ts';
+import { insertOperation, type NewOperation } from './insert.ts';
 import type { EventMessage } from './record.ts';
 import { operationChannel, toOperation } from './record.ts';
 import type { OperationType } from './registry.ts';
@@ -20,6 +21,16 @@ export interface StartRequest {
   type: string;
   input?: unknown;
   idempotencyKey?: string | null;
+  /** Delayed start (src/runs/timing.ts). Default now. */
+  runAt?: Date | null;
+  /** 0–9 among jobs of equal fair-share rank (src/runs/timing.ts). Default 0. */
+  priority?: number | null;
+  /** The operation this start retries (src/runs/retry.ts). */
+  retryOfId?: string | null;
+  /** The schedule whose firing this start is (src/runs/schedules.ts). */
+  scheduleId?: string | null;
+  /** Runs in the transaction that creates the operation (src/runs/audit-spots.ts). */
+  onInserted?: NewOperation['onInserted'];
 }
 
 export interface Started {
@@ -34,6 +45,12 @@ export interface Started {
  */
 export async function startOperation(r: Resources, viewer: Viewer, request: StartRequest): Promise<Started> {
   const { type, input } = validate(r, viewer, request);
+  const timing = checkTiming(r.config, request);
+  if (type.inline && timing.runAt) {
+    throw new ValidationError([
+      { path: ['runAt'], message: 'an inline type runs within the request: it cannot be delayed' },
+    ]);
+  }
   const key = request.idempotencyKey ?? null;
   const inputHash = hashRequest(type.name, input);
   if (key !== null) {
@@ -43,13 +60,22 @@ export async function startOperation(r: Resources, viewer: Viewer, request: Star
   const collectionId = await authorize(r, viewer, type, input);
   const problems = (await type.check?.(input, { db: r.db, config: r.config, viewer })) ?? [];
   if (problems.length) throw new ValidationError(problems);
-  const spec = { type, input, ownerId: viewer.id, idempotencyKey: key, inputHash, collectionId };
+  const links = {
+    retryOfId: request.retryOfId ?? null,
+    scheduleId: request.scheduleId ?? null,
+    onInserted: request.onInserted,
+  };
+  const spec = { type, input, ownerId: viewer.id, idempotencyKey: key, inputHash, collectionId, ...links };
   const messages = type.inline
     ? await runInline(r, type, spec)
     : await r.db.$transaction(
         async (tx) => {
-          const created = await admit(tx, r.config, { ownerId: viewer.id, operations: 1 }, (priority) =>
-            insertOperation(tx, r, { ...spec, priority }),
+          const created = await admit(tx, r.config, { ownerId: viewer.id, operations: 1 }, (rank) =>
+            insertOperation(tx, r, {
+              ...spec,
+              runAt: timing.runAt,
+              priority: jobPriority(rank, timing.priority),
+            }),
           );
           return created && [created];
         },
@@ -85,7 +111,8 @@ export async function authorize(r: Resources, viewer: Viewer, type: OperationTyp
   return resource.collectionId;
 }
 
-function validate(
+/** The type and parsed input of a start (UnknownOperationTypeError, ValidationError); also checks createSchedule. */
+export function validate(
   r: Resources,
   viewer: Viewer,
   request: StartRequest,

@@ -20,13 +20,13 @@ import { uuidOf } from '../support/operations.ts';
 
 /**
  * The schema walk (ISSUE-9 point 1): every field of the printed schema whose type is an
- * Operation, Collection, Document or User — through lists, non-null, connections, interfaces and
+ * Operation, Collection, Document, User or Schedule — through lists, non-null, connections, interfaces and
  * unions — has a probe below that reaches it as bob, a user without access to alice's data, and
  * proves he gets null / empty / NotFound (for User: only the name). A field added later without a
  * probe fails here with "no probe for Type.field — add one".
  */
 
-const GUARDED = new Set(['Operation', 'Collection', 'Document', 'User']);
+const GUARDED = new Set(['Operation', 'Collection', 'Document', 'User', 'Schedule']);
 const schema = buildSchema(readFileSync(new URL('../../schema/schema.graphql', import.meta.url), 'utf8'));
 
 /** The guarded type a field leads to, or null. */
@@ -124,6 +124,11 @@ const ids = {} as Record<
   | 'echoBatch' // alice's batch started with idempotency key BATCH_KEY
   | 'bobOnP' // bob's own operation acting on alice's private P
   | 'bobBatch' // bob's batch holding one item of alice's (on P)
+  | 'bobRetry' // bob's operation retrying alice's opP
+  | 'aliceRetry' // alice's own operation retrying opQ (visible to bob)
+  | 'aliceSchedule' // alice's schedule (visible to nobody else)
+  | 'bobScheduled' // bob's operation linked to alice's schedule
+  | 'bobSchedule' // bob's schedule, linked to a private operation of alice's
   | 'alice'
   | 'bob',
   string
@@ -266,6 +271,58 @@ beforeAll(async () => {
       sequence: 1,
     });
   }
+  // Retries (issue 10): bob's retry of alice's private operation, alice's private retry of opQ.
+  // Created long ago, so they stay off the first pages the statement count below reads.
+  const OLD = new Date('2020-01-01T00:00:00Z');
+  ids.bobRetry = await insertOperation({
+    type: 'collection.append',
+    input: '{}',
+    ownerId: uuid.bob,
+    retryOfId: uuidOf(ids.opP),
+    status: 'FAILED',
+    sequence: 1,
+    createdAt: OLD,
+  });
+  ids.aliceRetry = await insertOperation({
+    type: 'diagnostics.echo',
+    input: '{}',
+    ownerId: uuid.alice,
+    retryOfId: uuidOf(ids.opQ),
+    status: 'COMPLETED',
+    sequence: 1,
+    createdAt: OLD,
+  });
+  // Schedules (issue 10).
+  const schedule = async (ownerId: string, name: string) => {
+    const [row] = await server.db.query<{ id: string }>(
+      `INSERT INTO "Schedule" ("ownerId", name, cron, timezone, type, input)
+       VALUES ($1, $2, '0 3 * * *', 'UTC', 'diagnostics.echo', '{}') RETURNING id`,
+      [ownerId, name],
+    );
+    return row!.id;
+  };
+  const aliceSchedule = await schedule(uuid.alice, 'alice-nightly');
+  ids.aliceSchedule = encodeGlobalID('Schedule', aliceSchedule);
+  ids.bobScheduled = await insertOperation({
+    type: 'diagnostics.echo',
+    input: '{}',
+    ownerId: uuid.bob,
+    scheduleId: aliceSchedule,
+    status: 'COMPLETED',
+    sequence: 1,
+    createdAt: OLD,
+  });
+  const bobSchedule = await schedule(uuid.bob, 'bob-nightly');
+  ids.bobSchedule = encodeGlobalID('Schedule', bobSchedule);
+  await insertOperation({
+    type: 'diagnostics.echo',
+    input: '{}',
+    ownerId: uuid.alice,
+    scheduleId: bobSchedule,
+    status: 'COMPLETED',
+    sequence: 1,
+    createdAt: OLD,
+  });
 });
 
 const HIDDEN = () => [ids.opP, ids.batch, ids.itemB, ids.echo, ids.echoBatch];
@@ -377,6 +434,22 @@ async function cancelsNothing() {
   expect(batch.cancelBatch).toEqual({ __typename: 'NotFoundError', resource: 'Batch' });
 }
 
+async function schedulesOfOthers() {
+  const data = await asBob('{ schedules { edges { node { id name } } } }');
+  const listed = data.schedules.edges.map((edge: { node: { id: string } }) => edge.node.id);
+  expect(listed).toContain(ids.bobSchedule);
+  expect(listed).not.toContain(ids.aliceSchedule);
+}
+
+async function scheduleOperations() {
+  // bob's own schedule, linked to a private operation of alice's: not listed.
+  const data = await asBob(
+    'query($id: ID!) { node(id: $id) { ... on Schedule { operations { edges { node { id input } } } } } }',
+    { id: ids.bobSchedule },
+  );
+  expect(data.node).toEqual({ operations: { edges: [] } });
+}
+
 /** One probe per guarded field: each runs as bob against alice's data. */
 const PROBES: Record<string, () => Promise<void>> = {
   'Query.operation': async () => {
@@ -396,7 +469,7 @@ const PROBES: Record<string, () => Promise<void>> = {
   'Query.collections': listsNoHiddenCollections,
   'QueryCollectionsConnectionEdge.node': listsNoHiddenCollections,
   'Query.node': async () => {
-    for (const id of [...HIDDEN(), ids.P, ids.docP, ids.alice]) {
+    for (const id of [...HIDDEN(), ids.P, ids.docP, ids.alice, ids.aliceSchedule]) {
       expect(await asBob('query($id: ID!) { node(id: $id) { id } }', { id }), id).toEqual({ node: null });
     }
     // Without a token not even what every user may see (an operation on a public collection).
@@ -472,6 +545,55 @@ const PROBES: Record<string, () => Promise<void>> = {
   'CancelOperationSuccess.operation': cancelsNothing,
   'CancelBatchSuccess.batch': cancelsNothing,
   'OperationUpdate.operation': subscriptionPayloads,
+  'Operation.retryOf': async () => {
+    const data = await asBob('query($id: ID!) { operation(id: $id) { id retryOf { id input } } }', {
+      id: ids.bobRetry,
+    });
+    expect(data.operation).toEqual({ id: ids.bobRetry, retryOf: null });
+  },
+  'Operation.retries': async () => {
+    const query = 'query($id: ID!) { operation(id: $id) { retries { id } } }';
+    expect((await asBob(query, { id: ids.opQ })).operation).toEqual({ retries: [] });
+    const alice = await ask(query, { id: ids.opQ }, server.tokens.alice);
+    expect(alice.data!.operation.retries).toEqual([{ id: ids.aliceRetry }]);
+  },
+  'Operation.schedule': async () => {
+    const data = await asBob('query($id: ID!) { operation(id: $id) { id schedule { id name } } }', {
+      id: ids.bobScheduled,
+    });
+    expect(data.operation).toEqual({ id: ids.bobScheduled, schedule: null });
+  },
+  'Query.schedules': schedulesOfOthers,
+  'QuerySchedulesConnectionEdge.node': schedulesOfOthers,
+  'Schedule.operations': scheduleOperations,
+  'ScheduleOperationsConnectionEdge.node': scheduleOperations,
+  'CreateScheduleSuccess.schedule': async () => {
+    // alice's schedule name is bob's to use: his own new schedule, never hers.
+    const data = await asBob(
+      `mutation($input: CreateScheduleInput!) { createSchedule(input: $input) { __typename
+         ... on CreateScheduleSuccess { schedule { id name operations { edges { node { id } } } } } } }`,
+      { input: { name: 'alice-nightly', cron: '0 3 * * *', type: 'diagnostics.echo', input: {} } },
+    );
+    expect(data.createSchedule).toMatchObject({
+      schedule: { name: 'alice-nightly', operations: { edges: [] } },
+    });
+    expect(data.createSchedule.schedule.id).not.toBe(ids.aliceSchedule);
+    const deleted = await asBob(
+      `mutation($id: ID!) { deleteSchedule(id: $id) { __typename ... on NotFoundError { resource } } }`,
+      { id: ids.aliceSchedule },
+    );
+    expect(deleted.deleteSchedule).toEqual({ __typename: 'NotFoundError', resource: 'Schedule' });
+  },
+  'RetryOperationSuccess.operation': async () => {
+    for (const id of HIDDEN()) {
+      const data = await asBob(
+        `mutation($id: ID!) { retryOperation(id: $id) { __typename
+           ... on NotFoundError { resource } ... on RetryOperationSuccess { operation { id } } } }`,
+        { id },
+      );
+      expect(data.retryOperation, id).toEqual({ __typename: 'NotFoundError', resource: 'Operation' });
+    }
+  },
 };
 
 describe('the schema walk', () => {
@@ -564,7 +686,7 @@ describe('relations through the rule', () => {
     try {
       const page = async (first: number) => {
         const query = `{ operations(first: ${first}) { edges { node { id owner { name }
-          batch { id owner { name } } collection { id owner { name } busyOperation { id } } } } } }`;
+          batch { id owner { name } } collection { id owner { name } busyOperation { id } } retryOf { id } retries { id } } } } }`;
         const response = await fetch(counted.url, {
           method: 'POST',
           headers: { 'content-type': 'application/json', authorization: `Bearer ${server.tokens.alice}` },
