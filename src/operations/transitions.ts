@@ -1,6 +1,6 @@
 import type { Db } from '../db/prisma.ts';
 import type { EventJson, OperationJson } from './record.ts';
-import { type OperationStatus, sourcesOf } from './status.ts';
+import { mayApply, type OperationStatus, sourcesOf } from './status.ts';
 
 export type Executor = Pick<Db, '$queryRawUnsafe'>;
 
@@ -40,9 +40,13 @@ export interface Applied {
  * null when the operation was not in a state that allows it.
  */
 export async function apply(db: Executor, change: Change): Promise<Applied | null> {
+  // The transition table decides: a source it does not allow is dropped, and with none left the
+  // change is a no-op like any other that does not apply.
+  const from = change.from.filter((status) => mayApply(status, change.to));
+  if (from.length === 0) return null;
   const params: unknown[] = [
     change.operationId,
-    change.from,
+    from,
     change.to,
     change.kind,
     change.message ?? null,
@@ -146,7 +150,11 @@ export interface OperationError {
   message: string;
 }
 
-/** PROCESSING (or PENDING, for repairs) → FAILED, if the given claim still holds it. */
+/**
+ * PROCESSING → FAILED, if the given claim still holds it; or PENDING → FAILED (`from: ['PENDING']`)
+ * for an operation that can never start: its job was lost, its batch ended, a reference in its
+ * input could not be resolved.
+ */
 export const fail = (
   db: Executor,
   operationId: string,
