@@ -1,5 +1,6 @@
 import { canSeeOperation, OPERATION_GUARD_SELECT } from '../auth/visibility.ts';
 import { visible } from '../auth/visible.ts';
+import { InsufficientCreditsError } from '../credits/errors.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
@@ -194,7 +195,7 @@ builder.mutationFields((t) => ({
     description: 'Starts up to 1000 dependent operations in one request, validated as a whole first.',
     authScopes: { loggedIn: true },
     errors: {
-      types: [ValidationError, IdempotencyKeyConflictError, QuotaExceededError],
+      types: [ValidationError, IdempotencyKeyConflictError, QuotaExceededError, InsufficientCreditsError],
       directResult: true,
       union: { name: 'StartBatchResult' },
     },

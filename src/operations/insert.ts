@@ -34,8 +34,8 @@ export async function insertOperation(
   const jobId = randomUUID();
   const rows = await tx.$queryRawUnsafe<EventMessage[]>(
     `WITH op AS (
-       INSERT INTO "Operation" (id, type, input, "ownerId", "idempotencyKey", "inputHash", "jobId", "collectionId", "requestId", sequence)
-       VALUES ($1::uuid, $2, $3::jsonb, $4::uuid, $5, $6, $7::uuid, $8::uuid, $9, 1)
+       INSERT INTO "Operation" (id, type, input, "ownerId", "idempotencyKey", "inputHash", "jobId", "collectionId", "requestId", sequence, "creditCost")
+       VALUES ($1::uuid, $2, $3::jsonb, $4::uuid, $5, $6, $7::uuid, $8::uuid, $9, 1, $10)
        ON CONFLICT ("ownerId", "idempotencyKey") DO NOTHING
        RETURNING *
      ), ev AS (
@@ -53,6 +53,7 @@ export async function insertOperation(
     spec.type.inline ? null : jobId,
     spec.collectionId ?? null,
     currentRequestId() ?? null,
+    spec.type.cost,
   );
   const created = rows[0];
   if (!created || spec.type.inline) return created ?? null;

@@ -29,6 +29,7 @@ export interface OperationJson {
   compensatedAt: string | null;
   cancelRequestedAt: string | null;
   requestId: string | null;
+  creditCost: number;
   nextAttemptAt: string | null;
   createdAt: string;
   startedAt: string | null;
@@ -66,6 +67,7 @@ export function toOperation(json: OperationJson): Operation {
     compensatedAt: date(json.compensatedAt ?? null),
     cancelRequestedAt: date(json.cancelRequestedAt ?? null),
     requestId: json.requestId ?? null,
+    creditCost: json.creditCost ?? 0,
     input: json.input as Operation['input'],
     result: json.result as Operation['result'],
     error: json.error as Operation['error'],

@@ -1,6 +1,7 @@
 import { operationsWhere } from '../auth/visibility.ts';
 import { visible } from '../auth/visible.ts';
 import { cancelBatch } from '../batches/submit.ts';
+import { InsufficientCreditsError } from '../credits/errors.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
@@ -216,6 +217,7 @@ builder.mutationFields((t) => ({
         NotFoundError,
         ForbiddenError,
         QuotaExceededError,
+        InsufficientCreditsError,
       ],
       directResult: true,
       union: { name: 'StartOperationResult' },

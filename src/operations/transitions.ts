@@ -1,6 +1,7 @@
+import { SETTLE_CTES } from '../credits/ledger.ts';
 import type { Db } from '../db/prisma.ts';
 import type { EventJson, OperationJson } from './record.ts';
-import { mayApply, type OperationStatus, sourcesOf } from './status.ts';
+import { isTerminal, mayApply, type OperationStatus, sourcesOf } from './status.ts';
 
 export type Executor = Pick<Db, '$queryRawUnsafe'>;
 
@@ -67,6 +68,11 @@ export async function apply(db: Executor, change: Change): Promise<Applied | nul
     guard += ` AND "jobId" = $${params.length}::uuid`;
   }
   if (change.where) guard += ` AND (${change.where})`;
+  // Into a terminal status from an unfinished one: its credits are consumed or refunded by the same
+  // statement (src/credits/ledger.ts), so every path that ends an operation settles it once.
+  const settles = isTerminal(change.to) && from.every((status) => !isTerminal(status));
+  if (isTerminal(change.to) && !settles && from.some((status) => !isTerminal(status)))
+    throw new Error('a change into a terminal status mixes terminal and unfinished sources');
   const rows = await db.$queryRawUnsafe<{ operation: OperationJson; event: EventJson }[]>(
     `WITH updated AS (
        UPDATE "Operation"
@@ -77,7 +83,7 @@ export async function apply(db: Executor, change: Change): Promise<Applied | nul
        INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent", "progressTotal", message, data)
        SELECT id, sequence, $4, status, "progressCurrent", "progressTotal", $5, COALESCE($6::jsonb, ${change.dataSql ? renumber(change.dataSql) : 'NULL'}) FROM updated
        RETURNING *
-     )
+     )${settles ? `, ${SETTLE_CTES}` : ''}
      SELECT row_to_json(u) AS operation, row_to_json(i) AS event FROM updated u, inserted i`,
     ...params,
   );
