@@ -43,7 +43,7 @@ describe('the credits ledger', () => {
     );
     expect(batch.data?.startBatch).toEqual({
       __typename: 'InsufficientCreditsError',
-      required: 4,
+      required: 3,
       available: 1,
     });
     const two = await start(token, 'diagnostics.sleep', { steps: 0, stepMs: 0 });
