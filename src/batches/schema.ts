@@ -1,3 +1,4 @@
+import { auditingRefusals } from '../audit/denials.ts';
 import { canSeeOperation, OPERATION_GUARD_SELECT } from '../auth/visibility.ts';
 import { visible } from '../auth/visible.ts';
 import { InsufficientCreditsError } from '../credits/errors.ts';
@@ -200,7 +201,10 @@ builder.mutationFields((t) => ({
       union: { name: 'StartBatchResult' },
     },
     args: { input: t.arg({ type: StartBatchInput, required: true }) },
-    resolve: (_, { input }, context) => startBatch(context.resources, context.viewer!, input),
+    resolve: (_, { input }, context) =>
+      auditingRefusals(context.resources, context.viewer, { what: 'startBatch' }, () =>
+        startBatch(context.resources, context.viewer!, input),
+      ),
   }),
   cancelBatch: t.field({
     type: CancelBatchSuccess,
@@ -217,7 +221,14 @@ builder.mutationFields((t) => ({
         throw new ValidationError([{ path: ['reason'], message: 'must be at most 1000 characters' }]);
       }
       const uuid = parseGlobalId(String(id), 'Operation');
-      return { batch: await cancelBatch(context.resources, context.viewer!, uuid, String(id), reason) };
+      return auditingRefusals(
+        context.resources,
+        context.viewer,
+        { what: 'cancelBatch', operationId: uuid },
+        async () => ({
+          batch: await cancelBatch(context.resources, context.viewer!, uuid, String(id), reason),
+        }),
+      );
     },
   }),
 }));

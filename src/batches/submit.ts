@@ -1,3 +1,4 @@
+import { recordAudit } from '../audit/record.ts';
 import type { Viewer } from '../auth/viewer.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
@@ -160,10 +161,13 @@ export async function cancelBatch(
 ): Promise<Operation> {
   const found = await findToCancel(r, viewer, id, displayId, 'Batch');
   if (isTerminal(found.status)) throw new IllegalTransitionError(found.status, 'CANCELLED');
-  await r.db.$executeRawUnsafe(
-    `UPDATE "Operation" SET "cancelRequestedAt" = COALESCE("cancelRequestedAt", now()) WHERE id = $1::uuid`,
-    id,
-  );
+  await r.db.$transaction(async (tx) => {
+    await tx.$executeRawUnsafe(
+      `UPDATE "Operation" SET "cancelRequestedAt" = COALESCE("cancelRequestedAt", now()) WHERE id = $1::uuid`,
+      id,
+    );
+    await recordAudit(tx, { actorId: viewer.id, action: 'BATCH_CANCELLED', operationId: id });
+  });
   const why = reason || `the batch was cancelled by ${viewer.name}`;
   const items = await r.db.operation.findMany({
     where: { batchId: id, status: { in: ['PENDING', 'PROCESSING'] } },

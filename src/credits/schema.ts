@@ -1,9 +1,11 @@
 import { encodeGlobalID, resolveCursorConnection } from '@pothos/plugin-relay';
+import { auditingRefusals } from '../audit/denials.ts';
+import { recordAudit } from '../audit/record.ts';
 import { canSeeUserDetails } from '../auth/visibility.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { builder } from '../graphql/builder.ts';
 import { ErrorInterface } from '../graphql/errors.ts';
-import { parseGlobalId } from '../graphql/ids.ts';
+import { parseGlobalId, rowCursor, rowOfCursor } from '../graphql/ids.ts';
 import { InsufficientCreditsError } from './errors.ts';
 import { accountOf, grant, type LedgerRow, ledgerPage } from './ledger.ts';
 
@@ -84,12 +86,12 @@ builder.prismaObjectField('User', 'creditLedger', (t) =>
     resolve: (user, args, context) => {
       if (!canSeeUserDetails(context.viewer, user.id)) return null;
       return resolveCursorConnection<Promise<LedgerRow[]>>(
-        { args, toCursor: (row: LedgerRow) => row.id, defaultSize: 20, maxSize: 100 },
+        { args, toCursor: (row: LedgerRow) => rowCursor(row.id), defaultSize: 20, maxSize: 100 },
         (page): Promise<LedgerRow[]> =>
           ledgerPage(context.resources.db, user.id, {
             ...page,
-            after: page.after ?? null,
-            before: page.before ?? null,
+            after: rowOfCursor(page.after),
+            before: rowOfCursor(page.before),
           }),
       );
     },
@@ -128,22 +130,38 @@ builder.mutationField('grantCredits', (t) =>
       union: { name: 'GrantCreditsResult' },
     },
     args: { input: t.arg({ type: GrantCreditsInput, required: true }) },
-    resolve: async (_, { input }, context) => {
-      const viewer = context.viewer!;
-      const { db, config } = context.resources;
-      if (!viewer.isAdmin) throw new ForbiddenError('grant credits');
-      const userId = parseGlobalId(String(input.userId), 'User', ['input', 'userId']);
-      const problems = [];
-      if (input.amount < 1 || input.amount > config.maxGrantCredits)
-        problems.push({ path: ['input', 'amount'], message: `must be 1 to ${config.maxGrantCredits}` });
-      if (input.reason.trim().length < 1 || input.reason.length > 1000)
-        problems.push({ path: ['input', 'reason'], message: 'must be 1 to 1000 characters' });
-      if (problems.length) throw new ValidationError(problems);
-      const entry = await db.$transaction(async (tx) =>
-        grant(tx, { userId, amount: input.amount, reason: input.reason, actorId: viewer.id }),
-      );
-      if (!entry) throw new NotFoundError('User', String(input.userId));
-      return { entry, credits: await accountOf(db, userId) };
-    },
+    resolve: (_, { input }, context) =>
+      auditingRefusals(context.resources, context.viewer, { what: 'grantCredits' }, async () => {
+        const viewer = context.viewer!;
+        const { db, config } = context.resources;
+        // A malformed id is a ValidationError for anyone (like every ID argument); then admins only.
+        const userId = parseGlobalId(String(input.userId), 'User', ['userId']);
+        if (!viewer.isAdmin) throw new ForbiddenError('grant credits');
+        const problems = [];
+        if (input.amount < 1 || input.amount > config.maxGrantCredits)
+          problems.push({ path: ['amount'], message: `must be 1 to ${config.maxGrantCredits}` });
+        if (input.reason.trim().length < 1 || input.reason.length > 1000)
+          problems.push({ path: ['reason'], message: 'must be 1 to 1000 characters' });
+        if (problems.length) throw new ValidationError(problems);
+        const entry = await db.$transaction(async (tx) => {
+          const row = await grant(tx, {
+            userId,
+            amount: input.amount,
+            reason: input.reason,
+            actorId: viewer.id,
+          });
+          if (row) {
+            await recordAudit(tx, {
+              actorId: viewer.id,
+              action: 'CREDITS_GRANTED',
+              targetUserId: userId,
+              data: { amount: input.amount, reason: input.reason, balanceAfter: row.balanceAfter },
+            });
+          }
+          return row;
+        });
+        if (!entry) throw new NotFoundError('User', String(input.userId));
+        return { entry, credits: await accountOf(db, userId) };
+      }),
   }),
 );

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { fromPrisma } from 'pg-boss';
+import { STARTED_AUDIT_CTE } from '../audit/record.ts';
 import type { Db } from '../db/prisma.ts';
 import { currentRequestId } from '../request-context.ts';
 import type { Resources } from '../resources.ts';
@@ -22,8 +23,8 @@ export interface NewOperation {
 }
 
 /**
- * Writes the operation row, its first event and (for a job type) its job inside the caller's
- * transaction. Returns null, writing nothing, when the owner already used the idempotency key.
+ * Writes the operation row, its first event, its audit row (OPERATION_STARTED or BATCH_STARTED, in
+ * the same statement) and (for a job type) its job inside the caller's transaction. Returns null, writing nothing, when the owner already used the idempotency key.
  */
 export async function insertOperation(
   tx: Tx,
@@ -42,7 +43,7 @@ export async function insertOperation(
        INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent")
        SELECT id, 1, 'CREATED', status, 0 FROM op
        RETURNING *
-     )
+     ), ${STARTED_AUDIT_CTE}
      SELECT row_to_json(op) AS operation, row_to_json(ev) AS event FROM op, ev`,
     id,
     spec.type.name,

@@ -105,6 +105,15 @@ describe('the credits ledger', () => {
     expect(again.data?.startOperation.operation.id).toBe(first.data?.startOperation.operation.id);
     const { data } = await ask(cluster.api.url, CREDITS, {}, token);
     expect(data?.viewer.credits).toEqual({ balance: 4, reserved: 1 });
+    // The ledger pages newest first: RESERVE, then (after its cursor) the initial GRANT.
+    const PAGE = `query($after: String) { viewer { creditLedger(first: 1, after: $after) {
+      edges { node { kind amount } } pageInfo { hasNextPage endCursor } } } }`;
+    const page1 = (await ask(cluster.api.url, PAGE, {}, token)).data?.viewer.creditLedger;
+    expect(page1.edges).toEqual([{ node: { kind: 'RESERVE', amount: 1 } }]);
+    expect(page1.pageInfo.hasNextPage).toBe(true);
+    const next = (await ask(cluster.api.url, PAGE, { after: page1.pageInfo.endCursor }, token)).data?.viewer
+      .creditLedger;
+    expect(next.edges).toEqual([{ node: { kind: 'GRANT', amount: 5 } }]);
   });
 
   it('grantCredits: admins only, typed errors, one GRANT row with the reason', async () => {
@@ -120,7 +129,7 @@ describe('the credits ledger', () => {
     const denied = await ask(cluster.api.url, GRANT, { input: { userId, amount: 5, reason: 'x' } }, token);
     expect(denied.data?.grantCredits.__typename).toBe('ForbiddenError');
     const invalid = await ask(cluster.api.url, GRANT, { input: { userId, amount: 0, reason: 'x' } }, admin);
-    expect(invalid.data?.grantCredits.problems[0].path).toEqual(['input', 'amount']);
+    expect(invalid.data?.grantCredits.problems[0].path).toEqual(['amount']);
     const granted = await ask(
       cluster.api.url,
       GRANT,

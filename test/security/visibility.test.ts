@@ -73,7 +73,10 @@ const USER_SELECTIONS: Record<string, string> = {
   credits: 'credits { balance reserved }',
   creditLedger: 'creditLedger(first: 5) { edges { node { id kind amount } } }',
 };
-const USER = () => `{ ${userFields().map((name) => USER_SELECTIONS[name] ?? name).join(' ')} }`;
+const USER = () =>
+  `{ ${userFields()
+    .map((name) => USER_SELECTIONS[name] ?? name)
+    .join(' ')} }`;
 
 const folders = collectionFolders();
 const server = useServer({ sourcesRoot: folders.sourcesRoot, storageDir: folders.storageDir });
