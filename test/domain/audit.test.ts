@@ -14,7 +14,7 @@ const EVENTS = `query($filter: AuditEventFilter, $first: Int, $after: String) {
 const events = async (token: string, filter: Record<string, unknown> = {}, first = 100) => {
   const { data, errors } = await ask(server.app.url, EVENTS, { filter, first }, token);
   expect(errors).toBeUndefined();
-  return (data?.auditEvents.edges as { node: Data }[]).map((edge) => edge.node);
+  return ((data?.auditEvents.edges ?? []) as { node: Data }[]).map((edge) => edge.node);
 };
 
 const idOf = async (token: string) =>
