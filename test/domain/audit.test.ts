@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { useServer } from '../support/fixtures.ts';
 import { uuidOf } from '../support/operations.ts';
-import { ask, type Data, START } from './credit-support.ts';
+import { ask, type Data, START, userWithCredits } from './credit-support.ts';
 
-const server = useServer({ auditDenialsPerMinute: 3 });
+const server = useServer({ auditDenialsPerMinute: 3, quotaStartsPerMinute: 40 });
 
 const EVENTS = `query($filter: AuditEventFilter, $first: Int, $after: String) {
   auditEvents(filter: $filter, first: $first, after: $after) {
@@ -162,5 +162,25 @@ describe('the audit log', () => {
     await expect(server.db.query(`UPDATE "AuditEvent" SET "actorId" = gen_random_uuid()`)).rejects.toThrow(
       /append-only/,
     );
+  });
+
+  it('records a quota refusal after its rollback, with nothing else of the refused start', async () => {
+    const token = await userWithCredits(server.db.url, 'hasty', 1000);
+    let refused: Data | undefined;
+    for (let i = 0; i < 41 && !refused; i += 1) {
+      const answer = (
+        await ask(server.app.url, START, { input: { type: 'diagnostics.echo', input: {} } }, token)
+      ).data?.startOperation;
+      if (answer.__typename !== 'StartOperationSuccess') refused = answer;
+    }
+    expect(refused?.__typename).toBe('QuotaExceededError');
+    const rows = await server.db.query<{ action: string; n: number }>(
+      `SELECT action::text AS action, count(*)::int AS n FROM "AuditEvent" a JOIN "User" u ON u.id = a."actorId"
+        WHERE u.name = 'hasty' GROUP BY action ORDER BY action`,
+    );
+    expect(rows).toEqual([
+      { action: 'OPERATION_STARTED', n: 40 },
+      { action: 'QUOTA_EXCEEDED', n: 1 },
+    ]);
   });
 });

@@ -49,6 +49,7 @@ export const START = `mutation($input: StartOperationInput!) { startOperation(in
   __typename
   ... on StartOperationSuccess { operation { id status } }
   ... on InsufficientCreditsError { required available message }
+  ... on QuotaExceededError { quota limit }
 } }`;
 
 export const START_BATCH = `mutation($input: StartBatchInput!) { startBatch(input: $input) {
