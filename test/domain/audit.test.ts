@@ -1,3 +1,4 @@
+import { encodeGlobalID } from '@pothos/plugin-relay';
 import { describe, expect, it } from 'vitest';
 import { useServer } from '../support/fixtures.ts';
 import { uuidOf } from '../support/operations.ts';
@@ -7,7 +8,7 @@ const server = useServer({ auditDenialsPerMinute: 3, quotaStartsPerMinute: 40 })
 
 const EVENTS = `query($filter: AuditEventFilter, $first: Int, $after: String) {
   auditEvents(filter: $filter, first: $first, after: $after) {
-    edges { cursor node { action actorId operationId targetUserId data count createdAt } }
+    edges { cursor node { action actorId operationId collectionId targetUserId data count createdAt } }
     pageInfo { hasNextPage endCursor }
   } }`;
 
@@ -182,5 +183,18 @@ describe('the audit log', () => {
       { action: 'OPERATION_STARTED', n: 40 },
       { action: 'QUOTA_EXCEEDED', n: 1 },
     ]);
+  });
+
+  it('records a denied read of a private collection by id', async () => {
+    const [row] = await server.db.query<{ id: string }>(
+      `INSERT INTO "Collection" (name, "ownerId") SELECT 'private-audit', id FROM "User" WHERE name = 'alice' RETURNING id`,
+    );
+    const id = encodeGlobalID('Collection', row!.id);
+    // carol, not bob: bob used up this minute's refusal rows above (further ones are only counted).
+    const carol = await userWithCredits(server.db.url, 'carol', 0);
+    const read = await ask(server.app.url, 'query($id: ID!) { collection(id: $id) { id } }', { id }, carol);
+    expect(read.data).toEqual({ collection: null });
+    const mine = await events(carol, { collectionId: id });
+    expect(mine).toMatchObject([{ action: 'ACCESS_DENIED', collectionId: id, data: { what: 'collection' } }]);
   });
 });
