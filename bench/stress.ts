@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { parse } from 'graphql';
 import pg from 'pg';
+import { checkLedger } from '../src/credits/invariant.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { type ServerProcess, spawnServer, uniquePrefix } from '../test/support/app.ts';
 import { gql, tokenFor } from '../test/support/client.ts';
@@ -678,6 +679,33 @@ async function verify(
       })
       .map((h) => `${h.id.slice(0, 8)}: ${JSON.stringify(next.get(h.id) ?? null)}`),
     held.length,
+  );
+  // The credits ledger (issue 10): granted = balance + reserved + consumed for every user, and
+  // every operation has one RESERVE and, once terminal, exactly one CONSUME or REFUND.
+  const ledger = await checkLedger({
+    $queryRawUnsafe: (async (sql: string, ...values: unknown[]) =>
+      (await pool.query(sql, values)).rows) as never,
+  });
+  console.log(
+    `\nCredits ledger: ${ledger.users} users, ${ledger.operations} operations; ` +
+      ledger.balances
+        .map(
+          (u) =>
+            `granted ${u.granted} = balance ${u.balance} + reserved ${u.reserved} + consumed ${u.consumed}`,
+        )
+        .join('; '),
+  );
+  check(
+    'credits: for every user granted = balance + reserved + consumed (and reserved = open reservations)',
+    ledger.badUsers.map((u) => JSON.stringify(u)),
+    ledger.users,
+  );
+  check(
+    'credits: every operation has one RESERVE, and exactly one CONSUME or REFUND once terminal',
+    ledger.badOperations.map(
+      (o) => `${o.operationId.slice(0, 8)} ${o.status}: ${o.reserves} reserves, ${o.settlements} settlements`,
+    ),
+    ledger.operations,
   );
   if (problems.length) check('no problems during the run', problems);
   return checks;

@@ -52,7 +52,10 @@ try {
     } else admin = true;
   }
   if (exitCode === 0) {
-    const token = await issueToken(db, config.jwtSecret, name as string, admin, { expiresIn });
+    const token = await issueToken(db, config.jwtSecret, name as string, admin, {
+      expiresIn,
+      initialCredits: config.defaultCredits,
+    });
     if (existing && admin !== undefined && admin !== existing.isAdmin) {
       process.stderr.write(`token: user "${name}" is ${admin ? 'now an admin' : 'no longer an admin'}\n`);
     }

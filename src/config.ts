@@ -198,10 +198,23 @@ export interface Config {
   corsOrigins: string[];
   /** Whether `http://localhost:<any port>` (and 127.0.0.1) may call too. Default: when NODE_ENV is not `production`. */
   corsAllowLocalhost: boolean;
+  // Credits and audit (issue 10, points 1 and 2).
+  /** Credits a new user is granted when created (one GRANT in their ledger). Default 1,000,000. */
+  defaultCredits: number;
+  /** Most credits one grantCredits call may add. Default 1,000,000,000. */
+  maxGrantCredits: number;
+  /**
+   * Access-denied and quota-refusal audit rows per user per minute and action: further ones in the
+   * same minute only raise the last row's count. Default 20.
+   */
+  auditDenialsPerMinute: number;
 }
 
 /** Who may start the diagnostics types (see Config.diagnostics). */
 export type DiagnosticsAccess = 'all' | 'admins' | 'off';
+
+/** Credits a new user starts with unless OPSGRAPH_DEFAULT_CREDITS says otherwise. */
+export const DEFAULT_CREDITS = 1_000_000;
 
 const DEV_SECRET = 'opsgraph-development-secret-change-me';
 
@@ -298,6 +311,10 @@ const env = z.object({
     )
     .pipe(z.array(z.url({ protocol: /^https?$/ })))
     .optional(),
+  // Credits and audit (issue 10, points 1 and 2).
+  OPSGRAPH_DEFAULT_CREDITS: int(0, 1_000_000_000_000).default(DEFAULT_CREDITS),
+  OPSGRAPH_MAX_GRANT_CREDITS: int(1, 1_000_000_000_000).default(1_000_000_000),
+  OPSGRAPH_AUDIT_DENIALS_PER_MINUTE: int(1, 100_000).default(20),
 });
 
 /** A configuration problem, reported as one line. */
@@ -395,6 +412,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     sseMaxStreamsPerUser: e.OPSGRAPH_SSE_MAX_STREAMS_PER_USER,
     corsOrigins: (e.OPSGRAPH_CORS_ORIGINS ?? []).map((origin) => new URL(origin).origin),
     corsAllowLocalhost: e.NODE_ENV !== 'production',
+    // Credits and audit (issue 10, points 1 and 2).
+    defaultCredits: e.OPSGRAPH_DEFAULT_CREDITS,
+    maxGrantCredits: e.OPSGRAPH_MAX_GRANT_CREDITS,
+    auditDenialsPerMinute: e.OPSGRAPH_AUDIT_DENIALS_PER_MINUTE,
   };
 }
 

@@ -1,4 +1,6 @@
 import { jwtVerify, SignJWT } from 'jose';
+import { DEFAULT_CREDITS } from '../config.ts';
+import { openAccount } from '../credits/ledger.ts';
 import type { Db } from '../db/prisma.ts';
 
 /** The authenticated user a request acts for. */
@@ -76,6 +78,11 @@ export async function resolveViewer(
 export interface IssueTokenOptions {
   /** Token lifetime as a jose time span: `'30d'`, `'2h'`, `'90s'`. Default `'30d'`. */
   expiresIn?: string;
+  /**
+   * Credits a user gets when it has no credit account yet (a new user): config.defaultCredits.
+   * Default 1,000,000 (DEFAULT_CREDITS).
+   */
+  initialCredits?: number;
 }
 
 /**
@@ -95,6 +102,7 @@ export async function issueToken(
     update: admin === undefined ? {} : { isAdmin: admin },
     create: { name, isAdmin: admin ?? false },
   });
+  await openAccount(db, user.id, options.initialCredits ?? DEFAULT_CREDITS);
   return signToken(secret, user.id, options.expiresIn);
 }
 

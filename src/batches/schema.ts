@@ -1,5 +1,7 @@
+import { auditingRefusals } from '../audit/denials.ts';
 import { canSeeOperation, OPERATION_GUARD_SELECT } from '../auth/visibility.ts';
 import { visible } from '../auth/visible.ts';
+import { InsufficientCreditsError } from '../credits/errors.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
@@ -198,12 +200,15 @@ builder.mutationFields((t) => ({
     description: 'Starts up to 1000 dependent operations in one request, validated as a whole first.',
     authScopes: { loggedIn: true },
     errors: {
-      types: [ValidationError, IdempotencyKeyConflictError, QuotaExceededError],
+      types: [ValidationError, IdempotencyKeyConflictError, QuotaExceededError, InsufficientCreditsError],
       directResult: true,
       union: { name: 'StartBatchResult' },
     },
     args: { input: t.arg({ type: StartBatchInput, required: true }) },
-    resolve: (_, { input }, context) => startBatch(context.resources, context.viewer!, input),
+    resolve: (_, { input }, context) =>
+      auditingRefusals(context.resources, context.viewer, { what: 'startBatch' }, () =>
+        startBatch(context.resources, context.viewer!, input),
+      ),
   }),
   cancelBatch: t.field({
     type: CancelBatchSuccess,
@@ -220,7 +225,14 @@ builder.mutationFields((t) => ({
         throw new ValidationError([{ path: ['reason'], message: 'must be at most 1000 characters' }]);
       }
       const uuid = parseGlobalId(String(id), 'Operation');
-      return { batch: await cancelBatch(context.resources, context.viewer!, uuid, String(id), reason) };
+      return auditingRefusals(
+        context.resources,
+        context.viewer,
+        { what: 'cancelBatch', operationId: uuid },
+        async () => ({
+          batch: await cancelBatch(context.resources, context.viewer!, uuid, String(id), reason),
+        }),
+      );
     },
   }),
 }));

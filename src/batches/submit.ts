@@ -1,3 +1,4 @@
+import { recordAudit } from '../audit/record.ts';
 import type { Viewer } from '../auth/viewer.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
@@ -89,9 +90,9 @@ export async function startBatch(
       if (!batch) return null;
       await tx.$executeRawUnsafe(
         `WITH items AS (
-           INSERT INTO "Operation" (type, input, "ownerId", "batchId", "batchItemId", "collectionId", "requestId", sequence)
-           SELECT t, i::jsonb, $1::uuid, $2::uuid, b, c::uuid, $7, 1
-             FROM unnest($3::text[], $4::text[], $5::text[], $6::text[]) AS x(t, i, b, c)
+           INSERT INTO "Operation" (type, input, "ownerId", "batchId", "batchItemId", "collectionId", "requestId", sequence, "creditCost")
+           SELECT t, i::jsonb, $1::uuid, $2::uuid, b, c::uuid, $7, 1, k
+             FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $8::int[]) AS x(t, i, b, c, k)
            RETURNING id, status
          )
          INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent")
@@ -103,9 +104,14 @@ export async function startBatch(
         plan.items.map((item) => item.id),
         plan.items.map((item) => literal.get(item.id) ?? null),
         batch.operation.requestId,
+        plan.items.map((item) => item.type.cost),
       );
       // Its items count, the batch operation itself does not; a refusal rolls all of it back.
-      await enforceQuotas(tx, r.config, { ownerId: viewer.id, operations: plan.items.length });
+      await enforceQuotas(tx, r.config, {
+        ownerId: viewer.id,
+        operations: plan.items.length,
+        reserveFor: batch.operation.id,
+      });
       return batch;
     },
     { maxWait: 10_000, timeout: 30_000 },
@@ -162,10 +168,13 @@ export async function cancelBatch(
 ): Promise<Operation> {
   const found = await findToCancel(r, viewer, id, displayId, 'Batch');
   if (isTerminal(found.status)) throw new IllegalTransitionError(found.status, 'CANCELLED');
-  await r.db.$executeRawUnsafe(
-    `UPDATE "Operation" SET "cancelRequestedAt" = COALESCE("cancelRequestedAt", now()) WHERE id = $1::uuid`,
-    id,
-  );
+  await r.db.$transaction(async (tx) => {
+    await tx.$executeRawUnsafe(
+      `UPDATE "Operation" SET "cancelRequestedAt" = COALESCE("cancelRequestedAt", now()) WHERE id = $1::uuid`,
+      id,
+    );
+    await recordAudit(tx, { actorId: viewer.id, action: 'BATCH_CANCELLED', operationId: id });
+  });
   const why = reason || `the batch was cancelled by ${viewer.name}`;
   const items = await r.db.operation.findMany({
     where: { batchId: id, status: { in: ['PENDING', 'PROCESSING'] } },

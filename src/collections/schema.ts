@@ -1,3 +1,4 @@
+import { refused } from '../audit/denials.ts';
 import { collectionsWhere, documentsWhere } from '../auth/visibility.ts';
 import { visible } from '../auth/visible.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
@@ -157,11 +158,25 @@ builder.queryFields((t) => ({
     description: 'One collection, or null when it does not exist or is not visible to you.',
     authScopes: { loggedIn: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (query, _, { id }, context) =>
-      context.resources.db.collection.findFirst({
+    resolve: async (query, _, { id }, context) => {
+      const uuid = parseGlobalId(String(id), 'Collection');
+      const { db } = context.resources;
+      const found = await db.collection.findFirst({
         ...query,
-        where: { AND: [{ id: parseGlobalId(String(id), 'Collection') }, collectionsWhere(context.viewer)] },
-      }),
+        where: { AND: [{ id: uuid }, collectionsWhere(context.viewer)] },
+      });
+      // A collection that exists but is not the viewer's to see: the denied read is audited.
+      if (!found && context.viewer && (await db.collection.count({ where: { id: uuid } }))) {
+        await refused(
+          context.resources,
+          context.viewer,
+          'ACCESS_DENIED',
+          { what: 'collection', collectionId: uuid },
+          new NotFoundError('Collection', String(id)),
+        );
+      }
+      return found;
+    },
   }),
   search: t.field({
     type: SearchSuccess,

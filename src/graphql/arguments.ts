@@ -52,6 +52,9 @@ function cursorProblem(value: unknown): string | undefined {
     return 'is not a valid cursor';
   try {
     const decoded = decodeBase64(value);
+    // Cursors of row-id connections (credit ledger, audit log): see rowCursor in ids.ts.
+    if (decoded.startsWith('ROW:'))
+      return /^\d{1,19}$/.test(decoded.slice(4)) ? undefined : 'is not a valid cursor';
     const id = decoded.startsWith('GPC:') ? decodeCursorChunk(decoded.slice(4)) : undefined;
     return typeof id === 'string' && UUID.test(id) ? undefined : 'is not a valid cursor';
   } catch {

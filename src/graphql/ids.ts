@@ -16,3 +16,10 @@ export function parseGlobalId(globalId: string, typename: string, path: string[]
   }
   return decoded.id.toLowerCase();
 }
+
+/** The cursor of a row in a connection ordered by a BIGINT id (credit ledger, audit log). */
+export const rowCursor = (id: string): string => Buffer.from(`ROW:${id}`).toString('base64');
+
+/** rowCursor's id back (arguments.ts has checked the cursor's form). */
+export const rowOfCursor = (cursor: string | null | undefined): string | null =>
+  cursor ? Buffer.from(cursor, 'base64').toString('utf8').slice(4) : null;

@@ -8,6 +8,8 @@ import '../collections/schema.ts';
 import '../batches/schema.ts';
 import '../runs/schema.ts';
 import '../runs/schedule-schema.ts';
+import '../credits/schema.ts';
+import '../audit/schema.ts';
 
 /** The whole GraphQL schema, built from every domain's schema module; every argument is checked. */
 export const schema = guardArguments(builder.toSchema({ sortSchema: true }));

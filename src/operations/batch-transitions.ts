@@ -1,4 +1,5 @@
 import type { EventJson, OperationJson } from './record.ts';
+import { mayApply } from './status.ts';
 import { type Applied, apply, type Executor, type OperationError } from './transitions.ts';
 
 /**
@@ -73,10 +74,12 @@ export async function notes(
   kind: string,
   entries: { message: string; data: unknown }[],
 ): Promise<Applied[] | null> {
+  // Events without a status change, allowed by the table like every other change.
+  if (!mayApply('PROCESSING', 'PROCESSING')) return null;
   const rows = await db.$queryRawUnsafe<{ operation: OperationJson; events: EventJson[] }[]>(
     `WITH updated AS (
        UPDATE "Operation" SET sequence = sequence + $3, "updatedAt" = now()
-        WHERE id = $1::uuid AND status = 'PROCESSING' AND "claimId" = $2::uuid
+        WHERE id = $1::uuid AND status = $7::"OperationStatus" AND "claimId" = $2::uuid
         RETURNING *
      ), inserted AS (
        INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent", "progressTotal", message, data)
@@ -93,6 +96,7 @@ export async function notes(
     kind,
     entries.map((entry) => entry.message),
     entries.map((entry) => JSON.stringify(entry.data)),
+    'PROCESSING',
   );
   const row = rows[0];
   if (!row) return null;

@@ -1,3 +1,4 @@
+import { type AuditEntry, recordAudit } from '../audit/record.ts';
 import type { Viewer } from '../auth/viewer.ts';
 import { ForbiddenError, NotFoundError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
@@ -21,7 +22,12 @@ export async function cancelOperation(
   reason?: string | null,
 ): Promise<Operation> {
   const found = await findToCancel(r, viewer, id, displayId, 'Operation');
-  const applied = await cancelNow(r, found, reason || `cancelled by ${viewer.name}`, viewer.id);
+  const applied = await cancelNow(r, found, reason || `cancelled by ${viewer.name}`, viewer.id, {
+    actorId: viewer.id,
+    action: 'OPERATION_CANCELLED',
+    operationId: id,
+    collectionId: found.collectionId,
+  });
   if (!applied) {
     const current = await r.db.operation.findUniqueOrThrow({ where: { id } });
     throw new IllegalTransitionError(current.status, 'CANCELLED');
@@ -56,9 +62,17 @@ export async function cancelNow(
   operation: { id: string; type: string; jobId: string | null },
   reason: string,
   byUserId: string,
+  /** Recorded in the cancel's transaction when given (the user's own cancel, not a batch's items). */
+  audit?: AuditEntry,
 ): Promise<transitions.Applied | null> {
   const { id } = operation;
-  const applied = await transitions.cancel(r.db, id, reason, byUserId);
+  const applied = audit
+    ? await r.db.$transaction(async (tx) => {
+        const done = await transitions.cancel(tx, id, reason, byUserId);
+        if (done) await recordAudit(tx, audit);
+        return done;
+      })
+    : await transitions.cancel(r.db, id, reason, byUserId);
   if (!applied) return null;
   publish(r, applied);
   // Keyed per operation: cancels sent while Redis is down are all delivered when it returns.

@@ -120,7 +120,11 @@ export const inlineContext = (
 async function begin(tx: Tx, r: Resources, spec: NewOperation) {
   const created = await insertOperation(tx, r, spec);
   if (!created) return null;
-  await enforceQuotas(tx, r.config, { ownerId: spec.ownerId, operations: 1 });
+  await enforceQuotas(tx, r.config, {
+    ownerId: spec.ownerId,
+    operations: 1,
+    reserveFor: created.operation.id,
+  });
   const started = await transitions.start(tx, created.operation.id, r.config.instanceId);
   if (!started) throw new Error('an inline operation could not start in its own transaction');
   return [created, started] as const;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { fromPrisma } from 'pg-boss';
+import { STARTED_AUDIT_CTE } from '../audit/record.ts';
 import type { Db } from '../db/prisma.ts';
 import { currentRequestId } from '../request-context.ts';
 import type { Resources } from '../resources.ts';
@@ -30,8 +31,8 @@ export interface NewOperation {
 }
 
 /**
- * Writes the operation row, its first event and (for a job type) its job inside the caller's
- * transaction. Returns null, writing nothing, when the owner already used the idempotency key.
+ * Writes the operation row, its first event, its audit row (OPERATION_STARTED or BATCH_STARTED, in
+ * the same statement) and (for a job type) its job inside the caller's transaction. Returns null, writing nothing, when the owner already used the idempotency key.
  */
 export async function insertOperation(
   tx: Tx,
@@ -42,15 +43,15 @@ export async function insertOperation(
   const jobId = randomUUID();
   const rows = await tx.$queryRawUnsafe<EventMessage[]>(
     `WITH op AS (
-       INSERT INTO "Operation" (id, type, input, "ownerId", "idempotencyKey", "inputHash", "jobId", "collectionId", "requestId", "retryOfId", "scheduleId", "scheduledFor", sequence)
-       VALUES ($1::uuid, $2, $3::jsonb, $4::uuid, $5, $6, $7::uuid, $8::uuid, $9, $10::uuid, $11::uuid, $12::timestamptz, 1)
+       INSERT INTO "Operation" (id, type, input, "ownerId", "idempotencyKey", "inputHash", "jobId", "collectionId", "requestId", "retryOfId", "scheduleId", "scheduledFor", sequence, "creditCost")
+       VALUES ($1::uuid, $2, $3::jsonb, $4::uuid, $5, $6, $7::uuid, $8::uuid, $9, $10::uuid, $11::uuid, $12::timestamptz, 1, $13)
        ON CONFLICT ("ownerId", "idempotencyKey") DO NOTHING
        RETURNING *
      ), ev AS (
        INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent")
        SELECT id, 1, 'CREATED', status, 0 FROM op
        RETURNING *
-     )
+     ), ${STARTED_AUDIT_CTE}
      SELECT row_to_json(op) AS operation, row_to_json(ev) AS event FROM op, ev`,
     id,
     spec.type.name,
@@ -64,6 +65,7 @@ export async function insertOperation(
     spec.retryOfId ?? null,
     spec.scheduleId ?? null,
     spec.runAt ?? null,
+    spec.type.cost,
   );
   const created = rows[0];
   if (created && spec.onInserted) await spec.onInserted(tx, created);

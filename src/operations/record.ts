@@ -32,6 +32,7 @@ export interface OperationJson {
   retryOfId?: string | null;
   scheduleId?: string | null;
   scheduledFor?: string | null;
+  creditCost: number;
   nextAttemptAt: string | null;
   createdAt: string;
   startedAt: string | null;
@@ -72,6 +73,7 @@ export function toOperation(json: OperationJson): Operation {
     retryOfId: json.retryOfId ?? null,
     scheduleId: json.scheduleId ?? null,
     scheduledFor: date(json.scheduledFor ?? null),
+    creditCost: json.creditCost ?? 0,
     input: json.input as Operation['input'],
     result: json.result as Operation['result'],
     error: json.error as Operation['error'],

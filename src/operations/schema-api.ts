@@ -1,6 +1,8 @@
+import { auditingRefusals, refused } from '../audit/denials.ts';
 import { operationsWhere } from '../auth/visibility.ts';
 import { visible } from '../auth/visible.ts';
 import { cancelBatch } from '../batches/submit.ts';
+import { InsufficientCreditsError } from '../credits/errors.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
@@ -121,11 +123,25 @@ builder.queryFields((t) => ({
     description: 'One operation, or null when it does not exist or is not visible to you.',
     authScopes: { loggedIn: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (query, _, { id }, context) =>
-      context.resources.db.operation.findFirst({
+    resolve: async (query, _, { id }, context) => {
+      const uuid = parseGlobalId(String(id), 'Operation');
+      const { db } = context.resources;
+      const found = await db.operation.findFirst({
         ...query,
-        where: { AND: [{ id: parseGlobalId(String(id), 'Operation') }, operationsWhere(context.viewer)] },
-      }),
+        where: { AND: [{ id: uuid }, operationsWhere(context.viewer)] },
+      });
+      // An operation that exists but is not the viewer's to see: the denied read is audited.
+      if (!found && context.viewer && (await db.operation.count({ where: { id: uuid } }))) {
+        await refused(
+          context.resources,
+          context.viewer,
+          'ACCESS_DENIED',
+          { what: 'operation', operationId: uuid },
+          new NotFoundError('Operation', String(id)),
+        );
+      }
+      return found;
+    },
   }),
   operations: t.prismaConnection({
     type: 'Operation',
@@ -222,12 +238,16 @@ builder.mutationFields((t) => ({
         NotFoundError,
         ForbiddenError,
         QuotaExceededError,
+        InsufficientCreditsError,
       ],
       directResult: true,
       union: { name: 'StartOperationResult' },
     },
     args: { input: t.arg({ type: StartOperationInput, required: true }) },
-    resolve: (_, { input }, context) => startOperation(context.resources, context.viewer!, input),
+    resolve: (_, { input }, context) =>
+      auditingRefusals(context.resources, context.viewer, { what: 'startOperation' }, () =>
+        startOperation(context.resources, context.viewer!, input),
+      ),
   }),
   cancelOperation: t.field({
     type: CancelOperationSuccess,
@@ -250,15 +270,22 @@ builder.mutationFields((t) => ({
         throw new ValidationError([{ path: ['reason'], message: 'must not contain NUL characters' }]);
       }
       const uuid = parseGlobalId(String(id), 'Operation');
-      // A batch is cancelled as a whole: its items too, and (atomic) its completed items undone.
-      // Looked up under the visibility rule: an invisible id gives the same NotFoundError either way.
-      const type = await context.resources.db.operation.findFirst({
-        where: { AND: [{ id: uuid }, operationsWhere(context.viewer)] },
-        select: { type: true },
-      });
-      const cancel = type?.type === 'batch' ? cancelBatch : cancelOperation;
-      const operation = await cancel(context.resources, context.viewer!, uuid, String(id), reason);
-      return { operation };
+      return auditingRefusals(
+        context.resources,
+        context.viewer,
+        { what: 'cancelOperation', operationId: uuid },
+        async () => {
+          // A batch is cancelled as a whole: its items too, and (atomic) its completed items undone.
+          // Looked up under the visibility rule: an invisible id gives the same NotFoundError either way.
+          const type = await context.resources.db.operation.findFirst({
+            where: { AND: [{ id: uuid }, operationsWhere(context.viewer)] },
+            select: { type: true },
+          });
+          const cancel = type?.type === 'batch' ? cancelBatch : cancelOperation;
+          const operation = await cancel(context.resources, context.viewer!, uuid, String(id), reason);
+          return { operation };
+        },
+      );
     },
   }),
 }));

@@ -1,6 +1,7 @@
+import { SETTLE_CTES } from '../credits/ledger.ts';
 import type { Db } from '../db/prisma.ts';
 import type { EventJson, OperationJson } from './record.ts';
-import { type OperationStatus, sourcesOf } from './status.ts';
+import { isTerminal, mayApply, type OperationStatus, sourcesOf } from './status.ts';
 
 export type Executor = Pick<Db, '$queryRawUnsafe'>;
 
@@ -40,9 +41,13 @@ export interface Applied {
  * null when the operation was not in a state that allows it.
  */
 export async function apply(db: Executor, change: Change): Promise<Applied | null> {
+  // The transition table decides: a source it does not allow is dropped, and with none left the
+  // change is a no-op like any other that does not apply.
+  const from = change.from.filter((status) => mayApply(status, change.to));
+  if (from.length === 0) return null;
   const params: unknown[] = [
     change.operationId,
-    change.from,
+    from,
     change.to,
     change.kind,
     change.message ?? null,
@@ -63,6 +68,11 @@ export async function apply(db: Executor, change: Change): Promise<Applied | nul
     guard += ` AND "jobId" = $${params.length}::uuid`;
   }
   if (change.where) guard += ` AND (${change.where})`;
+  // Into a terminal status from an unfinished one: its credits are consumed or refunded by the same
+  // statement (src/credits/ledger.ts), so every path that ends an operation settles it once.
+  const settles = isTerminal(change.to) && from.every((status) => !isTerminal(status));
+  if (isTerminal(change.to) && !settles && from.some((status) => !isTerminal(status)))
+    throw new Error('a change into a terminal status mixes terminal and unfinished sources');
   const rows = await db.$queryRawUnsafe<{ operation: OperationJson; event: EventJson }[]>(
     `WITH updated AS (
        UPDATE "Operation"
@@ -73,7 +83,7 @@ export async function apply(db: Executor, change: Change): Promise<Applied | nul
        INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent", "progressTotal", message, data)
        SELECT id, sequence, $4, status, "progressCurrent", "progressTotal", $5, COALESCE($6::jsonb, ${change.dataSql ? renumber(change.dataSql) : 'NULL'}) FROM updated
        RETURNING *
-     )
+     )${settles ? `, ${SETTLE_CTES}` : ''}
      SELECT row_to_json(u) AS operation, row_to_json(i) AS event FROM updated u, inserted i`,
     ...params,
   );
@@ -146,7 +156,11 @@ export interface OperationError {
   message: string;
 }
 
-/** PROCESSING (or PENDING, for repairs) → FAILED, if the given claim still holds it. */
+/**
+ * PROCESSING → FAILED, if the given claim still holds it; or PENDING → FAILED (`from: ['PENDING']`)
+ * for an operation that can never start: its job was lost, its batch ended, a reference in its
+ * input could not be resolved.
+ */
 export const fail = (
   db: Executor,
   operationId: string,

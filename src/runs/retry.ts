@@ -105,8 +105,8 @@ async function retryBatch(r: Resources, viewer: Viewer, old: Operation): Promise
              FROM old WHERE status = 'COMPLETED' AND "compensatedAt" IS NULL
            RETURNING id, "retryOfId"
          ), rerun AS (
-           INSERT INTO "Operation" (type, input, "ownerId", "batchId", "batchItemId", "collectionId", "requestId", sequence, "retryOfId")
-           SELECT type, input, $2::uuid, $3::uuid, "batchItemId", "collectionId", $4, 1, id
+           INSERT INTO "Operation" (type, input, "ownerId", "batchId", "batchItemId", "collectionId", "requestId", sequence, "retryOfId", "creditCost")
+           SELECT type, input, $2::uuid, $3::uuid, "batchItemId", "collectionId", $4, 1, id, COALESCE(($5::jsonb ->> type)::int, 0)
              FROM old WHERE NOT (status = 'COMPLETED' AND "compensatedAt" IS NULL)
            RETURNING id, status
          ), events AS (
@@ -121,9 +121,24 @@ async function retryBatch(r: Resources, viewer: Viewer, old: Operation): Promise
         viewer.id,
         batch.operation.id,
         batch.operation.requestId,
+        JSON.stringify(Object.fromEntries(r.registry.list().map((t) => [t.name, t.cost]))),
       );
-      // The batch's rerun items count, the kept ones (already finished) and the batch itself do not.
-      await enforceQuotas(tx, r.config, { ownerId: viewer.id, operations: counted?.rerun ?? 0 });
+      // The batch's rerun items count, the kept ones (already finished) and the batch itself do not;
+      // the rerun items' costs are reserved with the batch's (kept ones cost 0 and are settled at
+      // once, so every operation has one RESERVE and, once terminal, one CONSUME or REFUND).
+      await enforceQuotas(tx, r.config, {
+        ownerId: viewer.id,
+        operations: counted?.rerun ?? 0,
+        reserveFor: batch.operation.id,
+      });
+      await tx.$executeRawUnsafe(
+        `INSERT INTO "CreditLedger" ("userId", "operationId", kind, amount, "balanceAfter")
+         SELECT $1::uuid, o.id, 'CONSUME', 0, a.balance
+           FROM "Operation" o, "CreditAccount" a
+          WHERE o."batchId" = $2::uuid AND o.status = 'COMPLETED' AND a."userId" = $1::uuid`,
+        viewer.id,
+        batch.operation.id,
+      );
       await auditSpot(tx, {
         action: 'operation.retried',
         actorId: viewer.id,

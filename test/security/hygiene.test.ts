@@ -161,15 +161,20 @@ function literal(type: GraphQLInputType, path: string[]): string {
   if (isListType(inner)) return `[${literal(inner.ofType, path[0] === '0' ? path.slice(1) : path)}]`;
   if (path.length === 0) return '$v';
   if (!isInputObjectType(inner)) throw new Error('unexpected path');
-  return `{ ${path[0]}: ${literal(inner.getFields()[path[0]!]!.type, path.slice(1))} }`;
+  // Required sibling fields get a dummy value, so only the id is wrong.
+  const others = Object.values(inner.getFields())
+    .filter((field) => field.name !== path[0] && isNonNullType(field.type))
+    .map((field) => `, ${field.name}: ${dummyValue(getNamedType(field.type).name, field.name)}`);
+  return `{ ${path[0]}: ${literal(inner.getFields()[path[0]!]!.type, path.slice(1))}${others.join('')} }`;
 }
 
-const dummy = (arg: GraphQLArgument) => {
-  const name = getNamedType(arg.type).name;
-  if (name === 'String') return '"x"';
-  if (name === 'Int') return '1';
-  throw new Error(`no dummy for ${arg.name}: ${String(arg.type)}`);
+const dummyValue = (typeName: string, name: string) => {
+  if (typeName === 'String') return '"x"';
+  if (typeName === 'Int' || typeName === 'SafeInt') return '1';
+  throw new Error(`no dummy for ${name}: ${typeName}`);
 };
+
+const dummy = (arg: GraphQLArgument) => dummyValue(getNamedType(arg.type).name, arg.name);
 
 interface IdCase {
   root: 'query' | 'mutation' | 'subscription';
@@ -204,7 +209,11 @@ function idCases(): IdCase[] {
           cases.push({
             root,
             field: field.name,
-            path: [arg.name, ...path],
+            // A lone `input` argument is elided from problem paths (src/graphql/arguments.ts).
+            path:
+              field.args.length === 1 && arg.name === 'input' && isInputObjectType(getNamedType(arg.type))
+                ? path
+                : [arg.name, ...path],
             document: `${root} ($v: ID!) { ${field.name}(${args})${problemsSelection} }`,
             asData: problemsSelection !== selection,
           });

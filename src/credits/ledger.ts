@@ -1,0 +1,149 @@
+import type { Db } from '../db/prisma.ts';
+
+/**
+ * The credits ledger in SQL. Whole credits in BIGINT. A user's "CreditAccount" row is changed only
+ * together with the "CreditLedger" row that records the movement, in one statement:
+ * - GRANT: balance += amount (openAccount, grantCredits);
+ * - RESERVE at a start: balance -= cost, reserved += cost (RESERVE_CTES, inside the quota check);
+ * - CONSUME when an operation completes, REFUND when it fails or is cancelled: reserved -= cost,
+ *   and a refund puts it back in the balance (SETTLE_CTES, inside the status transition).
+ * So for every user: granted = balance + reserved + consumed.
+ */
+
+type Executor = Pick<Db, '$queryRawUnsafe'>;
+
+/**
+ * CTEs that reserve the cost of the operation `$ROOT` and of its batch items for user `$USER`, when
+ * the balance covers it all. Defines `need` (total) and `reservation` (one row, `before`, when it
+ * was reserved; none when the balance was short). `$ROOT` and `$USER` are replaced by the caller's
+ * parameter placeholders.
+ */
+export const reserveCtes = (user: string, root: string) => `
+  costs AS (
+    SELECT id, "creditCost"::bigint AS cost FROM "Operation" WHERE id = ${root} OR "batchId" = ${root}
+  ), need AS (
+    SELECT COALESCE(sum(cost), 0)::bigint AS total FROM costs
+  ), reservation AS (
+    UPDATE "CreditAccount" a SET balance = a.balance - need.total, reserved = a.reserved + need.total, "updatedAt" = now()
+      FROM need WHERE a."userId" = ${user} AND a.balance >= need.total
+    RETURNING a.balance + need.total AS before
+  ), reserve_rows AS (
+    INSERT INTO "CreditLedger" ("userId", "operationId", kind, amount, "balanceAfter")
+    SELECT ${user}, c.id, 'RESERVE', c.cost,
+           r.before - sum(c.cost) OVER (ORDER BY c.id <> ${root}, c.id ROWS UNBOUNDED PRECEDING)
+      FROM costs c, reservation r
+  )`;
+
+/**
+ * CTEs that settle the reservation of the operations in the CTE `updated` (just moved to a terminal
+ * status): consumed when COMPLETED, refunded otherwise. Part of the transition's own statement, so
+ * no path can end an operation without settling it, nor settle it twice (and the unique index
+ * "CreditLedger_settle_once" refuses a second settlement outright).
+ */
+export const SETTLE_CTES = `
+  settled AS (
+    UPDATE "CreditAccount" a
+       SET reserved = a.reserved - u."creditCost",
+           balance = a.balance + (CASE WHEN u.status = 'COMPLETED' THEN 0 ELSE u."creditCost" END),
+           "updatedAt" = now()
+      FROM updated u WHERE a."userId" = u."ownerId"
+    RETURNING u.id, u."ownerId", u."creditCost", u.status, a.balance
+  ), settle_rows AS (
+    INSERT INTO "CreditLedger" ("userId", "operationId", kind, amount, "balanceAfter")
+    SELECT "ownerId", id, (CASE WHEN status = 'COMPLETED' THEN 'CONSUME' ELSE 'REFUND' END)::"CreditKind",
+           "creditCost", balance
+      FROM settled
+  )`;
+
+/**
+ * Creates a user's account with its initial grant (one GRANT row), if it has none yet. Returns
+ * whether it was created.
+ */
+export async function openAccount(db: Executor, userId: string, amount: number): Promise<boolean> {
+  const rows = await db.$queryRawUnsafe<{ id: string }[]>(
+    `WITH account AS (
+       INSERT INTO "CreditAccount" ("userId", balance) VALUES ($1::uuid, $2::bigint)
+       ON CONFLICT ("userId") DO NOTHING RETURNING "userId"
+     )
+     INSERT INTO "CreditLedger" ("userId", kind, amount, "balanceAfter", reason)
+     SELECT "userId", 'GRANT', $2::bigint, $2::bigint, 'initial grant' FROM account
+     RETURNING id::text`,
+    userId,
+    amount,
+  );
+  return rows.length > 0;
+}
+
+/** A grant's ledger row, as grantCredits returns it. */
+export interface LedgerRow {
+  id: string;
+  userId: string;
+  operationId: string | null;
+  kind: 'GRANT' | 'RESERVE' | 'CONSUME' | 'REFUND';
+  amount: number;
+  balanceAfter: number;
+  reason: string | null;
+  actorId: string | null;
+  createdAt: Date;
+}
+
+export const LEDGER_COLUMNS = `id::text, "userId", "operationId", kind::text, amount::float8 AS amount,
+  "balanceAfter"::float8 AS "balanceAfter", reason, "actorId", "createdAt"`;
+
+/**
+ * Adds `amount` to a user's balance with a GRANT row naming the admin and the reason (opening the
+ * account when it has none). Null when the user does not exist; throws when the sum would pass
+ * 2^53 - 1 (the account's CHECK).
+ */
+export async function grant(
+  db: Executor,
+  grant: { userId: string; amount: number; reason: string; actorId: string },
+): Promise<LedgerRow | null> {
+  const rows = await db.$queryRawUnsafe<LedgerRow[]>(
+    `WITH target AS (SELECT id FROM "User" WHERE id = $1::uuid),
+     account AS (
+       INSERT INTO "CreditAccount" ("userId", balance) SELECT id, $2::bigint FROM target
+       ON CONFLICT ("userId") DO UPDATE SET balance = "CreditAccount".balance + $2::bigint, "updatedAt" = now()
+       RETURNING "userId", balance
+     ), row AS (
+       INSERT INTO "CreditLedger" ("userId", kind, amount, "balanceAfter", reason, "actorId")
+       SELECT "userId", 'GRANT', $2::bigint, balance, $3, $4::uuid FROM account
+       RETURNING *
+     )
+     SELECT ${LEDGER_COLUMNS} FROM row`,
+    grant.userId,
+    grant.amount,
+    grant.reason,
+    grant.actorId,
+  );
+  return rows[0] ?? null;
+}
+
+/** A user's balance and reserved credits (zeros without an account). */
+export async function accountOf(
+  db: Executor,
+  userId: string,
+): Promise<{ balance: number; reserved: number }> {
+  const rows = await db.$queryRawUnsafe<{ balance: number; reserved: number }[]>(
+    `SELECT balance::float8 AS balance, reserved::float8 AS reserved FROM "CreditAccount" WHERE "userId" = $1::uuid`,
+    userId,
+  );
+  return rows[0] ?? { balance: 0, reserved: 0 };
+}
+
+/** A page of a user's ledger, newest first, after the row with id `after` (exclusive). */
+export async function ledgerPage(
+  db: Executor,
+  userId: string,
+  page: { after: string | null; before: string | null; limit: number; inverted: boolean },
+): Promise<LedgerRow[]> {
+  return db.$queryRawUnsafe<LedgerRow[]>(
+    `SELECT ${LEDGER_COLUMNS} FROM "CreditLedger"
+      WHERE "userId" = $1::uuid AND ($2::bigint IS NULL OR id < $2::bigint) AND ($3::bigint IS NULL OR id > $3::bigint)
+      ORDER BY id ${page.inverted ? 'ASC' : 'DESC'} LIMIT $4`,
+    userId,
+    page.after,
+    page.before,
+    page.limit,
+  );
+}
