@@ -179,7 +179,8 @@ describe('collection lifecycle through GraphQL', () => {
       }
     })();
     await sleep(100);
-    const reindexed = await run('collection.reindex', { collectionId: id, language: 'simple', batchSize: 5 });
+    // Small batches: a reindex long enough (about a second on a quiet machine) for many searches to run during it.
+    const reindexed = await run('collection.reindex', { collectionId: id, language: 'simple', batchSize: 1 });
     await sleep(100);
     stop = true;
     await loop;
