@@ -24,7 +24,10 @@ let db: TestDatabase;
 let server: ServerProcess | undefined;
 let token: string;
 /** Live updates one subscriber may have waiting before it is closed, on the spawned server. */
-const MAX_BACKLOG = 20;
+// Small enough that the stalled subscriptions overflow long before the operation's 600 updates end
+// (the kernel's socket buffers take ~250 of them); large enough that a reading subscriber is not
+// closed by a 40 ms scheduling pause of a 2-core machine running another test file (500 updates/s).
+const MAX_BACKLOG = 60;
 
 beforeAll(async () => {
   db = await createTestDatabase();
