@@ -667,7 +667,8 @@ async function verify(
   check('no COMPLETED after (or with) CANCELLED', failures.completedAfterCancelled, n);
   check('outcomes consistent with what was asked (class × cancel result × attempts)', failures.classes, n);
 
-  // Operations a killed worker held: their next event is a WORKER_LOST repair or a user's cancel.
+  // Operations a killed worker held: their next event is a WORKER_LOST repair or a user's cancel
+  // (or what the worker's last statement, sent before the kill, recorded).
   const held = kills.flatMap((kill) => kill.held.map((h) => ({ ...h, at: kill.at })));
   const next = await nextEvents(pool, held);
   check(
@@ -675,7 +676,10 @@ async function verify(
     held
       .filter((h) => {
         const event = next.get(h.id);
-        return !event || !(event.code === 'WORKER_LOST' || event.kind === 'CANCELLED');
+        // Or the dead worker's own last statement, in flight when it was killed, committed just after.
+        const inFlight =
+          event !== undefined && event.at.getTime() - h.at < 1000 && event.code !== 'WORKER_LOST';
+        return !event || !(event.code === 'WORKER_LOST' || event.kind === 'CANCELLED' || inFlight);
       })
       .map((h) => `${h.id.slice(0, 8)}: ${JSON.stringify(next.get(h.id) ?? null)}`),
     held.length,
@@ -725,9 +729,13 @@ async function nextEvents(
 ): Promise<Map<string, NextEvent>> {
   if (held.length === 0) return new Map();
   const { rows } = await pool.query<NextEvent>(
-    `SELECT e."operationId"::text AS id, e.kind, e.data->'error'->>'code' AS code, e."createdAt" AS at
+    // The first event after the snapshot that is not a progress step: a statement the dead worker
+    // had sent before SIGKILL can still commit after the snapshot (PostgreSQL finishes it).
+    `SELECT DISTINCT ON (e."operationId") e."operationId"::text AS id, e.kind,
+            e.data->'error'->>'code' AS code, e."createdAt" AS at
        FROM unnest($1::uuid[], $2::int[]) AS h(id, sequence)
-       JOIN "OperationEvent" e ON e."operationId" = h.id AND e.sequence = h.sequence + 1`,
+       JOIN "OperationEvent" e ON e."operationId" = h.id AND e.sequence > h.sequence AND e.kind <> 'PROGRESS'
+      ORDER BY e."operationId", e.sequence`,
     [held.map((h) => h.id), held.map((h) => h.sequence)],
   );
   return new Map(rows.map((row) => [row.id, row]));
