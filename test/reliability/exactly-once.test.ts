@@ -19,7 +19,9 @@ interface Plan {
 describe('exactly-once outcome under racing cancels', () => {
   it(`${COUNT} operations, half cancelled at random moments: each has exactly one terminal event and its status agrees`, async () => {
     const plans: Plan[] = Array.from({ length: COUNT }, (_, i) => {
-      const input: Plan['input'] = { steps: random(1, 5), stepMs: random(10, 120) };
+      // Long enough that cancels sent after a start returns still find many running: one user's 60
+      // starts now take turns on its quota lock and credit account, so they return later.
+      const input: Plan['input'] = { steps: random(2, 6), stepMs: random(40, 160) };
       // Every sixth handler ignores its signal: its late result must be discarded.
       if (i % 6 === 0) input.ignoreCancel = true;
       const duration = input.steps * input.stepMs;
