@@ -98,8 +98,6 @@ builder.prismaObjectFields('Operation', (t) => ({
   batchOutcome: t.field({
     type: BatchOutcomeRef,
     nullable: true,
-    // The batch's input holds its item order and options (not loaded with every row).
-    select: { input: true },
     description:
       'For a batch operation: the status of each item, live while it runs. Items whose operation you may not see show only their id and status.',
     resolve: async (operation, _, context) => {

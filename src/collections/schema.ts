@@ -2,11 +2,10 @@ import { refused } from '../audit/denials.ts';
 import { collectionsWhere, documentsWhere } from '../auth/visibility.ts';
 import { visible } from '../auth/visible.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
-import type { Document as DocumentRow, Prisma } from '../generated/prisma/client.ts';
+import type { Prisma } from '../generated/prisma/client.ts';
 import { CollectionStatus } from '../generated/prisma/enums.ts';
 import { builder } from '../graphql/builder.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
-import { selectAllBut } from '../graphql/light-select.ts';
 import { type SearchHit, searchCollection, toHit, tooComplex } from './search.ts';
 import { SearchTimeoutError, SearchTooComplexError } from './search-schema.ts';
 
@@ -78,8 +77,6 @@ builder.prismaNode('Collection', {
 
 const DocumentRef = builder.prismaNode('Document', {
   id: { field: 'id' },
-  // content is loaded only when asked for (src/graphql/light-select.ts).
-  select: selectAllBut<DocumentRow, 'content'>('Document', ['content']),
   nullable: true,
   description: 'One text document of a collection.',
   findUnique: (id, context): Prisma.DocumentWhereUniqueInput => ({

@@ -1,8 +1,7 @@
 import { operationsWhere } from '../auth/visibility.ts';
-import type { Operation as OperationRow, Prisma } from '../generated/prisma/client.ts';
+import type { Prisma } from '../generated/prisma/client.ts';
 import { OperationStatus } from '../generated/prisma/enums.ts';
 import { builder } from '../graphql/builder.ts';
-import { selectAllBut } from '../graphql/light-select.ts';
 import type { OperationUpdate } from './updates.ts';
 
 /** GraphQL object types of the operations domain. Queries, mutations, subscription: schema-api.ts. */
@@ -49,8 +48,6 @@ const OperationError = builder.objectRef<ErrorShape>('OperationError').implement
 
 export const OperationRef = builder.prismaNode('Operation', {
   id: { field: 'id' },
-  // input and result are loaded only when asked for (src/graphql/light-select.ts).
-  select: selectAllBut<OperationRow, 'input' | 'result'>('Operation', ['input', 'result']),
   // node(id) of something missing or not visible is null, not an error.
   nullable: true,
   description: 'One unit of long-running work.',
