@@ -65,9 +65,12 @@ export interface EventJson {
 /** Values of more than this many bytes of JSON text are left out of returned and published rows. */
 export const INLINE_MAX_BYTES = 8192;
 
-/** SQL: `key` when `alias.column` is larger than INLINE_MAX_BYTES, else '' (no key). */
+/**
+ * SQL: `column` when `alias.column` is larger than INLINE_MAX_BYTES, else '' (no key). The stored
+ * size answers first without printing the value; a compressed value is measured as text.
+ */
 const ifHeavy = (alias: string, column: string) =>
-  `CASE WHEN octet_length(${alias}.${column}::text) > ${INLINE_MAX_BYTES} THEN '${column}' ELSE '' END`;
+  `CASE WHEN pg_column_size(${alias}.${column}) > ${INLINE_MAX_BYTES} OR octet_length(${alias}.${column}::text) > ${INLINE_MAX_BYTES} THEN '${column}' ELSE '' END`;
 
 /** SQL: the operation row `alias` as jsonb, without an input or result of more than INLINE_MAX_BYTES. */
 export const operationJsonSql = (alias: string): string =>

@@ -49,7 +49,7 @@ async function startEcho(input: Record<string, unknown>) {
 
 describe('large values', () => {
   it('are left out of published messages, and subscribers that select them still get them', async () => {
-    const input = { value, sleepMs: 400 };
+    const input = { value, sleepMs: 2000 };
     const operation = await startEcho(input);
     // The answer of the start was built from the returned row, which left the input out.
     expect(operation.input).toEqual(input);
@@ -75,7 +75,7 @@ describe('large values', () => {
   });
 
   it('keeps small values in published messages', async () => {
-    const input = { value: { small: true }, sleepMs: 400 };
+    const input = { value: { small: true }, sleepMs: 2000 };
     const operation = await startEcho(input);
     const published: {
       operation: { input?: unknown; result?: unknown };
