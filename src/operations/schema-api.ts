@@ -185,6 +185,14 @@ builder.queryFields((t) => ({
   }),
 }));
 
+const CancelOperationInput = builder.inputType('CancelOperationInput', {
+  description: 'What cancelOperation cancels, and why.',
+  fields: (t) => ({
+    id: t.id({ required: true, description: 'The operation (or batch) to cancel.' }),
+    reason: t.string({ required: false, description: 'Recorded on the operation (max 1000 chars).' }),
+  }),
+});
+
 const StartOperationInput = builder.inputType('StartOperationInput', {
   fields: (t) => ({
     type: t.string({ required: true, description: 'An operation type name (see operationTypes).' }),
@@ -258,11 +266,8 @@ builder.mutationFields((t) => ({
       directResult: true,
       union: { name: 'CancelOperationResult' },
     },
-    args: {
-      id: t.arg.id({ required: true }),
-      reason: t.arg.string({ required: false, description: 'Recorded on the operation (max 1000 chars).' }),
-    },
-    resolve: async (_, { id, reason }, context) => {
+    args: { input: t.arg({ type: CancelOperationInput, required: true }) },
+    resolve: async (_, { input: { id, reason } }, context) => {
       if (reason && reason.length > 1000) {
         throw new ValidationError([{ path: ['reason'], message: 'must be at most 1000 characters' }]);
       }

@@ -76,6 +76,18 @@ builder.queryFields((t) => ({
   }),
 }));
 
+const DeleteScheduleInput = builder.inputType('DeleteScheduleInput', {
+  description: 'The schedule deleteSchedule removes.',
+  fields: (t) => ({ id: t.id({ required: true, description: 'The schedule to delete.' }) }),
+});
+
+const DeleteOperationInput = builder.inputType('DeleteOperationInput', {
+  description: 'The terminal operation deleteOperation removes.',
+  fields: (t) => ({
+    id: t.id({ required: true, description: 'The operation (or batch) to delete.' }),
+  }),
+});
+
 const CreateScheduleInput = builder.inputType('CreateScheduleInput', {
   fields: (t) => ({
     name: t.string({ required: true, description: 'Unique among your schedules (1–100 characters).' }),
@@ -135,8 +147,8 @@ builder.mutationFields((t) => ({
       directResult: true,
       union: { name: 'DeleteScheduleResult' },
     },
-    args: { id: t.arg.id({ required: true }) },
-    resolve: async (_, { id }, context) => {
+    args: { input: t.arg({ type: DeleteScheduleInput, required: true }) },
+    resolve: async (_, { input: { id } }, context) => {
       await deleteSchedule(
         context.resources,
         context.viewer!,
@@ -156,8 +168,8 @@ builder.mutationFields((t) => ({
       directResult: true,
       union: { name: 'DeleteOperationResult' },
     },
-    args: { id: t.arg.id({ required: true }) },
-    resolve: async (_, { id }, context) => {
+    args: { input: t.arg({ type: DeleteOperationInput, required: true }) },
+    resolve: async (_, { input: { id } }, context) => {
       await deleteOperation(
         context.resources,
         context.viewer!,

@@ -409,7 +409,7 @@ async function subscriptionPayloads() {
   await alice.waitFor(1);
   await server.db.query(`UPDATE "Collection" SET "isPublic" = false WHERE id = $1`, [uuidOf(ids.S)]);
   const cancelled = await ask(
-    'mutation($id: ID!) { cancelOperation(id: $id) { __typename } }',
+    'mutation($id: ID!) { cancelOperation(input: { id: $id }) { __typename } }',
     { id: ids.opS },
     server.tokens.alice,
   );
@@ -428,14 +428,14 @@ async function cancelsNothing() {
     ['cancelOperation', ids.opQ, 'ForbiddenError'],
   ] as const) {
     const data = await asBob(
-      `mutation($id: ID!) { ${mutation}(id: $id) { __typename
+      `mutation($id: ID!) { ${mutation}(input: { id: $id }) { __typename
       ... on CancelOperationSuccess { operation { id } } } }`,
       { id },
     );
     expect(data[mutation].__typename, `${mutation}(${id})`).toBe(expected);
   }
   const batch = await asBob(
-    `mutation($id: ID!) { cancelBatch(id: $id) { __typename
+    `mutation($id: ID!) { cancelBatch(input: { id: $id }) { __typename
        ... on NotFoundError { resource } ... on CancelBatchSuccess { batch { id } } } }`,
     { id: ids.batch },
   );
@@ -587,7 +587,7 @@ const PROBES: Record<string, () => Promise<void>> = {
     });
     expect(data.createSchedule.schedule.id).not.toBe(ids.aliceSchedule);
     const deleted = await asBob(
-      `mutation($id: ID!) { deleteSchedule(id: $id) { __typename ... on NotFoundError { resource } } }`,
+      `mutation($id: ID!) { deleteSchedule(input: { id: $id }) { __typename ... on NotFoundError { resource } } }`,
       { id: ids.aliceSchedule },
     );
     expect(deleted.deleteSchedule).toEqual({ __typename: 'NotFoundError', resource: 'Schedule' });
@@ -595,7 +595,7 @@ const PROBES: Record<string, () => Promise<void>> = {
   'RetryOperationSuccess.operation': async () => {
     for (const id of HIDDEN()) {
       const data = await asBob(
-        `mutation($id: ID!) { retryOperation(id: $id) { __typename
+        `mutation($id: ID!) { retryOperation(input: { id: $id }) { __typename
            ... on NotFoundError { resource } ... on RetryOperationSuccess { operation { id } } } }`,
         { id },
       );
