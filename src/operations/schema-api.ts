@@ -1,4 +1,5 @@
 import { auditingRefusals, refused } from '../audit/denials.ts';
+import type { Viewer } from '../auth/viewer.ts';
 import { operationsWhere } from '../auth/visibility.ts';
 import { visible } from '../auth/visible.ts';
 import { cancelBatch } from '../batches/submit.ts';
@@ -6,6 +7,7 @@ import { InsufficientCreditsError } from '../credits/errors.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
+import { COUNT_CAP, capped } from '../graphql/connections.ts';
 import { ErrorInterface } from '../graphql/errors.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
 import { QuotaExceededError } from '../quotas/schema.ts';
@@ -14,7 +16,7 @@ import { registryFor } from './audience.ts';
 import { cancelOperation } from './cancel.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError, UnknownOperationTypeError } from './errors.ts';
 import type { OperationType } from './registry.ts';
-import { OperationRef, OperationStatusEnum, OperationUpdateRef } from './schema.ts';
+import { OperationConnection, OperationRef, OperationStatusEnum, OperationUpdateRef } from './schema.ts';
 import { type Started, startOperation } from './start.ts';
 import { operationUpdates } from './updates.ts';
 
@@ -143,37 +145,29 @@ builder.queryFields((t) => ({
       return found;
     },
   }),
-  operations: t.prismaConnection({
-    type: 'Operation',
-    cursor: 'id',
-    description: 'Operations you may see, newest first (ties by id). Pages hold at most 100 (default 20).',
-    authScopes: { loggedIn: true },
-    args: { filter: t.arg({ type: OperationFilter }) },
-    resolve: (query, _, { filter }, context) => {
-      const where: Prisma.OperationWhereInput = { AND: [operationsWhere(context.viewer)] };
-      if (filter?.status?.length) where.status = { in: filter.status };
-      if (filter?.type) where.type = filter.type;
-      if (filter?.batchId)
-        where.batchId = parseGlobalId(String(filter.batchId), 'Operation', ['filter', 'batchId']);
-      if (filter?.collectionId) {
-        where.collectionId = parseGlobalId(String(filter.collectionId), 'Collection', [
-          'filter',
-          'collectionId',
-        ]);
-      }
-      if (filter?.createdAfter || filter?.createdBefore) {
-        where.createdAt = {
-          ...(filter.createdAfter ? { gte: filter.createdAfter } : {}),
-          ...(filter.createdBefore ? { lt: filter.createdBefore } : {}),
-        };
-      }
-      return context.resources.db.operation.findMany({
-        ...query,
-        where,
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      });
+  operations: t.prismaConnection(
+    {
+      type: 'Operation',
+      cursor: 'id',
+      description: 'Operations you may see, newest first (ties by id). Pages hold at most 100 (default 20).',
+      authScopes: { loggedIn: true },
+      args: { filter: t.arg({ type: OperationFilter, description: 'Narrows the list; omitted: all.' }) },
+      resolve: (query, _, { filter }, context) =>
+        context.resources.db.operation.findMany({
+          ...query,
+          where: operationsFiltered(context.viewer, filter),
+          orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        }),
+      totalCount: (_, { filter }, context) =>
+        capped(
+          context.resources.db.operation.count({
+            where: operationsFiltered(context.viewer, filter),
+            take: COUNT_CAP,
+          }),
+        ),
     },
-  }),
+    OperationConnection,
+  ),
   operationTypes: t.field({
     type: [OperationTypeRef],
     description:
@@ -192,6 +186,30 @@ const CancelOperationInput = builder.inputType('CancelOperationInput', {
     reason: t.string({ required: false, description: 'Recorded on the operation (max 1000 chars).' }),
   }),
 });
+
+type OperationFilterShape = typeof OperationFilter.$inferInput;
+
+/** The operations a list shows: those the viewer may see, narrowed by the filter. */
+function operationsFiltered(
+  viewer: Viewer | null,
+  filter: OperationFilterShape | null | undefined,
+): Prisma.OperationWhereInput {
+  const where: Prisma.OperationWhereInput = { AND: [operationsWhere(viewer)] };
+  if (filter?.status?.length) where.status = { in: filter.status };
+  if (filter?.type) where.type = filter.type;
+  if (filter?.batchId)
+    where.batchId = parseGlobalId(String(filter.batchId), 'Operation', ['filter', 'batchId']);
+  if (filter?.collectionId) {
+    where.collectionId = parseGlobalId(String(filter.collectionId), 'Collection', ['filter', 'collectionId']);
+  }
+  if (filter?.createdAfter || filter?.createdBefore) {
+    where.createdAt = {
+      ...(filter.createdAfter ? { gte: filter.createdAfter } : {}),
+      ...(filter.createdBefore ? { lt: filter.createdBefore } : {}),
+    };
+  }
+  return where;
+}
 
 const StartOperationInput = builder.inputType('StartOperationInput', {
   fields: (t) => ({
