@@ -13,6 +13,7 @@ import { timingFields } from '../runs/timing-schema.ts';
 import { registryFor } from './audience.ts';
 import { cancelOperation } from './cancel.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError, UnknownOperationTypeError } from './errors.ts';
+import { type OperationListFilter, pageOperationIds } from './list.ts';
 import type { OperationType } from './registry.ts';
 import { OperationRef, OperationStatusEnum, OperationUpdateRef } from './schema.ts';
 import { type Started, startOperation } from './start.ts';
@@ -149,27 +150,34 @@ builder.queryFields((t) => ({
     description: 'Operations you may see, newest first (ties by id). Pages hold at most 100 (default 20).',
     authScopes: { loggedIn: true },
     args: { filter: t.arg({ type: OperationFilter }) },
-    resolve: (query, _, { filter }, context) => {
-      const where: Prisma.OperationWhereInput = { AND: [operationsWhere(context.viewer)] };
-      if (filter?.status?.length) where.status = { in: filter.status };
-      if (filter?.type) where.type = filter.type;
-      if (filter?.batchId)
-        where.batchId = parseGlobalId(String(filter.batchId), 'Operation', ['filter', 'batchId']);
-      if (filter?.collectionId) {
-        where.collectionId = parseGlobalId(String(filter.collectionId), 'Collection', [
-          'filter',
-          'collectionId',
-        ]);
-      }
-      if (filter?.createdAfter || filter?.createdBefore) {
-        where.createdAt = {
-          ...(filter.createdAfter ? { gte: filter.createdAfter } : {}),
-          ...(filter.createdBefore ? { lt: filter.createdBefore } : {}),
-        };
-      }
-      return context.resources.db.operation.findMany({
-        ...query,
-        where,
+    resolve: async (query, _, { filter }, context) => {
+      const listFilter: OperationListFilter = {
+        ...(filter?.status?.length ? { statuses: filter.status } : {}),
+        ...(filter?.type ? { type: filter.type } : {}),
+        ...(filter?.batchId
+          ? { batchId: parseGlobalId(String(filter.batchId), 'Operation', ['filter', 'batchId']) }
+          : {}),
+        ...(filter?.collectionId
+          ? {
+              collectionId: parseGlobalId(String(filter.collectionId), 'Collection', [
+                'filter',
+                'collectionId',
+              ]),
+            }
+          : {}),
+        ...(filter?.createdAfter ? { createdAfter: filter.createdAfter } : {}),
+        ...(filter?.createdBefore ? { createdBefore: filter.createdBefore } : {}),
+      };
+      const { cursor, take, skip: _skip, ...load } = query;
+      const db = context.resources.db;
+      const ids = context.viewer
+        ? await pageOperationIds(db, context.viewer, listFilter, { cursorId: cursor?.id, take })
+        : [];
+      if (ids.length === 0) return [];
+      // The page's rows with what the query selects below them, in page order.
+      return db.operation.findMany({
+        ...load,
+        where: { id: { in: ids } },
         orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
       });
     },
