@@ -15,6 +15,7 @@ import { timingFields } from '../runs/timing-schema.ts';
 import { registryFor } from './audience.ts';
 import { cancelOperation } from './cancel.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError, UnknownOperationTypeError } from './errors.ts';
+import { type OperationListFilter, pageOperationIds } from './list.ts';
 import type { OperationType } from './registry.ts';
 import { OperationConnection, OperationRef, OperationStatusEnum, OperationUpdateRef } from './schema.ts';
 import { type Started, startOperation } from './start.ts';
@@ -152,12 +153,20 @@ builder.queryFields((t) => ({
       description: 'Operations you may see, newest first (ties by id). Pages hold at most 100 (default 20).',
       authScopes: { loggedIn: true },
       args: { filter: t.arg({ type: OperationFilter, description: 'Narrows the list; omitted: all.' }) },
-      resolve: (query, _, { filter }, context) =>
-        context.resources.db.operation.findMany({
-          ...query,
-          where: operationsFiltered(context.viewer, filter),
+      resolve: async (query, _, { filter }, context) => {
+        const { cursor, take, skip: _skip, ...load } = query;
+        const db = context.resources.db;
+        const ids = context.viewer
+          ? await pageOperationIds(db, context.viewer, listFilterOf(filter), { cursorId: cursor?.id, take })
+          : [];
+        if (ids.length === 0) return [];
+        // The page's rows with what the query selects below them, in page order.
+        return db.operation.findMany({
+          ...load,
+          where: { id: { in: ids } },
           orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        }),
+        });
+      },
       totalCount: (_, { filter }, context) =>
         capped(
           context.resources.db.operation.count({
@@ -188,6 +197,22 @@ const CancelOperationInput = builder.inputType('CancelOperationInput', {
 });
 
 type OperationFilterShape = typeof OperationFilter.$inferInput;
+
+/** The list's filter with its ids parsed (a malformed id is a ValidationError at its path). */
+function listFilterOf(filter: OperationFilterShape | null | undefined): OperationListFilter {
+  return {
+    ...(filter?.status?.length ? { statuses: filter.status } : {}),
+    ...(filter?.type ? { type: filter.type } : {}),
+    ...(filter?.batchId
+      ? { batchId: parseGlobalId(String(filter.batchId), 'Operation', ['filter', 'batchId']) }
+      : {}),
+    ...(filter?.collectionId
+      ? { collectionId: parseGlobalId(String(filter.collectionId), 'Collection', ['filter', 'collectionId']) }
+      : {}),
+    ...(filter?.createdAfter ? { createdAfter: filter.createdAfter } : {}),
+    ...(filter?.createdBefore ? { createdBefore: filter.createdBefore } : {}),
+  };
+}
 
 /** The operations a list shows: those the viewer may see, narrowed by the filter. */
 function operationsFiltered(
