@@ -1,9 +1,13 @@
 import {
   type BatchUpdate,
   createClient,
+  type Operation,
+  type OperationState,
   type OperationUpdate,
   OpsgraphAuthError,
   OpsgraphError,
+  upsertOperation,
+  watchOperationState,
 } from '@opsgraph/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ServerProcess, spawnServer, uniquePrefix } from '../support/app.ts';
@@ -137,5 +141,47 @@ describe.each(['ws', 'sse'] as const)('over %s', (transport) => {
       OpsgraphAuthError,
     );
     client.close();
+  });
+});
+
+describe('live state (what the React hooks render)', () => {
+  it('follows an operation from its first event to COMPLETED, connected while it streams', async () => {
+    const client = createClient({ url: server!.url, token });
+    const started = await client.startOperation({
+      type: 'diagnostics.sleep',
+      input: { steps: 4, stepMs: 50 },
+    });
+    if (started.__typename !== 'StartOperationSuccess') throw new Error(JSON.stringify(started));
+    const states: OperationState[] = [];
+    await watchOperationState(client, started.operation.id, 'operation', (state) => states.push(state));
+    const last = states.at(-1)!;
+    expect(last).toMatchObject({ status: 'COMPLETED', done: true, connected: false, error: null });
+    expect(last.events.map((event) => event.sequence)).toEqual(
+      Array.from({ length: last.operation!.sequence }, (_, i) => i + 1),
+    );
+    expect(last.progress).toMatchObject({ current: 4, total: 4 });
+    expect(states.some((state) => state.connected)).toBe(true);
+    client.close();
+  });
+
+  it('reports an auth error as state, without retrying', async () => {
+    const client = createClient({ url: server!.url, token: 'bad' });
+    const states: OperationState[] = [];
+    await watchOperationState(client, 'T3BlcmF0aW9uOm5vbmU=', 'operation', (state) => states.push(state));
+    expect(states.at(-1)?.error).toBeInstanceOf(OpsgraphAuthError);
+    client.close();
+  });
+
+  it('merges list pages and changes by id, the higher sequence winning, newest first', () => {
+    const op = (id: string, sequence: number, createdAt: string) =>
+      ({ id, sequence, createdAt }) as Operation;
+    let list = upsertOperation([], op('a', 1, '2026-01-01T00:00:01Z'));
+    list = upsertOperation(list, op('b', 1, '2026-01-01T00:00:02Z'));
+    list = upsertOperation(list, op('a', 3, '2026-01-01T00:00:01Z'));
+    list = upsertOperation(list, op('a', 2, '2026-01-01T00:00:01Z'));
+    expect(list.map((item) => [item.id, item.sequence])).toEqual([
+      ['b', 1],
+      ['a', 3],
+    ]);
   });
 });
