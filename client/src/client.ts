@@ -35,6 +35,11 @@ export interface ClientOptions {
   transport?: 'ws' | 'sse';
   /** Backoff of the resume loop (attempts: Infinity, baseDelayMs: 250, maxDelayMs: 10000). */
   retry?: RetryOptions;
+  /**
+   * WebSocket only: ping the server this often (ms); a connection that has not answered within half
+   * of it is closed and resumed. 0 turns pings off. Default 10000.
+   */
+  pingIntervalMs?: number;
 }
 
 export interface WatchOptions {
