@@ -57,6 +57,9 @@ describe('typed mutations', () => {
     const updates = await collect(client.watchOperation(started.operation.id));
     expect(updates.at(-1)?.operation.status).toBe('CANCELLED');
 
+    const page = await client.listOperations({ filter: { status: ['CANCELLED'] }, first: 5 });
+    expect(page.edges.map((edge) => edge.node.id)).toContain(started.operation.id);
+
     const again = await client.cancelOperation(started.operation.id);
     expect(again.__typename).toBe('IllegalTransitionError');
     const unknown = await client.startOperation({ type: 'no.such.type', input: {} });
