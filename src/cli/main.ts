@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import { addBatchCommand } from './batch.ts';
 import type { Connection } from './client.ts';
@@ -9,10 +10,13 @@ import { addOperationCommands, type Runner } from './operations.ts';
 /** The server's GraphQL endpoint when neither --url nor OPSGRAPH_URL says otherwise. */
 export const DEFAULT_URL = 'http://localhost:4000/graphql';
 
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
 /** The `opsgraph` program. `run` receives each action and records its exit code. */
 export function buildProgram(run: Runner): Command {
   const program = new Command('opsgraph')
     .description('Start, watch, cancel and list opsgraph operations on a running server')
+    .version(version)
     .exitOverride()
     .showHelpAfterError(true)
     .configureOutput({ writeErr: (text) => process.stderr.write(text) })
