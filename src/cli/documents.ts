@@ -31,8 +31,8 @@ export const START_OPERATION = `
 `;
 
 export const CANCEL_OPERATION = `
-  mutation CliCancelOperation($id: ID!, $reason: String) {
-    cancelOperation(id: $id, reason: $reason) {
+  mutation CliCancelOperation($input: CancelOperationInput!) {
+    cancelOperation(input: $input) {
       __typename
       ... on CancelOperationSuccess { operation { ${OPERATION_FIELDS} } }
       ${ERROR_FIELDS}

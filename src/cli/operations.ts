@@ -65,8 +65,7 @@ async function start(connection: Connection, type: string, options: StartOptions
 
 async function cancel(connection: Connection, id: string, options: { reason?: string; json?: boolean }) {
   const data = await request<{ cancelOperation: { __typename: string } }>(connection, CANCEL_OPERATION, {
-    id,
-    reason: options.reason,
+    input: { id, reason: options.reason },
   });
   const { operation } = unwrap<{ operation: OperationView }>(data.cancelOperation, 'CancelOperationSuccess');
   if (options.json) printJson(operation);
