@@ -29,12 +29,35 @@ function networkReason(error: unknown): string {
   return cause?.code ?? cause?.message ?? (error as Error).message;
 }
 
-/** One query or mutation over HTTP; GraphQL errors and unreachable servers become CliErrors. */
+/** Attempts of a query refused with a retryable error (SERVICE_UNAVAILABLE, STATEMENT_TIMEOUT). */
+const QUERY_ATTEMPTS = 3;
+
+/**
+ * One query or mutation over HTTP; GraphQL errors and unreachable servers become CliErrors. A query
+ * (`idempotent`) refused with a retryable error is sent again, up to QUERY_ATTEMPTS times, after
+ * the server's Retry-After (or 0.5 s, then 1 s); a mutation never is (it might have been applied).
+ */
 export async function request<T>(
   connection: Connection,
   query: string,
   variables: Record<string, unknown>,
+  options: { idempotent?: boolean } = {},
 ): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    const { body, status, retryAfterMs } = await post<T>(connection, query, variables);
+    const errors = body.errors ?? [];
+    const retryable = errors.length > 0 && errors.every((error) => error.extensions?.retryable);
+    if (retryable && options.idempotent && attempt < QUERY_ATTEMPTS) {
+      await sleep(retryAfterMs ?? 500 * 2 ** (attempt - 1));
+      continue;
+    }
+    if (errors.length) throw new CliError(errors.map(describeGraphQLError).join('; '));
+    if (!body.data) throw new CliError(`${connection.url} answered HTTP ${status} without data`);
+    return body.data;
+  }
+}
+
+async function post<T>(connection: Connection, query: string, variables: Record<string, unknown>) {
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     accept: 'application/graphql-response+json, application/json',
@@ -50,15 +73,13 @@ export async function request<T>(
   } catch (error) {
     throw new CliError(`cannot reach ${connection.url}: ${networkReason(error)}`);
   }
-  let body: Response<T>;
+  const retryAfter = Number(response.headers.get('retry-after'));
+  const retryAfterMs = retryAfter > 0 ? Math.min(retryAfter, 10) * 1000 : undefined;
   try {
-    body = (await response.json()) as Response<T>;
+    return { body: (await response.json()) as Response<T>, status: response.status, retryAfterMs };
   } catch {
     throw new CliError(`${connection.url} answered HTTP ${response.status} without a GraphQL response`);
   }
-  if (body.errors?.length) throw new CliError(body.errors.map(describeGraphQLError).join('; '));
-  if (!body.data) throw new CliError(`${connection.url} answered HTTP ${response.status} without data`);
-  return body.data;
 }
 
 /** Close codes after which reconnecting cannot help (see src/graphql/websocket.ts). */

@@ -36,11 +36,16 @@ export function addListCommand(program: Command, connect: () => Connection, run:
 
 async function list(connection: Connection, options: ListOptions): Promise<number> {
   const filter = { status: options.status, type: options.type };
-  const data = await request<Page>(connection, LIST_OPERATIONS, {
-    filter,
-    first: options.first,
-    after: options.after,
-  });
+  const data = await request<Page>(
+    connection,
+    LIST_OPERATIONS,
+    {
+      filter,
+      first: options.first,
+      after: options.after,
+    },
+    { idempotent: true },
+  );
   const { edges, pageInfo } = data.operations;
   if (options.json) {
     printJson({ operations: edges.map((edge) => edge.node), pageInfo });

@@ -78,7 +78,12 @@ async function isBatch(connection: Connection, id: string): Promise<boolean> {
 }
 
 async function getOperation(connection: Connection, id: string): Promise<OperationView> {
-  const data = await request<{ operation: OperationView | null }>(connection, GET_OPERATION, { id });
+  const data = await request<{ operation: OperationView | null }>(
+    connection,
+    GET_OPERATION,
+    { id },
+    { idempotent: true },
+  );
   if (!data.operation) throw new CliError(`NotFoundError: no operation ${id} that you may see`);
   return data.operation;
 }
@@ -107,7 +112,7 @@ function reportOperation(operation: OperationView, options: WatchOptions): numbe
 async function reportBatch(connection: Connection, batch: OperationView, options: WatchOptions) {
   const data = await request<{
     operation: (OperationView & { batchOutcome: BatchOutcomeView | null }) | null;
-  }>(connection, GET_BATCH_OUTCOME, { id: batch.id });
+  }>(connection, GET_BATCH_OUTCOME, { id: batch.id }, { idempotent: true });
   const outcome = data.operation?.batchOutcome;
   if (!data.operation || !outcome) throw new CliError(`NotFoundError: no batch ${batch.id} that you may see`);
   if (options.json) printJson(data.operation);
