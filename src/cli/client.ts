@@ -95,16 +95,19 @@ export interface FollowOptions {
   resumeWindowMs?: number;
 }
 
-/** Why a stream ended, when resubscribing may help; undefined when it may not. */
-type Outcome = { done: true } | { done: false; reason: string; fatal?: string };
+/**
+ * How a stream ended: completed, or early with a reason — `refused` when the server said retry
+ * (a retryable GraphQL error), `fatal` when reconnecting cannot help.
+ */
+type Outcome = { done: true } | { done: false; reason: string; refused?: boolean; fatal?: string };
 
 /**
  * The messages of an `operationUpdated`-like subscription (`query` takes `$id` and
  * `$afterSequence`) over graphql-ws, in order and without repeats. When the stream ends early —
  * the server shuts down (SERVER_SHUTTING_DOWN), the subscriber fell behind, the socket dropped —
  * it subscribes again with `afterSequence` set to the last sequence received, with backoff, for
- * up to `resumeWindowMs` after the last message. Before any message arrived, an unreachable
- * server fails at once.
+ * up to `resumeWindowMs` after the last message. Before any message arrived, a socket that cannot
+ * connect fails at once (a retryable refusal is still retried).
  */
 export async function* follow(
   connection: Connection,
@@ -134,12 +137,10 @@ export async function* follow(
       });
       for await (const result of results) {
         if (result.errors?.length) {
-          const [error] = result.errors as GraphQLErrorView[];
-          if (error?.extensions?.retryable) outcome = { done: false, reason: describeGraphQLError(error) };
-          else
-            throw new CliError(
-              result.errors.map((e) => describeGraphQLError(e as GraphQLErrorView)).join('; '),
-            );
+          const errors = result.errors as GraphQLErrorView[];
+          if (!errors[0]?.extensions?.retryable)
+            throw new CliError(errors.map(describeGraphQLError).join('; '));
+          outcome = { done: false, reason: describeGraphQLError(errors[0]), refused: true };
           break;
         }
         const update = Object.values(result.data ?? {})[0];
@@ -160,7 +161,7 @@ export async function* follow(
     }
     if (outcome.done) return;
     if (outcome.fatal) throw new CliError(outcome.fatal);
-    if (last === undefined && !outcome.reason.includes('SERVER_SHUTTING_DOWN')) {
+    if (last === undefined && !outcome.refused) {
       throw new CliError(`cannot subscribe at ${wsUrl}: ${outcome.reason}`);
     }
     if (Date.now() - lastMessageAt > window) {
