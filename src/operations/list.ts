@@ -48,6 +48,25 @@ export async function pageOperationIds(
   return page.take < 0 ? ids.reverse() : ids;
 }
 
+/**
+ * How many operations the viewer may see match the filter, counting at most `cap` (the page's own
+ * statement with a limit of `cap`: the same index ranges, so a count costs no more than that many
+ * index entries however large the table).
+ */
+export async function countOperations(
+  db: Db,
+  viewer: Viewer,
+  filter: OperationListFilter,
+  cap: number,
+): Promise<number> {
+  const { sql, values } = operationPageStatement(viewer, filter, { take: cap });
+  const rows = await db.$queryRawUnsafe<{ n: number }[]>(
+    `SELECT count(*)::int AS n FROM (${sql}) counted`,
+    ...values,
+  );
+  return rows[0]?.n ?? 0;
+}
+
 /** The statement of `pageOperationIds` (its rows nearest the cursor first), for EXPLAIN too. */
 export function operationPageStatement(
   viewer: Viewer,

@@ -1,5 +1,4 @@
 import { auditingRefusals, refused } from '../audit/denials.ts';
-import type { Viewer } from '../auth/viewer.ts';
 import { operationsWhere } from '../auth/visibility.ts';
 import { visible } from '../auth/visible.ts';
 import { cancelBatch } from '../batches/submit.ts';
@@ -7,7 +6,7 @@ import { InsufficientCreditsError } from '../credits/errors.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
-import { COUNT_CAP, capped } from '../graphql/connections.ts';
+import { COUNT_CAP } from '../graphql/connections.ts';
 import { ErrorInterface } from '../graphql/errors.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
 import { QuotaExceededError } from '../quotas/schema.ts';
@@ -15,7 +14,7 @@ import { timingFields } from '../runs/timing-schema.ts';
 import { registryFor } from './audience.ts';
 import { cancelOperation } from './cancel.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError, UnknownOperationTypeError } from './errors.ts';
-import { type OperationListFilter, pageOperationIds } from './list.ts';
+import { countOperations, type OperationListFilter, pageOperationIds } from './list.ts';
 import type { OperationType } from './registry.ts';
 import { OperationConnection, OperationRef, OperationStatusEnum, OperationUpdateRef } from './schema.ts';
 import { type Started, startOperation } from './start.ts';
@@ -168,12 +167,9 @@ builder.queryFields((t) => ({
         });
       },
       totalCount: (_, { filter }, context) =>
-        capped(
-          context.resources.db.operation.count({
-            where: operationsFiltered(context.viewer, filter),
-            take: COUNT_CAP,
-          }),
-        ),
+        context.viewer
+          ? countOperations(context.resources.db, context.viewer, listFilterOf(filter), COUNT_CAP)
+          : 0,
     },
     OperationConnection,
   ),
@@ -212,28 +208,6 @@ function listFilterOf(filter: OperationFilterShape | null | undefined): Operatio
     ...(filter?.createdAfter ? { createdAfter: filter.createdAfter } : {}),
     ...(filter?.createdBefore ? { createdBefore: filter.createdBefore } : {}),
   };
-}
-
-/** The operations a list shows: those the viewer may see, narrowed by the filter. */
-function operationsFiltered(
-  viewer: Viewer | null,
-  filter: OperationFilterShape | null | undefined,
-): Prisma.OperationWhereInput {
-  const where: Prisma.OperationWhereInput = { AND: [operationsWhere(viewer)] };
-  if (filter?.status?.length) where.status = { in: filter.status };
-  if (filter?.type) where.type = filter.type;
-  if (filter?.batchId)
-    where.batchId = parseGlobalId(String(filter.batchId), 'Operation', ['filter', 'batchId']);
-  if (filter?.collectionId) {
-    where.collectionId = parseGlobalId(String(filter.collectionId), 'Collection', ['filter', 'collectionId']);
-  }
-  if (filter?.createdAfter || filter?.createdBefore) {
-    where.createdAt = {
-      ...(filter.createdAfter ? { gte: filter.createdAfter } : {}),
-      ...(filter.createdBefore ? { lt: filter.createdBefore } : {}),
-    };
-  }
-  return where;
 }
 
 const StartOperationInput = builder.inputType('StartOperationInput', {
