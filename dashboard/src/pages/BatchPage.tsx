@@ -53,6 +53,7 @@ export function BatchPage({ id }: { id: string }) {
   const { items, position, width, height } = layout(spec);
   const outcome = batch.batchOutcome;
   const state = new Map<string, BatchItem>((outcome?.items ?? []).map((item) => [item.id, item]));
+  const finished = TERMINAL.has(batch.status) || (outcome != null && outcome.status !== 'RUNNING');
   const cancel = () =>
     client.request('mutation($id: ID!) { cancelBatch(id: $id) { __typename } }', { id: batch.id });
 
@@ -64,11 +65,11 @@ export function BatchPage({ id }: { id: string }) {
       <div className="page-head">
         <h1>Batch</h1>
         <StatusBadge status={outcome?.status ?? batch.status} />
-        <span className={`live ${connected && !TERMINAL.has(batch.status) ? 'on' : ''}`}>
-          {TERMINAL.has(batch.status) ? 'Finished' : connected ? 'Live' : 'Connecting…'}
+        <span className={`live ${connected && !finished ? 'on' : ''}`}>
+          {finished ? 'Finished' : connected ? 'Live' : 'Connecting…'}
         </span>
         <div className="spacer" />
-        {!TERMINAL.has(batch.status) && (
+        {!finished && (
           <button type="button" className="danger" onClick={cancel}>
             Cancel batch
           </button>
