@@ -1,5 +1,14 @@
-// The one place the dashboard gets its client and hooks from (the contract of @opsgraph/client).
-export { createClient, OpsgraphAuthError, type OpsgraphClient } from './live/client.ts';
+// The one place the dashboard gets its client and hooks from: @opsgraph/client (CLIENT-CONTRACT.md).
+export {
+  type BatchOperation,
+  createClient,
+  type Operation,
+  type OperationEvent,
+  type OperationFilter,
+  type OperationStatus,
+  OpsgraphAuthError,
+  type OpsgraphClient,
+} from '@opsgraph/client';
 export {
   OpsgraphProvider,
   useBatch,
@@ -8,5 +17,20 @@ export {
   useOperations,
   useOpsgraphClient,
   useStartOperation,
-} from './live/hooks.tsx';
-export * from './live/types.ts';
+} from '@opsgraph/client/react';
+
+import type { OperationStatus } from '@opsgraph/client';
+
+export type BatchItem = NonNullable<
+  import('@opsgraph/client').BatchOperation['batchOutcome']
+>['items'][number];
+
+/** Progress as every operation and event carries it. */
+export interface Progress {
+  current: number;
+  total: number | null;
+  fraction: number | null;
+  message: string | null;
+}
+
+export const TERMINAL: ReadonlySet<OperationStatus> = new Set(['COMPLETED', 'FAILED', 'CANCELLED']);

@@ -1,5 +1,5 @@
 import { type FormEvent, useEffect, useState } from 'react';
-import { COLLECTIONS, SEARCH } from '../live/documents.ts';
+import { COLLECTIONS, SEARCH } from '../documents.ts';
 import { useOpsgraphClient } from '../ops.ts';
 import { ago, StatusBadge } from '../ui.tsx';
 

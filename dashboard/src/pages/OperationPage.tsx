@@ -1,9 +1,34 @@
-import { TERMINAL, useCancelOperation, useOperation } from '../ops.ts';
+import { useEffect, useState } from 'react';
+import { TERMINAL, useCancelOperation, useOperation, useOpsgraphClient } from '../ops.ts';
 import { Link } from '../router.tsx';
 import { Json, ProgressBar, StatusBadge, shortId, time } from '../ui.tsx';
 
+interface Links {
+  batch: { id: string } | null;
+  collection: { id: string; name: string } | null;
+}
+
+/** What the operation belongs to (not part of the live stream's fields; it never changes). */
+function useLinks(id: string): Links | null {
+  const client = useOpsgraphClient();
+  const [links, setLinks] = useState<Links | null>(null);
+  useEffect(() => {
+    client
+      .request<{ operation: Links | null }>(
+        'query Links($id: ID!) { operation(id: $id) { batch { id } collection { id name } } }',
+        { id },
+      )
+      .then(
+        (data) => setLinks(data.operation),
+        () => setLinks(null),
+      );
+  }, [client, id]);
+  return links;
+}
+
 export function OperationPage({ id }: { id: string }) {
   const { operation: op, events, error, connected } = useOperation(id);
+  const links = useLinks(id);
   const { cancel, loading } = useCancelOperation();
   if (error && !op) return <div className="card empty error-text">{error.message}</div>;
   if (!op) return <div className="card empty">Loading…</div>;
@@ -45,20 +70,20 @@ export function OperationPage({ id }: { id: string }) {
             <dt>Attempt</dt>
             <dd>{op.attempt}</dd>
           </div>
-          {op.batch && (
+          {links?.batch && (
             <div>
               <dt>Batch</dt>
               <dd>
-                <Link to={`/batches/${encodeURIComponent(op.batch.id)}`}>
-                  {op.batchItemId ?? shortId(op.batch.id)}
+                <Link to={`/batches/${encodeURIComponent(links.batch.id)}`}>
+                  {op.batchItemId ?? shortId(links.batch.id)}
                 </Link>
               </dd>
             </div>
           )}
-          {op.collection && (
+          {links?.collection && (
             <div>
               <dt>Collection</dt>
-              <dd>{op.collection.name}</dd>
+              <dd>{links.collection.name}</dd>
             </div>
           )}
         </dl>

@@ -1,5 +1,5 @@
 import { type FormEvent, useEffect, useMemo, useState } from 'react';
-import { RETRY_OPERATION } from '../live/documents.ts';
+import { RETRY_OPERATION } from '../documents.ts';
 import {
   type Operation,
   type OperationFilter,
@@ -246,7 +246,6 @@ function Row({ op }: { op: Operation }) {
       </td>
       <td data-label="Type" className="type-cell">
         <Link to={href}>{op.type}</Link>
-        {op.collection && <span className="sub">{op.collection.name}</span>}
         {op.batchItemId && <span className="sub">item {op.batchItemId}</span>}
       </td>
       <td data-label="Id" className="mono muted">
