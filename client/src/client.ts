@@ -25,7 +25,10 @@ import {
 } from './types.js';
 
 export interface ClientOptions {
-  /** The GraphQL endpoint over HTTP(S), e.g. `http://localhost:4000/graphql` (WebSocket: same path, ws(s)://). */
+  /**
+   * The GraphQL endpoint over HTTP(S), e.g. `http://localhost:4000/graphql` (WebSocket: the same
+   * URL with ws(s)://). In a browser it may be relative to the page (`/graphql`).
+   */
   url: string;
   /** A fixed bearer token. */
   token?: string;
@@ -35,6 +38,11 @@ export interface ClientOptions {
   transport?: 'ws' | 'sse';
   /** Backoff of the resume loop (attempts: Infinity, baseDelayMs: 250, maxDelayMs: 10000). */
   retry?: RetryOptions;
+  /**
+   * WebSocket only: ping the server this often (ms); a connection that has not answered within half
+   * of it is closed and resumed. 0 turns pings off. Default 10000.
+   */
+  pingIntervalMs?: number;
 }
 
 export interface WatchOptions {
@@ -115,7 +123,9 @@ function sequenceSpec<T extends OperationUpdate>(
  */
 export function createClient(clientOptions: ClientOptions): OpsgraphClient {
   const options = { ...clientOptions, transport: clientOptions.transport ?? 'ws' } as const;
-  const { url } = options;
+  // In a browser a relative url ('/graphql') is taken relative to the page.
+  const base = (globalThis as { location?: { href: string } }).location?.href;
+  const url = base ? new URL(options.url, base).href : options.url;
   const token = async () =>
     options.getToken ? ((await options.getToken()) ?? null) : (options.token ?? null);
   const closed = new AbortController();

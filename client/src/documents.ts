@@ -93,7 +93,7 @@ export const StartOperation = graphql(`
 
 export const CancelOperation = graphql(`
   mutation ClientCancelOperation($id: ID!, $reason: String) {
-    cancelOperation(id: $id, reason: $reason) {
+    cancelOperation(input: { id: $id, reason: $reason }) {
       __typename
       ... on CancelOperationSuccess { operation { ...ClientOperationFields } }
       ... on ValidationError { message omittedProblems problems { path message } }

@@ -84,7 +84,7 @@ describe.each(['ws', 'sse'] as const)('watchOperation over %s', (transport) => {
     // It was cut and resumed: events from before the shutdown and after the restart.
     expect(seen.some((update) => update.event?.kind === 'RELEASED')).toBe(true);
     expect(connections.filter((connected) => connected).length).toBeGreaterThanOrEqual(2);
-  });
+  }, 180_000); // a server restart, and the released operation taken up again: slow on a loaded machine
 
   it('delivers the current state, then every later event once, across connections cut mid-stream', async () => {
     const proxy = await startTcpProxy(server!.url);
@@ -127,5 +127,32 @@ describe.each(['ws', 'sse'] as const)('watchOperation over %s', (transport) => {
     expect(sequences).toEqual(stored.filter((sequence) => sequence > first!.sequence));
     // A token for every (re)connect (SSE: every request), and at least one per drop.
     expect(tokenCalls).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe('watchOperation over ws, on a connection that goes silent', () => {
+  it('notices the missing pong, reconnects and delivers every event once', async () => {
+    const proxy = await startTcpProxy(server!.url);
+    const client = createClient({ url: proxy.url, token, pingIntervalMs: 400, retry: { baseDelayMs: 50 } });
+    const started = await client.startOperation({
+      type: 'diagnostics.sleep',
+      input: { steps: 12, stepMs: 150 },
+    });
+    if (started.__typename !== 'StartOperationSuccess') throw new Error(JSON.stringify(started));
+    const seen: OperationUpdate[] = [];
+    let stalled = false;
+    for await (const update of client.watchOperation(started.operation.id, { afterSequence: 0 })) {
+      seen.push(update);
+      if (!stalled && update.event?.kind === 'PROGRESS') {
+        stalled = true;
+        proxy.stall();
+      }
+    }
+    client.close();
+    await proxy.close();
+    const sequences = seen.map((update) => update.sequence);
+    expect(sequences).toEqual(range(1, seen.at(-1)!.sequence));
+    expect(seen.at(-1)?.event?.status).toBe('COMPLETED');
+    expect(proxy.connections).toBeGreaterThanOrEqual(2);
   });
 });

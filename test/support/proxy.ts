@@ -7,6 +7,8 @@ export interface TcpProxy {
   readonly connections: number;
   /** Cuts every open connection (both sides), as a network fault would; new ones still pass. */
   drop(): void;
+  /** Stops forwarding on every open connection without closing it (a silent drop); new ones pass. */
+  stall(): void;
   close(): Promise<void>;
 }
 
@@ -14,6 +16,7 @@ export interface TcpProxy {
 export async function startTcpProxy(target: string): Promise<TcpProxy> {
   const upstream = new URL(target);
   const open = new Set<Socket>();
+  const pairs = new Set<[Socket, Socket]>();
   let connections = 0;
   const server = createServer((client) => {
     connections += 1;
@@ -28,6 +31,9 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     }
     client.pipe(server);
     server.pipe(client);
+    const pair: [Socket, Socket] = [client, server];
+    pairs.add(pair);
+    client.on('close', () => pairs.delete(pair));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
@@ -41,6 +47,15 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     },
     drop() {
       for (const socket of open) socket.resetAndDestroy();
+    },
+    stall() {
+      for (const [client, server] of pairs) {
+        client.unpipe(server);
+        server.unpipe(client);
+        client.pause();
+        server.pause();
+      }
+      pairs.clear();
     },
     close: () =>
       new Promise<void>((resolve) => {

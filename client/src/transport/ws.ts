@@ -20,10 +20,15 @@ function normalize(error: unknown): unknown {
  * graphql-ws over one shared, lazy WebSocket: opened on the first subscription, closed when none
  * is left, authenticated in connection_init with the token `options.token` gives at each connect.
  * graphql-ws's own retries are off: the resume loop retries, with the position it has reached.
+ * Every `pingIntervalMs` the client pings; a connection that does not answer within half that is
+ * terminated (4499) and so resumed — a silently dropped connection is noticed, not waited on forever.
  */
-export function webSocketTransport(options: TransportOptions): Transport {
+export function webSocketTransport(options: TransportOptions & { pingIntervalMs?: number }): Transport {
   const opened = new Set<() => void>();
   let connected = false;
+  const pingIntervalMs = options.pingIntervalMs ?? 10_000;
+  let socket: WebSocket | undefined;
+  let pongTimer: ReturnType<typeof setTimeout> | undefined;
   const client = createClient({
     url: options.url.replace(/^http/, 'ws'),
     lazy: true,
@@ -33,13 +38,29 @@ export function webSocketTransport(options: TransportOptions): Transport {
       const token = await options.token();
       return token ? { authorization: `Bearer ${token}` } : {};
     },
+    keepAlive: pingIntervalMs,
     on: {
-      connected: () => {
+      connected: (connectedSocket) => {
+        socket = connectedSocket as WebSocket;
         connected = true;
         for (const open of opened) open();
       },
       closed: () => {
+        clearTimeout(pongTimer);
+        socket = undefined;
         connected = false;
+      },
+      ping: (received) => {
+        if (received) return;
+        clearTimeout(pongTimer);
+        const pinged = socket;
+        // terminate(): a close handshake would wait on the silent peer too; this ends it now (4499).
+        pongTimer = setTimeout(() => {
+          if (pinged === socket) client.terminate();
+        }, pingIntervalMs / 2);
+      },
+      pong: (received) => {
+        if (received) clearTimeout(pongTimer);
       },
     },
   });
