@@ -1,7 +1,7 @@
 // GraphQL the dashboard sends besides what @opsgraph/client covers (schema: schema/schema.graphql).
 
 export const RETRY_OPERATION = `mutation Retry($id: ID!) {
-  retryOperation(id: $id) {
+  retryOperation(input: { id: $id }) {
     __typename
     ... on RetryOperationSuccess { operation { id } }
     ... on Error { message }

@@ -144,7 +144,15 @@ describe('dashboard', () => {
     await screenshot(page, 'operations');
     await row(op.id).getByRole('button', { name: 'Cancel' }).click();
     await expect.poll(() => row(op.id).locator('.badge').innerText(), { timeout: 15_000 }).toBe('CANCELLED');
-    await expect(row(op.id).getByRole('button', { name: 'Retry' }).isVisible()).resolves.toBe(true);
+    // Retry starts a new operation of the same type and opens it.
+    await row(op.id).getByRole('button', { name: 'Retry' }).click();
+    await expect.poll(() => page.url(), { timeout: 15_000 }).toMatch(/\/ui\/operations\/.+/);
+    expect(decodeURIComponent(page.url().split('/operations/')[1] ?? '')).not.toBe(op.id);
+    await page.getByRole('heading', { name: 'diagnostics.sleep' }).waitFor();
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await expect
+      .poll(() => page.locator('.page-head .badge').innerText(), { timeout: 15_000 })
+      .toBe('CANCELLED');
   });
 
   it('draws a batch whose items change colour as they run, with the root cause on a skipped item', async () => {

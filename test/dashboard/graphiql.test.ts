@@ -53,7 +53,7 @@ describe('GraphiQL', () => {
       const started = await gql(
         fx.app.url,
         StartOperation,
-        { input: { type: 'diagnostics.sleep', input: { steps: 6, stepMs: 250 } } },
+        { input: { type: 'diagnostics.sleep', input: { steps: 30, stepMs: 200 } } },
         fx.tokens.alice,
       );
       const result = started.data?.startOperation;
@@ -72,7 +72,7 @@ describe('GraphiQL', () => {
           },
           { timeout: 30_000, interval: 100 },
         )
-        .toMatch(/"status": "COMPLETED", "progress": \{ "current": 6, "total": 6/);
+        .toMatch(/"status": "COMPLETED", "progress": \{ "current": 30, "total": 30/);
       // The stream was live: a message from before the end was on screen too.
       expect([...seen]).toContain('PROCESSING');
       await screenshot(page, 'graphiql');

@@ -55,7 +55,9 @@ export function BatchPage({ id }: { id: string }) {
   const state = new Map<string, BatchItem>((outcome?.items ?? []).map((item) => [item.id, item]));
   const finished = TERMINAL.has(batch.status) || (outcome != null && outcome.status !== 'RUNNING');
   const cancel = () =>
-    client.request('mutation($id: ID!) { cancelBatch(id: $id) { __typename } }', { id: batch.id });
+    client.request('mutation CancelBatch($id: ID!) { cancelBatch(input: { id: $id }) { __typename } }', {
+      id: batch.id,
+    });
 
   return (
     <>
