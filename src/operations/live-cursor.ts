@@ -46,7 +46,10 @@ export interface Position {
   levels: { snapshot: Snapshot; lastId: string }[];
 }
 
-/** Entries `delivered` may hold before the stream reconciles (the cursor stays under ~1 KB). */
+/**
+ * Entries `delivered` may hold before the stream reconciles (the cursor stays under ~1 KB); up to
+ * twice as many while live messages already received are delivered first.
+ */
 export const DELIVERED_CAP = 16;
 /** Levels a cursor may carry: a replay interrupted this many times in a row asks for a re-list. */
 export const MAX_LEVELS = 4;

@@ -238,7 +238,9 @@ export async function operationsUpdates(
         position = { base, takenAt, delivered: new Map(), levels: [] };
       }
       while (!finished) {
-        if (reconcileOwed) {
+        // Live messages already here go first (a reconciliation would coalesce them into their
+        // operation's latest state), unless the cursor has grown to twice its usual bound.
+        if (reconcileOwed && (queue.length === 0 || position.delivered.size >= 2 * DELIVERED_CAP)) {
           reconcileOwed = false;
           await reconcile(position);
           continue;
