@@ -133,7 +133,8 @@ describe('dashboard', () => {
       .poll(() => page.locator('.page-head .badge').innerText(), { timeout: 10_000 })
       .toBe('COMPLETED');
     await expect.poll(() => page.locator('.timeline li').count()).toBeGreaterThanOrEqual(14);
-    await expect.poll(() => page.locator('.json').first().innerText()).toContain('"steps": 12');
+    await expect.poll(() => page.locator('.json').first().innerText()).toContain('"elapsedMs"');
+    await expect.poll(() => page.locator('.json').nth(1).innerText()).toContain('"steps": 12');
     await screenshot(page, 'operation');
   });
 
