@@ -33,3 +33,9 @@ else console.log('postinstall: no graphql-codegen (production install): typed te
 // The client package (client/, @opsgraph/client) is imported from client/dist: build it in a
 // development install, so tests and the dashboard use it as other projects would.
 if (has('graphql-codegen') && has('tsc')) run('build:client');
+
+// The dashboard (dashboard/, served at /ui): built in a development install, so `npm install &&
+// npm start` serves it. Its build tools are development dependencies: a production install
+// (`npm ci --omit=dev`) skips this and /ui says how to build it.
+if (has('vite') && existsSync('client/dist/react/index.js')) run('build:dashboard');
+else console.log('postinstall: no vite (production install): dashboard not built');

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { type RequestLimits, requestLimits, requestLimitsEnv } from './config-requests.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
@@ -185,6 +186,12 @@ export interface Config extends RequestLimits {
    * same minute only raise the last row's count. Default 20.
    */
   auditDenialsPerMinute: number;
+  // Dashboard (issue 11, point 5).
+  /**
+   * Folder of the built dashboard (Vite's output), served at `/ui`. Default `dashboard/dist` of
+   * this installation; when it holds no `index.html`, `/ui` shows how to build it.
+   */
+  dashboardDir: string;
 }
 
 /** Who may start the diagnostics types (see Config.diagnostics). */
@@ -192,6 +199,9 @@ export type DiagnosticsAccess = 'all' | 'admins' | 'off';
 
 /** Credits a new user starts with unless OPSGRAPH_DEFAULT_CREDITS says otherwise. */
 export const DEFAULT_CREDITS = 1_000_000;
+
+/** `dashboard/dist` next to `src/` (or `dist/` in a compiled build). */
+const DEFAULT_DASHBOARD_DIR = fileURLToPath(new URL('../dashboard/dist', import.meta.url));
 
 const DEV_SECRET = 'opsgraph-development-secret-change-me';
 
@@ -268,6 +278,8 @@ const env = z.object({
   OPSGRAPH_DEFAULT_CREDITS: int(0, 1_000_000_000_000).default(DEFAULT_CREDITS),
   OPSGRAPH_MAX_GRANT_CREDITS: int(1, 1_000_000_000_000).default(1_000_000_000),
   OPSGRAPH_AUDIT_DENIALS_PER_MINUTE: int(1, 100_000).default(20),
+  // Dashboard (issue 11, point 5).
+  OPSGRAPH_DASHBOARD_DIR: z.string().min(1).optional(),
 });
 
 /** A configuration problem, reported as one line. */
@@ -354,6 +366,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     defaultCredits: e.OPSGRAPH_DEFAULT_CREDITS,
     maxGrantCredits: e.OPSGRAPH_MAX_GRANT_CREDITS,
     auditDenialsPerMinute: e.OPSGRAPH_AUDIT_DENIALS_PER_MINUTE,
+    // Dashboard (issue 11, point 5).
+    dashboardDir: resolve(e.OPSGRAPH_DASHBOARD_DIR ?? DEFAULT_DASHBOARD_DIR),
   };
 }
 

@@ -30,7 +30,11 @@ export function corsFor({ origins, allowLocalhost }: CorsOptions) {
 /**
  * CSRF prevention (Yoga's maintained plugin): a request a browser would send cross-site without
  * a preflight — a GET, or a POST of a form or text/plain — must carry the `x-graphql-yoga-csrf`
- * header (any value) or is refused with 403. JSON POSTs (clients, GraphiQL, graphql-sse and
- * SSE with `Accept: text/event-stream`) are unaffected.
+ * header (any value) or an `Authorization` header, or is refused with 403. Neither header is
+ * CORS-safelisted, so a cross-site page cannot add one without a preflight (which CORS refuses).
+ * JSON POSTs (clients, graphql-sse and SSE with `Accept: text/event-stream`) are unaffected;
+ * GraphiQL's subscriptions are GETs with `Accept: text/event-stream` and the Headers tab's
+ * Authorization.
  */
-export const useCsrfPrevention = (): Plugin => useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf'] });
+export const useCsrfPrevention = (): Plugin =>
+  useCSRFPrevention({ requestHeaders: ['x-graphql-yoga-csrf', 'authorization'] });

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { GraphQLError } from 'graphql';
 import { createYoga, type YogaInitialContext } from 'graphql-yoga';
 import { createViewerResolver, InvalidTokenError } from '../auth/viewer.ts';
+import { withDashboard } from '../dashboard/static.ts';
 import { isConnectionError } from '../db/unavailable.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { withOperatorRoutes } from '../health/routes.ts';
@@ -13,6 +14,7 @@ import { corsFor, useCsrfPrevention } from './browser.ts';
 import type { Context } from './context.ts';
 import { createCostCheck, useQueryCost } from './cost.ts';
 import { createDocumentCache } from './document-cache.ts';
+import { createGraphiQLRenderer, GRAPHIQL_OPTIONS } from './graphiql.ts';
 import { withHygiene } from './hygiene.ts';
 import { useDocumentLimits, useQuerySizeLimit, useRequestSizeLimit } from './limits.ts';
 import { schema } from './schema.ts';
@@ -78,7 +80,10 @@ function maskError(error: unknown, message: string, resources: Resources): Graph
   return new GraphQLError(message, { extensions: { code: 'INTERNAL_SERVER_ERROR' } });
 }
 
-/** Serves GraphQL over HTTP (with GraphiQL), WebSocket (graphql-ws) and SSE on `/graphql`. */
+/**
+ * Serves GraphQL over HTTP (with GraphiQL), WebSocket (graphql-ws) and SSE on `/graphql`, and the
+ * built dashboard at `/ui`.
+ */
 export async function startGraphQLServer(resources: Resources): Promise<GraphQLServer> {
   const { config, db } = resources;
   const viewerOf = createViewerResolver(db, config.jwtSecret);
@@ -101,13 +106,8 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
     schema,
     graphqlEndpoint: '/graphql',
     landingPage: false,
-    graphiql: {
-      title: 'opsgraph',
-      // SSE carries the Headers tab (Authorization) on every subscription request.
-      subscriptionsProtocol: 'SSE',
-      defaultQuery:
-        '# Set the header {"Authorization": "Bearer <token from npm run token>"}\n{ viewer { name } operationTypes { name description } }\n',
-    },
+    graphiql: GRAPHIQL_OPTIONS,
+    renderGraphiQL: createGraphiQLRenderer(),
     logging: false,
     cors: corsFor({ origins: config.corsOrigins, allowLocalhost: config.corsAllowLocalhost }),
     // Bounded here by useRequestSizeLimit (same checks, with limit and measured in the error).
@@ -143,7 +143,7 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
     }),
   });
 
-  const server = createServer(withOperatorRoutes(resources, yoga));
+  const server = createServer(withOperatorRoutes(resources, withDashboard(config.dashboardDir, yoga)));
   const ws = startWebSocketServer(server, yoga, viewerOf, {
     maxConnectionsPerUser: config.wsMaxConnectionsPerUser,
     maxConnections: config.wsMaxConnections,

@@ -141,6 +141,11 @@ describe('browsers', () => {
       headers: { accept: 'application/json', 'x-graphql-yoga-csrf': '1' },
     });
     expect(withHeader.status).toBe(200);
+    // GraphiQL subscribes with GET + Accept: text/event-stream + its Headers tab's Authorization.
+    const withToken = await fetch(get, {
+      headers: { accept: 'application/json', authorization: `Bearer ${server.tokens.alice}` },
+    });
+    expect(withToken.status).toBe(200);
     for (const type of [
       'text/plain',
       'application/x-www-form-urlencoded',
