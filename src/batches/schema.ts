@@ -206,10 +206,18 @@ const CancelBatchSuccess = builder.objectRef<{ batch: Operation }>('CancelBatchS
 builder.mutationFields((t) => ({
   startBatch: t.field({
     type: StartBatchSuccess,
-    description: 'Starts up to 1000 dependent operations in one request, validated as a whole first.',
+    description:
+      'Starts up to 1000 dependent operations in one request, validated as a whole first. An item acting on a collection you may not see is NotFoundError, on one you may see but not change ForbiddenError (as for startOperation), and the batch is not started.',
     authScopes: { loggedIn: true },
     errors: {
-      types: [ValidationError, IdempotencyKeyConflictError, QuotaExceededError, InsufficientCreditsError],
+      types: [
+        ValidationError,
+        NotFoundError,
+        ForbiddenError,
+        IdempotencyKeyConflictError,
+        QuotaExceededError,
+        InsufficientCreditsError,
+      ],
       directResult: true,
       union: { name: 'StartBatchResult' },
     },
