@@ -47,6 +47,10 @@ const OperationError = builder.objectRef<ErrorShape>('OperationError').implement
   }),
 });
 
+/** Page sizes of Operation.events (a batch of 1000 items writes a few thousand events). */
+export const EVENTS_DEFAULT_PAGE = 100;
+export const EVENTS_MAX_PAGE = 1000;
+
 export const OperationRef = builder.prismaNode('Operation', {
   id: { field: 'id' },
   // node(id) of something missing or not visible is null, not an error.
@@ -93,18 +97,26 @@ export const OperationRef = builder.prismaNode('Operation', {
     owner: t.relation('owner', {
       description: 'Who started it (only the name, unless it is you or you are an admin).',
     }),
-    events: t.relation('events', {
-      description: 'The audit trail, in sequence order (part of the operation: visible with it).',
-      args: {
-        afterSequence: t.arg.int({ description: 'Only events after this sequence. Default 0.' }),
-        first: t.arg.int({ description: 'At most this many (1–1000). Default 100.' }),
+    events: t.relatedConnection(
+      'events',
+      {
+        cursor: 'id',
+        description: `Its events, the audit trail, in sequence order (part of the operation: visible with it). Pages hold at most ${EVENTS_MAX_PAGE} (default ${EVENTS_DEFAULT_PAGE}).`,
+        defaultSize: EVENTS_DEFAULT_PAGE,
+        maxSize: EVENTS_MAX_PAGE,
+        totalCount: true,
+        args: {
+          afterSequence: t.arg.int({
+            description: 'Only events after this sequence (pages and totalCount alike). Default 0.',
+          }),
+        },
+        query: ({ afterSequence }) => ({
+          where: { sequence: { gt: afterSequence ?? 0 } },
+          orderBy: { sequence: 'asc' },
+        }),
       },
-      query: ({ afterSequence, first }) => ({
-        where: { sequence: { gt: afterSequence ?? 0 } },
-        orderBy: { sequence: 'asc' },
-        take: Math.min(Math.max(first ?? 100, 1), 1000),
-      }),
-    }),
+      OperationEventConnection,
+    ),
   }),
 });
 
@@ -133,6 +145,13 @@ export const OperationEventRef = builder.prismaObject('OperationEvent', {
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });
+
+const eventConnection = connectionNames('OperationEvent', 'events of an operation');
+/** Operation.events: pages of events by sequence. */
+const OperationEventConnection = builder.connectionObject(
+  { type: OperationEventRef, ...eventConnection.connection },
+  eventConnection.edge,
+);
 
 export const OperationUpdateRef = builder.objectRef<OperationUpdate>('OperationUpdate').implement({
   description: 'A message of operationUpdated: the current state first, then one per event.',
