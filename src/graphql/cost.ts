@@ -33,11 +33,12 @@ const DEFAULT_LIST_SIZE = 10;
 const HEAVY_FIELDS: ReadonlySet<string> = new Set(['input', 'result', 'content']);
 export const HEAVY_FIELD_COST = 100;
 /**
- * A connection's `totalCount`: one count that reads up to COUNT_CAP (10,000) index entries, priced
- * like a heavy field. It is multiplied like everything below its connection, and a connection
- * multiplies by at least 1 (so `first: 0 { totalCount }` is not free).
+ * A connection's `totalCount`: one count that reads up to COUNT_CAP (10,000) index entries. Like
+ * every field below a connection it is multiplied by the page size (the plugin prices a field by
+ * its arguments only), so it costs 10 per node asked for — 200 at the default page — and a
+ * connection multiplies by at least 1, so `first: 0 { totalCount }` still costs 10.
  */
-export const TOTAL_COUNT_COST = 100;
+export const TOTAL_COUNT_COST = 10;
 
 const isList = (type: GraphQLOutputType): boolean =>
   isListType(type) || (isNonNullType(type) && isListType(type.ofType));

@@ -7,9 +7,21 @@ import type { OperationUpdate } from './updates.ts';
 
 /** GraphQL object types of the operations domain. Queries, mutations, subscription: schema-api.ts. */
 
-export const OperationStatusEnum = builder.enumType(OperationStatus, {
-  name: 'OperationStatus',
+export const OperationStatusEnum = builder.enumType('OperationStatus', {
   description: 'PENDING → PROCESSING → COMPLETED | FAILED | CANCELLED, and PENDING → CANCELLED.',
+  values: {
+    PENDING: {
+      value: OperationStatus.PENDING,
+      description: 'Waiting for a worker (or its runAt, or its next attempt).',
+    },
+    PROCESSING: { value: OperationStatus.PROCESSING, description: 'Its handler is running.' },
+    COMPLETED: { value: OperationStatus.COMPLETED, description: 'Finished with a result (terminal).' },
+    FAILED: {
+      value: OperationStatus.FAILED,
+      description: 'Ended with an error after its last attempt (terminal).',
+    },
+    CANCELLED: { value: OperationStatus.CANCELLED, description: 'Cancelled before it finished (terminal).' },
+  } as const,
 });
 
 interface ProgressShape {
@@ -21,9 +33,9 @@ interface ProgressShape {
 const Progress = builder.objectRef<ProgressShape>('Progress').implement({
   description: 'How far an operation has got, as last reported by its handler.',
   fields: (t) => ({
-    current: t.exposeFloat('current'),
-    total: t.exposeFloat('total', { nullable: true }),
-    message: t.exposeString('message', { nullable: true }),
+    current: t.exposeFloat('current', { description: 'Work done so far, in the handler’s own units.' }),
+    total: t.exposeFloat('total', { nullable: true, description: 'Work in all; null while unknown.' }),
+    message: t.exposeString('message', { nullable: true, description: 'What the handler is doing now.' }),
     fraction: t.float({
       nullable: true,
       description: 'current / total, between 0 and 1; null while the total is unknown.',
@@ -43,7 +55,7 @@ const OperationError = builder.objectRef<ErrorShape>('OperationError').implement
     code: t.exposeString('code', {
       description: 'Stable machine-readable code, e.g. REQUESTED_FAILURE, CANCELLED.',
     }),
-    message: t.exposeString('message'),
+    message: t.exposeString('message', { description: 'Human-readable explanation.' }),
   }),
 });
 
@@ -63,10 +75,11 @@ export const OperationRef = builder.prismaNode('Operation', {
   }),
   fields: (t) => ({
     type: t.exposeString('type', { description: 'The operation type, e.g. diagnostics.sleep.' }),
-    status: t.expose('status', { type: OperationStatusEnum }),
-    input: t.expose('input', { type: 'JSON' }),
+    status: t.expose('status', { type: OperationStatusEnum, description: 'Where it is in its lifecycle.' }),
+    input: t.expose('input', { type: 'JSON', description: 'The input it was started with (up to 1 MB).' }),
     progress: t.field({
       type: Progress,
+      description: 'How far it has got, as last reported by its handler.',
       resolve: (op) => ({
         current: op.progressCurrent,
         total: op.progressTotal,
@@ -82,18 +95,27 @@ export const OperationRef = builder.prismaNode('Operation', {
     error: t.field({
       type: OperationError,
       nullable: true,
+      description: 'Why it FAILED or was CANCELLED; null otherwise.',
       resolve: (op) => (op.error as ErrorShape | null) ?? null,
     }),
     sequence: t.exposeInt('sequence', { description: 'Sequence of the latest event (1 = CREATED).' }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
-    completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was started (requested).' }),
+    startedAt: t.expose('startedAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When a worker first began it; null while never begun.',
+    }),
+    completedAt: t.expose('completedAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When it reached a terminal status; null before.',
+    }),
     nextAttemptAt: t.expose('nextAttemptAt', {
       type: 'DateTime',
       nullable: true,
       description: 'While PENDING after a failed attempt: when the next attempt runs.',
     }),
-    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime', description: 'When its row last changed.' }),
     owner: t.relation('owner', {
       description: 'Who started it (only the name, unless it is you or you are an admin).',
     }),
@@ -130,7 +152,9 @@ export const OperationConnection = builder.connectionObject(
 export const OperationEventRef = builder.prismaObject('OperationEvent', {
   description: 'One transition or persisted progress step; the audit trail and the replay log.',
   fields: (t) => ({
-    sequence: t.exposeInt('sequence'),
+    sequence: t.exposeInt('sequence', {
+      description: 'Its number within the operation: 1, 2, 3… with no gaps.',
+    }),
     kind: t.exposeString('kind', {
       description:
         'CREATED, STARTED, PROGRESS, SOFT_TIMEOUT, RETRY_SCHEDULED, RELEASED, REQUEUED, COMPLETED, FAILED or CANCELLED.',
@@ -138,11 +162,16 @@ export const OperationEventRef = builder.prismaObject('OperationEvent', {
     status: t.expose('status', { type: OperationStatusEnum, description: 'Status after this event.' }),
     progress: t.field({
       type: Progress,
+      description: 'The progress of the operation right after this event.',
       resolve: (e) => ({ current: e.progressCurrent, total: e.progressTotal, message: e.message }),
     }),
-    message: t.exposeString('message', { nullable: true }),
-    data: t.expose('data', { type: 'JSON', nullable: true }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    message: t.exposeString('message', { nullable: true, description: 'What happened, for people.' }),
+    data: t.expose('data', {
+      type: 'JSON',
+      nullable: true,
+      description: 'Details by kind (e.g. attempt and error of RETRY_SCHEDULED; item and status of ITEM).',
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When the event was written.' }),
   }),
 });
 
