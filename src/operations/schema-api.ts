@@ -1,5 +1,4 @@
 import { auditingRefusals, refused } from '../audit/denials.ts';
-import type { Viewer } from '../auth/viewer.ts';
 import { operationsWhere } from '../auth/visibility.ts';
 import { visible } from '../auth/visible.ts';
 import { cancelBatch } from '../batches/submit.ts';
@@ -7,7 +6,7 @@ import { InsufficientCreditsError } from '../credits/errors.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
-import { COUNT_CAP, capped } from '../graphql/connections.ts';
+import { COUNT_CAP } from '../graphql/connections.ts';
 import { ErrorInterface } from '../graphql/errors.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
 import { QuotaExceededError } from '../quotas/schema.ts';
@@ -15,6 +14,7 @@ import { timingFields } from '../runs/timing-schema.ts';
 import { registryFor } from './audience.ts';
 import { cancelOperation } from './cancel.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError, UnknownOperationTypeError } from './errors.ts';
+import { countOperations, type OperationListFilter, pageOperationIds } from './list.ts';
 import type { OperationType } from './registry.ts';
 import { OperationConnection, OperationRef, OperationStatusEnum, OperationUpdateRef } from './schema.ts';
 import { type Started, startOperation } from './start.ts';
@@ -160,19 +160,24 @@ builder.queryFields((t) => ({
       description: 'Operations you may see, newest first (ties by id). Pages hold at most 100 (default 20).',
       authScopes: { loggedIn: true },
       args: { filter: t.arg({ type: OperationFilter, description: 'Narrows the list; omitted: all.' }) },
-      resolve: (query, _, { filter }, context) =>
-        context.resources.db.operation.findMany({
-          ...query,
-          where: operationsFiltered(context.viewer, filter),
+      resolve: async (query, _, { filter }, context) => {
+        const { cursor, take, skip: _skip, ...load } = query;
+        const db = context.resources.db;
+        const ids = context.viewer
+          ? await pageOperationIds(db, context.viewer, listFilterOf(filter), { cursorId: cursor?.id, take })
+          : [];
+        if (ids.length === 0) return [];
+        // The page's rows with what the query selects below them, in page order.
+        return db.operation.findMany({
+          ...load,
+          where: { id: { in: ids } },
           orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        }),
+        });
+      },
       totalCount: (_, { filter }, context) =>
-        capped(
-          context.resources.db.operation.count({
-            where: operationsFiltered(context.viewer, filter),
-            take: COUNT_CAP,
-          }),
-        ),
+        context.viewer
+          ? countOperations(context.resources.db, context.viewer, listFilterOf(filter), COUNT_CAP)
+          : 0,
     },
     OperationConnection,
   ),
@@ -197,26 +202,20 @@ const CancelOperationInput = builder.inputType('CancelOperationInput', {
 
 type OperationFilterShape = typeof OperationFilter.$inferInput;
 
-/** The operations a list shows: those the viewer may see, narrowed by the filter. */
-function operationsFiltered(
-  viewer: Viewer | null,
-  filter: OperationFilterShape | null | undefined,
-): Prisma.OperationWhereInput {
-  const where: Prisma.OperationWhereInput = { AND: [operationsWhere(viewer)] };
-  if (filter?.status?.length) where.status = { in: filter.status };
-  if (filter?.type) where.type = filter.type;
-  if (filter?.batchId)
-    where.batchId = parseGlobalId(String(filter.batchId), 'Operation', ['filter', 'batchId']);
-  if (filter?.collectionId) {
-    where.collectionId = parseGlobalId(String(filter.collectionId), 'Collection', ['filter', 'collectionId']);
-  }
-  if (filter?.createdAfter || filter?.createdBefore) {
-    where.createdAt = {
-      ...(filter.createdAfter ? { gte: filter.createdAfter } : {}),
-      ...(filter.createdBefore ? { lt: filter.createdBefore } : {}),
-    };
-  }
-  return where;
+/** The list's filter with its ids parsed (a malformed id is a ValidationError at its path). */
+function listFilterOf(filter: OperationFilterShape | null | undefined): OperationListFilter {
+  return {
+    ...(filter?.status?.length ? { statuses: filter.status } : {}),
+    ...(filter?.type ? { type: filter.type } : {}),
+    ...(filter?.batchId
+      ? { batchId: parseGlobalId(String(filter.batchId), 'Operation', ['filter', 'batchId']) }
+      : {}),
+    ...(filter?.collectionId
+      ? { collectionId: parseGlobalId(String(filter.collectionId), 'Collection', ['filter', 'collectionId']) }
+      : {}),
+    ...(filter?.createdAfter ? { createdAfter: filter.createdAfter } : {}),
+    ...(filter?.createdBefore ? { createdBefore: filter.createdBefore } : {}),
+  };
 }
 
 const StartOperationInput = builder.inputType('StartOperationInput', {
