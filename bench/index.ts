@@ -220,11 +220,11 @@ const PollOperation = parse(`
 `) as TypedDocumentNode<OperationData, { id: string }>;
 
 interface EventsData {
-  operation: { events: { sequence: number; kind: string; createdAt: string }[] } | null;
+  operation: { events: { edges: { node: { sequence: number; kind: string; createdAt: string } }[] } } | null;
 }
 const OperationEvents = parse(`
   query BenchIndexEvents($id: ID!, $after: Int) {
-    operation(id: $id) { events(afterSequence: $after, first: 1000) { sequence kind createdAt } }
+    operation(id: $id) { events(afterSequence: $after, first: 1000) { edges { node { sequence kind createdAt } } } }
   }
 `) as TypedDocumentNode<EventsData, { id: string; after: number }>;
 
@@ -296,7 +296,7 @@ async function batchTimes(server: Server, id: string): Promise<number[]> {
   let after = 0;
   for (;;) {
     const response = await gql(server.app.url, OperationEvents, { id, after }, server.token);
-    const events = response.data?.operation?.events ?? [];
+    const events = (response.data?.operation?.events.edges ?? []).map((edge) => edge.node);
     if (events.length === 0) break;
     for (const event of events) {
       if (event.kind === 'STARTED' || event.kind === 'PROGRESS') times.push(Date.parse(event.createdAt));

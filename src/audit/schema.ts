@@ -23,6 +23,7 @@ const ACTIONS: Record<AuditAction, string> = {
 };
 
 const AuditActionEnum = builder.enumType('AuditAction', {
+  description: 'What an audit log entry records.',
   values: Object.fromEntries(
     Object.entries(ACTIONS).map(([name, description]) => [name, { description }]),
   ) as {
@@ -36,24 +37,41 @@ const AuditEventRef = builder.objectRef<AuditRow>('AuditEvent').implement({
   description:
     'One entry of the audit log: who did what, when. Ids are global ids; what they name may be gone or not visible to you.',
   fields: (t) => ({
-    id: t.exposeID('id'),
-    action: t.field({ type: AuditActionEnum, resolve: (row) => row.action }),
+    id: t.exposeID('id', { description: 'Its number in the log (increasing with time).' }),
+    action: t.field({ type: AuditActionEnum, description: 'What happened.', resolve: (row) => row.action }),
     actorId: t.id({
       description: 'The user who acted (a User global id).',
       resolve: (row) => encodeGlobalID('User', row.actorId),
     }),
-    operationId: t.id({ nullable: true, resolve: (row) => global('Operation', row.operationId) }),
-    collectionId: t.id({ nullable: true, resolve: (row) => global('Collection', row.collectionId) }),
+    operationId: t.id({
+      nullable: true,
+      description: 'The operation it concerns (an Operation global id).',
+      resolve: (row) => global('Operation', row.operationId),
+    }),
+    collectionId: t.id({
+      nullable: true,
+      description: 'The collection it concerns (a Collection global id).',
+      resolve: (row) => global('Collection', row.collectionId),
+    }),
     targetUserId: t.id({
       nullable: true,
       description: 'The user acted upon (a User global id).',
       resolve: (row) => global('User', row.targetUserId),
     }),
-    data: t.field({ type: 'JSON', nullable: true, resolve: (row) => row.data }),
+    data: t.field({
+      type: 'JSON',
+      nullable: true,
+      description: 'Details by action (e.g. what was refused, the reason given).',
+      resolve: (row) => row.data,
+    }),
     count: t.exposeInt('count', {
       description: 'How many refusals this row stands for (1 for everything else).',
     }),
-    createdAt: t.field({ type: 'DateTime', resolve: (row) => new Date(row.createdAt) }),
+    createdAt: t.field({
+      type: 'DateTime',
+      description: 'When it happened.',
+      resolve: (row) => new Date(row.createdAt),
+    }),
     lastAt: t.field({
       type: 'DateTime',
       description: 'The last refusal this row counts.',
@@ -63,11 +81,12 @@ const AuditEventRef = builder.objectRef<AuditRow>('AuditEvent').implement({
 });
 
 const AuditFilterInput = builder.inputType('AuditEventFilter', {
+  description: 'Narrows the audit log: every condition given must hold.',
   fields: (t) => ({
     actorId: t.id({ required: false, description: 'A User global id (users: only their own matches).' }),
-    action: t.field({ type: AuditActionEnum, required: false }),
-    operationId: t.id({ required: false }),
-    collectionId: t.id({ required: false }),
+    action: t.field({ type: AuditActionEnum, required: false, description: 'Only this action.' }),
+    operationId: t.id({ required: false, description: 'Only entries about this operation (global id).' }),
+    collectionId: t.id({ required: false, description: 'Only entries about this collection (global id).' }),
     from: t.field({ type: 'DateTime', required: false, description: 'At or after.' }),
     to: t.field({ type: 'DateTime', required: false, description: 'Before.' }),
   }),
@@ -86,7 +105,13 @@ builder.queryField('auditEvents', (t) =>
       description:
         'The audit log, newest first: admins see every entry, users the entries they are the actor of.',
       authScopes: { loggedIn: true },
-      args: { filter: t.arg({ type: AuditFilterInput, required: false }) },
+      args: {
+        filter: t.arg({
+          type: AuditFilterInput,
+          required: false,
+          description: 'Narrows the log; omitted: all.',
+        }),
+      },
       resolve: async (_, args, context) => {
         const f = args.filter ?? {};
         const filter = {

@@ -17,7 +17,7 @@ builder.prismaObject('User', {
       resolve: (user, _, context) =>
         canSeeUserDetails(context.viewer, user.id) ? encodeGlobalID('User', user.id) : null,
     }),
-    name: t.exposeString('name'),
+    name: t.exposeString('name', { description: 'The user’s name (everyone may see it).' }),
     isAdmin: t.boolean({
       nullable: true,
       description: 'Whether you are an admin (admins: whether this user is); null for other users.',

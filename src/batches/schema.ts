@@ -19,23 +19,46 @@ import { cancelBatch, type StartedBatch, startBatch } from './submit.ts';
 /** GraphQL of batches: startBatch, cancelBatch, batchUpdated, and the outcome of a batch operation. */
 
 const BatchItemStatus = builder.enumType('BatchItemStatus', {
-  values: ['PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'SKIPPED', 'CANCELLED', 'ROLLED_BACK'] as const,
+  description: 'Where one item of a batch is.',
+  values: {
+    PENDING: { description: 'Waiting for the items it depends on (or for the batch to start).' },
+    RUNNING: { description: 'Its operation has started.' },
+    COMPLETED: { description: 'Its operation completed.' },
+    FAILED: { description: 'Its operation failed.' },
+    SKIPPED: { description: 'Never started: an item it depends on failed, or the batch was cancelled.' },
+    CANCELLED: { description: 'Its operation was cancelled while running.' },
+    ROLLED_BACK: { description: 'Completed, then undone by its compensation (an atomic batch failed).' },
+  } as const,
 });
 
 const BatchStatus = builder.enumType('BatchStatus', {
   description: 'RUNNING until every item has ended.',
-  values: ['RUNNING', 'COMPLETED', 'FAILED', 'PARTIALLY_COMPLETED', 'CANCELLED'] as const,
+  values: {
+    RUNNING: { description: 'Some items have not ended yet.' },
+    COMPLETED: { description: 'Every item completed.' },
+    FAILED: { description: 'An item failed (atomic: the completed ones were rolled back).' },
+    PARTIALLY_COMPLETED: { description: 'Non-atomic: some items completed, others failed or were skipped.' },
+    CANCELLED: { description: 'The batch was cancelled.' },
+  } as const,
 });
 
 const ItemError = builder.objectRef<{ code: string; message: string }>('BatchItemError').implement({
-  fields: (t) => ({ code: t.exposeString('code'), message: t.exposeString('message') }),
+  description: 'Why an item failed.',
+  fields: (t) => ({
+    code: t.exposeString('code', { description: 'Stable machine-readable code.' }),
+    message: t.exposeString('message', { description: 'Human-readable explanation.' }),
+  }),
 });
 
 const BatchItemResult = builder.objectRef<ItemOutcome>('BatchItemResult').implement({
   description: 'What happened to one item.',
   fields: (t) => ({
     id: t.exposeString('id', { description: "The client's item id." }),
-    status: t.field({ type: BatchItemStatus, resolve: (item) => item.status }),
+    status: t.field({
+      type: BatchItemStatus,
+      description: 'Where the item is.',
+      resolve: (item) => item.status,
+    }),
     operationId: t.exposeID('operationId', {
       nullable: true,
       description:
@@ -47,7 +70,12 @@ const BatchItemResult = builder.objectRef<ItemOutcome>('BatchItemResult').implem
       description: 'Its result (COMPLETED, ROLLED_BACK).',
       resolve: (item) => item.data,
     }),
-    error: t.field({ type: ItemError, nullable: true, resolve: (item) => item.error ?? null }),
+    error: t.field({
+      type: ItemError,
+      nullable: true,
+      description: 'Why it FAILED; null otherwise.',
+      resolve: (item) => item.error ?? null,
+    }),
     reason: t.exposeString('reason', { nullable: true, description: 'Why it was SKIPPED or ROLLED_BACK.' }),
     rootCause: t.exposeString('rootCause', {
       nullable: true,
@@ -67,24 +95,29 @@ interface OutcomeShape {
 }
 
 const BatchCounts = builder.objectRef<Record<string, number>>('BatchCounts').implement({
+  description: 'How many items of the batch are in each status.',
   fields: (t) => ({
-    pending: t.int({ resolve: (c) => c.PENDING ?? 0 }),
-    running: t.int({ resolve: (c) => c.RUNNING ?? 0 }),
-    completed: t.int({ resolve: (c) => c.COMPLETED ?? 0 }),
-    failed: t.int({ resolve: (c) => c.FAILED ?? 0 }),
-    skipped: t.int({ resolve: (c) => c.SKIPPED ?? 0 }),
-    cancelled: t.int({ resolve: (c) => c.CANCELLED ?? 0 }),
-    rolledBack: t.int({ resolve: (c) => c.ROLLED_BACK ?? 0 }),
+    pending: t.int({ description: 'Items PENDING.', resolve: (c) => c.PENDING ?? 0 }),
+    running: t.int({ description: 'Items RUNNING.', resolve: (c) => c.RUNNING ?? 0 }),
+    completed: t.int({ description: 'Items COMPLETED.', resolve: (c) => c.COMPLETED ?? 0 }),
+    failed: t.int({ description: 'Items FAILED.', resolve: (c) => c.FAILED ?? 0 }),
+    skipped: t.int({ description: 'Items SKIPPED.', resolve: (c) => c.SKIPPED ?? 0 }),
+    cancelled: t.int({ description: 'Items CANCELLED.', resolve: (c) => c.CANCELLED ?? 0 }),
+    rolledBack: t.int({ description: 'Items ROLLED_BACK.', resolve: (c) => c.ROLLED_BACK ?? 0 }),
   }),
 });
 
 const BatchOutcomeRef = builder.objectRef<OutcomeShape>('BatchOutcome').implement({
   description: "A batch's result: every item's status with its data, error or reason.",
   fields: (t) => ({
-    status: t.field({ type: BatchStatus, resolve: (o) => o.status }),
-    items: t.field({ type: [BatchItemResult], resolve: (o) => o.items }),
+    status: t.field({ type: BatchStatus, description: 'The batch as a whole.', resolve: (o) => o.status }),
+    items: t.field({
+      type: [BatchItemResult],
+      description: 'Every item, in request order.',
+      resolve: (o) => o.items,
+    }),
     failed: t.exposeStringList('failed', { description: 'Ids of the items that FAILED.' }),
-    counts: t.field({ type: BatchCounts, resolve: (o) => o.counts }),
+    counts: t.field({ type: BatchCounts, description: 'Items per status.', resolve: (o) => o.counts }),
   }),
 });
 
@@ -125,6 +158,7 @@ builder.prismaObjectFields('Operation', (t) => ({
 }));
 
 const BatchItemInput = builder.inputType('BatchItemInput', {
+  description: 'One operation of a batch, with the items it depends on.',
   fields: (t) => ({
     id: t.string({ required: true, description: 'Your id for the item (1–100 letters, digits, "_", "-").' }),
     type: t.string({ required: true, description: 'An operation type.' }),
@@ -152,8 +186,13 @@ const CancelBatchInput = builder.inputType('CancelBatchInput', {
 });
 
 const StartBatchInput = builder.inputType('StartBatchInput', {
+  description: 'What startBatch starts: its items and how failures are handled.',
   fields: (t) => ({
-    items: t.field({ type: [BatchItemInput], required: true }),
+    items: t.field({
+      type: [BatchItemInput],
+      required: true,
+      description: 'The operations (1–1000), each with a unique id; dependsOn must form no cycle.',
+    }),
     atomic: t.boolean({ required: false, description: 'All or nothing (default true).' }),
     continueOnError: t.boolean({
       required: false,
@@ -163,14 +202,20 @@ const StartBatchInput = builder.inputType('StartBatchInput', {
       required: false,
       description: 'Return the plan; create nothing (default false).',
     }),
-    idempotencyKey: t.string({ required: false }),
+    idempotencyKey: t.string({
+      required: false,
+      description: 'Repeat-safe key (1–255 chars, per user): a repeat returns the same batch.',
+    }),
     ...timingFields(t),
   }),
 });
 
 const BatchLevel = builder.objectRef<{ level: number; items: string[] }>('BatchLevel').implement({
   description: 'Items that can run in parallel once every earlier level has completed.',
-  fields: (t) => ({ level: t.exposeInt('level'), items: t.exposeStringList('items') }),
+  fields: (t) => ({
+    level: t.exposeInt('level', { description: '0 for items that depend on nothing, then 1, 2…' }),
+    items: t.exposeStringList('items', { description: 'The ids of the items at this level.' }),
+  }),
 });
 
 const BatchPlanRef = builder.objectRef<Plan>('BatchPlan').implement({
@@ -178,13 +223,15 @@ const BatchPlanRef = builder.objectRef<Plan>('BatchPlan').implement({
   fields: (t) => ({
     levels: t.field({
       type: [BatchLevel],
+      description: 'The levels in order.',
       resolve: (plan) => plan.levels.map((items, level) => ({ level, items })),
     }),
-    itemCount: t.int({ resolve: (plan) => plan.items.length }),
+    itemCount: t.int({ description: 'How many items the batch has.', resolve: (plan) => plan.items.length }),
   }),
 });
 
 const StartBatchSuccess = builder.objectRef<StartedBatch>('StartBatchSuccess').implement({
+  description: 'The batch was started (or validated, or found by its idempotency key).',
   fields: (t) => ({
     batch: t.field({
       type: OperationRef,
@@ -193,15 +240,23 @@ const StartBatchSuccess = builder.objectRef<StartedBatch>('StartBatchSuccess').i
       resolve: (started, _, context) =>
         started.batch ? visible(context).mustSee(started.batch as Operation) : null,
     }),
-    plan: t.field({ type: BatchPlanRef, resolve: (started) => started.plan }),
-    replayed: t.exposeBoolean('replayed'),
+    plan: t.field({
+      type: BatchPlanRef,
+      description: 'The execution plan.',
+      resolve: (started) => started.plan,
+    }),
+    replayed: t.exposeBoolean('replayed', {
+      description: 'True when an earlier request with this idempotency key created the batch.',
+    }),
   }),
 });
 
 const CancelBatchSuccess = builder.objectRef<{ batch: Operation }>('CancelBatchSuccess').implement({
+  description: 'The batch is being cancelled: it ends CANCELLED once its items have stopped.',
   fields: (t) => ({
     batch: t.field({
       type: OperationRef,
+      description: 'The batch operation, as it is now.',
       resolve: (success, _, context) => visible(context).mustSee(success.batch),
     }),
   }),
@@ -210,14 +265,31 @@ const CancelBatchSuccess = builder.objectRef<{ batch: Operation }>('CancelBatchS
 builder.mutationFields((t) => ({
   startBatch: t.field({
     type: StartBatchSuccess,
-    description: 'Starts up to 1000 dependent operations in one request, validated as a whole first.',
+    description:
+      'Starts up to 1000 dependent operations in one request, validated as a whole first. An item acting on a collection you may not see is NotFoundError, on one you may see but not change ForbiddenError (as for startOperation), and the batch is not started.',
     authScopes: { loggedIn: true },
     errors: {
-      types: [ValidationError, IdempotencyKeyConflictError, QuotaExceededError, InsufficientCreditsError],
+      types: [
+        ValidationError,
+        NotFoundError,
+        ForbiddenError,
+        IdempotencyKeyConflictError,
+        QuotaExceededError,
+        InsufficientCreditsError,
+      ],
       directResult: true,
-      union: { name: 'StartBatchResult' },
+      union: {
+        name: 'StartBatchResult',
+        description: 'What startBatch answers: StartBatchSuccess, or one of its typed errors.',
+      },
     },
-    args: { input: t.arg({ type: StartBatchInput, required: true }) },
+    args: {
+      input: t.arg({
+        type: StartBatchInput,
+        required: true,
+        description: 'Everything the mutation needs (see StartBatchInput).',
+      }),
+    },
     resolve: (_, { input }, context) =>
       auditingRefusals(context.resources, context.viewer, { what: 'startBatch' }, () =>
         startBatch(context.resources, context.viewer!, input),
@@ -230,9 +302,18 @@ builder.mutationFields((t) => ({
     errors: {
       types: [ValidationError, NotFoundError, ForbiddenError, IllegalTransitionError],
       directResult: true,
-      union: { name: 'CancelBatchResult' },
+      union: {
+        name: 'CancelBatchResult',
+        description: 'What cancelBatch answers: CancelBatchSuccess, or one of its typed errors.',
+      },
     },
-    args: { input: t.arg({ type: CancelBatchInput, required: true }) },
+    args: {
+      input: t.arg({
+        type: CancelBatchInput,
+        required: true,
+        description: 'Everything the mutation needs (see CancelBatchInput).',
+      }),
+    },
     resolve: async (_, { input: { id, reason } }, context) => {
       if (reason && reason.length > 1000) {
         throw new ValidationError([{ path: ['reason'], message: 'must be at most 1000 characters' }]);
@@ -256,7 +337,13 @@ builder.subscriptionFields((t) => ({
     description:
       "A batch's current state, then every event in order (ITEM events carry item status changes); completes after a terminal state.",
     authScopes: { loggedIn: true },
-    args: { id: t.arg.id({ required: true }), afterSequence: t.arg.int({ required: false }) },
+    args: {
+      id: t.arg.id({ required: true, description: 'The batch operation’s global ID.' }),
+      afterSequence: t.arg.int({
+        required: false,
+        description: 'Replay the stored events after this sequence first. Default: none.',
+      }),
+    },
     subscribe: async (_, { id, afterSequence }, context) => {
       const uuid = parseGlobalId(String(id), 'Operation');
       const found = await context.resources.db.operation.findUnique({

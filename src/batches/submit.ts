@@ -1,6 +1,5 @@
 import { recordAudit } from '../audit/record.ts';
 import type { Viewer } from '../auth/viewer.ts';
-import { ForbiddenError, NotFoundError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import { publish } from '../operations/attempt.ts';
 import { registryFor } from '../operations/audience.ts';
@@ -137,18 +136,13 @@ async function checkItems(r: Resources, viewer: Viewer, plan: Plan): Promise<Map
     if (item.refs.length) continue;
     const parsed = item.type.input.safeParse(item.input);
     if (!parsed.success) continue; // reported by planBatch
-    const at = ['items', index, 'input'];
-    try {
-      const collectionId = await authorize(r, viewer, item.type, parsed.data);
-      if (collectionId) collections.set(item.id, collectionId);
-      const checked = (await item.type.check?.(parsed.data, { db: r.db, config: r.config, viewer })) ?? [];
-      for (const problem of checked) {
-        problems.add(['items', index, ...problem.path], problem.message);
-      }
-    } catch (error) {
-      if (error instanceof NotFoundError || error instanceof ForbiddenError) {
-        problems.add([...at, 'collectionId'], error.message);
-      } else throw error;
+    // A collection the viewer may not see (NotFoundError) or not change (ForbiddenError) refuses the
+    // whole batch with that error, as startOperation refuses one operation: the first such item wins.
+    const collectionId = await authorize(r, viewer, item.type, parsed.data);
+    if (collectionId) collections.set(item.id, collectionId);
+    const checked = (await item.type.check?.(parsed.data, { db: r.db, config: r.config, viewer })) ?? [];
+    for (const problem of checked) {
+      problems.add(['items', index, ...problem.path], problem.message);
     }
   }
   problems.throwIfAny();

@@ -12,8 +12,19 @@ import { SearchTimeoutError, SearchTooComplexError } from './search-schema.ts';
 
 /** GraphQL types and queries of the collections domain. Collections change only through operations. */
 
-const CollectionStatusEnum = builder.enumType(CollectionStatus, {
-  name: 'CollectionStatus',
+const CollectionStatusEnum = builder.enumType('CollectionStatus', {
+  values: {
+    EMPTY: { value: CollectionStatus.EMPTY, description: 'No documents yet.' },
+    READY: {
+      value: CollectionStatus.READY,
+      description: 'Indexed and searchable; no operation is writing to it.',
+    },
+    BUSY: { value: CollectionStatus.BUSY, description: 'An operation is writing to it (see busyOperation).' },
+    INCOMPLETE: {
+      value: CollectionStatus.INCOMPLETE,
+      description: 'The last operation stopped early (see statusMessage); run it again to finish.',
+    },
+  } as const,
   description:
     'EMPTY (no documents), READY, BUSY (an operation is writing to it: see busyOperation), INCOMPLETE (the last operation stopped early: see statusMessage).',
 });
@@ -27,7 +38,7 @@ const CollectionRef = builder.prismaNode('Collection', {
     AND: [collectionsWhere(context.viewer)],
   }),
   fields: (t) => ({
-    name: t.exposeString('name'),
+    name: t.exposeString('name', { description: 'Its name, unique per owner.' }),
     owner: t.relation('owner', {
       description: 'Its owner (only the name, unless it is you or you are an admin).',
     }),
@@ -38,6 +49,7 @@ const CollectionRef = builder.prismaNode('Collection', {
     }),
     status: t.field({
       type: CollectionStatusEnum,
+      description: 'Whether it is empty, ready, being written, or left incomplete.',
       resolve: async (collection, _, context) => {
         if (collection.status !== 'BUSY' || !collection.busyOperationId) return collection.status;
         // The writer may have ended without releasing it (its process died): then it is INCOMPLETE.
@@ -54,7 +66,7 @@ const CollectionRef = builder.prismaNode('Collection', {
       nullable: true,
       description: 'What the last operation did, or how far it got when it stopped early.',
     }),
-    documentCount: t.exposeInt('documentCount'),
+    documentCount: t.exposeInt('documentCount', { description: 'Documents it holds.' }),
     chunkCount: t.exposeInt('chunkCount', { description: 'Chunks in the index in service.' }),
     generation: t.exposeInt('activeGeneration', {
       description: 'Generation of the index in service; each reindex adds one.',
@@ -66,8 +78,8 @@ const CollectionRef = builder.prismaNode('Collection', {
       resolve: (query, collection, _, context) =>
         visible(context).operation(collection.busyOperationId, query),
     }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was created.' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime', description: 'When its row last changed.' }),
     documents: t.prismaConnection(
       {
         type: 'Document',
@@ -102,18 +114,18 @@ const DocumentRef = builder.prismaNode('Document', {
     externalId: t.exposeString('externalId', {
       description: 'Unique within its source (a file: its relative path).',
     }),
-    title: t.exposeString('title'),
-    content: t.exposeString('content'),
+    title: t.exposeString('title', { description: 'Its title (searched with the content).' }),
+    content: t.exposeString('content', { description: 'Its full text (up to 1 MB).' }),
     contentHash: t.exposeString('contentHash', { description: 'sha256 of title, content and metadata.' }),
-    metadata: t.expose('metadata', { type: 'JSON' }),
+    metadata: t.expose('metadata', { type: 'JSON', description: 'Free-form metadata given with it.' }),
     collection: t.prismaField({
       type: 'Collection',
       nullable: true,
       description: 'The collection it belongs to (null only if that stopped being visible to you).',
       resolve: (query, document, _, context) => visible(context).collection(document.collectionId, query),
     }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was first stored.' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime', description: 'When it last changed.' }),
   }),
 });
 
@@ -132,7 +144,11 @@ const CollectionConnection = builder.connectionObject(
 const SearchHitRef = builder.objectRef<SearchHit>('SearchHit').implement({
   description: 'A document matching a search, with its best passage.',
   fields: (t) => ({
-    document: t.field({ type: DocumentRef, resolve: (hit) => hit.document }),
+    document: t.field({
+      type: DocumentRef,
+      description: 'The matching document.',
+      resolve: (hit) => hit.document,
+    }),
     score: t.exposeFloat('score', { description: 'Relevance (ts_rank_cd); higher is better.' }),
     snippet: t.exposeString('snippet', { description: 'Matching passages with terms in <mark>…</mark>.' }),
   }),
@@ -141,8 +157,13 @@ const SearchHitRef = builder.objectRef<SearchHit>('SearchHit').implement({
 const SearchSuccess = builder
   .objectRef<{ collectionId: string; hits: SearchHit[] }>('SearchSuccess')
   .implement({
+    description: 'The hits of a search, best first.',
     fields: (t) => ({
-      hits: t.field({ type: [SearchHitRef], resolve: (success) => success.hits }),
+      hits: t.field({
+        type: [SearchHitRef],
+        description: 'Matching documents, best first (at most first).',
+        resolve: (success) => success.hits,
+      }),
       collection: t.prismaField({
         type: 'Collection',
         nullable: true,
@@ -187,7 +208,7 @@ builder.queryFields((t) => ({
     nullable: true,
     description: 'One collection, or null when it does not exist or is not visible to you.',
     authScopes: { loggedIn: true },
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'Its global ID.' }) },
     resolve: async (query, _, { id }, context) => {
       const uuid = parseGlobalId(String(id), 'Collection');
       const { db } = context.resources;
@@ -216,10 +237,13 @@ builder.queryFields((t) => ({
     errors: {
       types: [ValidationError, NotFoundError, SearchTooComplexError, SearchTimeoutError],
       directResult: true,
-      union: { name: 'SearchResult' },
+      union: {
+        name: 'SearchResult',
+        description: 'What search answers: SearchSuccess, or one of its typed errors.',
+      },
     },
     args: {
-      collectionId: t.arg.id({ required: true }),
+      collectionId: t.arg.id({ required: true, description: 'The collection to search (its global ID).' }),
       query: t.arg.string({
         required: true,
         description: '1–1000 characters (OPSGRAPH_SEARCH_MAX_QUERY_LENGTH).',

@@ -12,8 +12,8 @@ builder.objectType(SearchTooComplexError, {
   isTypeOf: (value) => value instanceof SearchTooComplexError,
   fields: (t) => ({
     measure: t.exposeString('measure', { description: 'What was counted: `terms` or `phrases`.' }),
-    limit: t.exposeInt('limit'),
-    measured: t.exposeInt('measured'),
+    limit: t.exposeInt('limit', { description: 'The most allowed.' }),
+    measured: t.exposeInt('measured', { description: 'How many the query has.' }),
   }),
 });
 
@@ -23,7 +23,7 @@ builder.objectType(SearchTimeoutError, {
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof SearchTimeoutError,
   fields: (t) => ({
-    timeoutMs: t.exposeInt('timeoutMs'),
+    timeoutMs: t.exposeInt('timeoutMs', { description: 'The time limit, in milliseconds.' }),
   }),
 });
 

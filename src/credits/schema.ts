@@ -18,8 +18,16 @@ builder.objectType(InsufficientCreditsError, {
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof InsufficientCreditsError,
   fields: (t) => ({
-    required: t.field({ type: 'SafeInt', resolve: (e) => e.required }),
-    available: t.field({ type: 'SafeInt', resolve: (e) => e.available }),
+    required: t.field({
+      type: 'SafeInt',
+      description: 'Credits the start needs.',
+      resolve: (e) => e.required,
+    }),
+    available: t.field({
+      type: 'SafeInt',
+      description: 'Credits you have that are not reserved.',
+      resolve: (e) => e.available,
+    }),
   }),
 });
 
@@ -40,6 +48,7 @@ const CreditsRef = builder.objectRef<{ balance: number; reserved: number }>('Cre
 });
 
 const CreditKindEnum = builder.enumType('CreditKind', {
+  description: 'What moved credits in the ledger.',
   values: {
     GRANT: { description: 'Credits added: the initial grant, or grantCredits by an admin.' },
     RESERVE: { description: 'Held when an operation was started (its type’s cost).' },
@@ -51,9 +60,17 @@ const CreditKindEnum = builder.enumType('CreditKind', {
 const LedgerEntryRef = builder.objectRef<LedgerRow>('CreditLedgerEntry').implement({
   description: 'One movement of credits.',
   fields: (t) => ({
-    id: t.exposeID('id'),
-    kind: t.field({ type: CreditKindEnum, resolve: (row) => row.kind }),
-    amount: t.field({ type: 'SafeInt', resolve: (row) => row.amount }),
+    id: t.exposeID('id', { description: 'Its number in the ledger (increasing with time).' }),
+    kind: t.field({
+      type: CreditKindEnum,
+      description: 'What moved the credits.',
+      resolve: (row) => row.kind,
+    }),
+    amount: t.field({
+      type: 'SafeInt',
+      description: 'Credits moved, in whole credits (positive).',
+      resolve: (row) => row.amount,
+    }),
     balanceAfter: t.field({
       type: 'SafeInt',
       description: 'The balance after it.',
@@ -65,7 +82,11 @@ const LedgerEntryRef = builder.objectRef<LedgerRow>('CreditLedgerEntry').impleme
       resolve: (row) => (row.operationId ? encodeGlobalID('Operation', row.operationId) : null),
     }),
     reason: t.exposeString('reason', { nullable: true, description: 'Why credits were granted.' }),
-    createdAt: t.field({ type: 'DateTime', resolve: (row) => new Date(row.createdAt) }),
+    createdAt: t.field({
+      type: 'DateTime',
+      description: 'When the credits moved.',
+      resolve: (row) => new Date(row.createdAt),
+    }),
   }),
 });
 
@@ -111,6 +132,7 @@ builder.prismaObjectField('User', 'creditLedger', (t) =>
 );
 
 const GrantCreditsInput = builder.inputType('GrantCreditsInput', {
+  description: 'Whom grantCredits gives credits to, how many, and why.',
   fields: (t) => ({
     userId: t.id({ required: true, description: 'The user’s global id.' }),
     amount: t.field({ type: 'SafeInt', required: true, description: 'Whole credits, at least 1.' }),
@@ -121,8 +143,13 @@ const GrantCreditsInput = builder.inputType('GrantCreditsInput', {
 const GrantCreditsSuccess = builder
   .objectRef<{ entry: LedgerRow; credits: { balance: number; reserved: number } }>('GrantCreditsSuccess')
   .implement({
+    description: 'The credits were granted.',
     fields: (t) => ({
-      entry: t.field({ type: LedgerEntryRef, resolve: (s) => s.entry }),
+      entry: t.field({
+        type: LedgerEntryRef,
+        description: 'The ledger entry of the grant.',
+        resolve: (s) => s.entry,
+      }),
       credits: t.field({
         type: CreditsRef,
         description: 'The user’s credits after the grant.',
@@ -139,9 +166,18 @@ builder.mutationField('grantCredits', (t) =>
     errors: {
       types: [ValidationError, NotFoundError, ForbiddenError],
       directResult: true,
-      union: { name: 'GrantCreditsResult' },
+      union: {
+        name: 'GrantCreditsResult',
+        description: 'What grantCredits answers: GrantCreditsSuccess, or one of its typed errors.',
+      },
     },
-    args: { input: t.arg({ type: GrantCreditsInput, required: true }) },
+    args: {
+      input: t.arg({
+        type: GrantCreditsInput,
+        required: true,
+        description: 'Everything the mutation needs (see GrantCreditsInput).',
+      }),
+    },
     resolve: (_, { input }, context) =>
       auditingRefusals(context.resources, context.viewer, { what: 'grantCredits' }, async () => {
         const viewer = context.viewer!;

@@ -56,6 +56,8 @@ function cursorProblem(value: unknown): string | undefined {
     if (decoded.startsWith('ROW:'))
       return /^\d{1,19}$/.test(decoded.slice(4)) ? undefined : 'is not a valid cursor';
     const id = decoded.startsWith('GPC:') ? decodeCursorChunk(decoded.slice(4)) : undefined;
+    // Row-id cursors of Prisma connections over bigint keys (Operation.events): `GPC:I:<digits>`.
+    if (typeof id === 'bigint') return id >= 0n ? undefined : 'is not a valid cursor';
     return typeof id === 'string' && UUID.test(id) ? undefined : 'is not a valid cursor';
   } catch {
     return 'is not a valid cursor';

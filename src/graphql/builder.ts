@@ -46,13 +46,50 @@ export const builder = new SchemaBuilder<{
     defaultConnectionSize: 20,
     onUnusedQuery: null,
   },
-  relay: { clientMutationId: 'omit', cursorType: 'String' },
+  // Descriptions of what the relay plugin generates, so the printed SDL describes every field.
+  relay: {
+    clientMutationId: 'omit',
+    cursorType: 'String',
+    nodeTypeOptions: { description: 'An object with a global ID, found again with node(id).' },
+    idFieldOptions: { description: 'Global ID: opaque, stable, accepted by node(id).' },
+    nodeQueryOptions: {
+      description: 'The object with this global ID, or null when it does not exist or you may not see it.',
+      args: { id: { description: 'A global ID (of an Operation, Collection, Document or Schedule).' } },
+    },
+    nodesQueryOptions: {
+      description: 'The objects with these global IDs, in order; null for each you may not see.',
+      args: { ids: { description: 'Global IDs; the query cost counts one node per ID.' } },
+    },
+    pageInfoTypeOptions: {
+      description: 'Where a page of a connection sits: whether more pages exist, and its cursors.',
+    },
+    hasNextPageFieldOptions: {
+      description: 'True when more nodes follow this page (ask with after: endCursor).',
+    },
+    hasPreviousPageFieldOptions: {
+      description: 'True when nodes precede this page (ask with before: startCursor).',
+    },
+    startCursorFieldOptions: { description: 'Cursor of the first node of the page; null when it is empty.' },
+    endCursorFieldOptions: { description: 'Cursor of the last node of the page; null when it is empty.' },
+    edgesFieldOptions: { description: 'The nodes of this page, each with its cursor.' },
+    pageInfoFieldOptions: { description: 'Whether more pages exist, and the cursors to ask for them.' },
+    cursorFieldOptions: { description: 'Opaque position of this node, for after/before.' },
+    nodeFieldOptions: { description: 'The node.' },
+    firstArgOptions: { description: 'At most this many nodes from the start (or from after).' },
+    afterArgOptions: { description: 'Only nodes after this cursor (an endCursor or edge cursor).' },
+    lastArgOptions: { description: 'At most this many nodes from the end (or before before).' },
+    beforeArgOptions: { description: 'Only nodes before this cursor (a startCursor or edge cursor).' },
+  },
 });
 
 builder.addScalarType('DateTime', DateTimeResolver);
 builder.addScalarType('JSON', JSONResolver);
 builder.addScalarType('SafeInt', SafeIntResolver);
 
-builder.queryType({});
-builder.mutationType({});
-builder.subscriptionType({});
+builder.queryType({ description: 'Reads: operations, collections, schedules, credits, the audit log.' });
+builder.mutationType({
+  description: 'Changes: each takes one input object and answers a result union of success and typed errors.',
+});
+builder.subscriptionType({
+  description: 'Live updates over WebSocket (graphql-ws) or Server-Sent Events.',
+});

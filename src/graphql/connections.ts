@@ -23,7 +23,9 @@ builder.globalConnectionField('totalCount', (t) =>
     resolve: (connection) => {
       const { totalCount } = connection as { totalCount?: TotalCount };
       if (totalCount === undefined) throw new Error('connection resolved without a totalCount');
-      return typeof totalCount === 'function' ? totalCount() : totalCount;
+      // A number comes from a relation count (Operation.events: one operation's events, which an
+      // index counts cheaply); it is capped like the others so the field means the same everywhere.
+      return typeof totalCount === 'function' ? totalCount() : Math.min(totalCount, COUNT_CAP);
     },
   }),
 );

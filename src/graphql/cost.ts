@@ -18,7 +18,11 @@ import { limitError } from './limits.ts';
 export const DEFAULT_PAGE_SIZE = 20;
 /** Largest page a connection returns (the builder's `maxConnectionSize`). */
 export const MAX_PAGE_SIZE = 100;
-/** Assumed size of a list field with a `first` argument that was not given (events: 100). */
+/** Connections whose pages differ from the builder's: Operation.events (default 100, at most 1000). */
+const PAGE_SIZES: Readonly<Record<string, { default: number; max: number }>> = {
+  OperationEventConnection: { default: 100, max: 1000 },
+};
+/** Assumed size of a list field with a `first` argument that was not given. */
 const DEFAULT_FIRST = 100;
 /** Assumed size of a list field without a size argument. */
 const DEFAULT_LIST_SIZE = 10;
@@ -29,11 +33,12 @@ const DEFAULT_LIST_SIZE = 10;
 const HEAVY_FIELDS: ReadonlySet<string> = new Set(['input', 'result', 'content']);
 export const HEAVY_FIELD_COST = 100;
 /**
- * A connection's `totalCount`: one count that reads up to COUNT_CAP (10,000) index entries, priced
- * like a heavy field. It is multiplied like everything below its connection, and a connection
- * multiplies by at least 1 (so `first: 0 { totalCount }` is not free).
+ * A connection's `totalCount`: one count that reads up to COUNT_CAP (10,000) index entries. Like
+ * every field below a connection it is multiplied by the page size (the plugin prices a field by
+ * its arguments only), so it costs 10 per node asked for — 200 at the default page — and a
+ * connection multiplies by at least 1, so `first: 0 { totalCount }` still costs 10.
  */
-export const TOTAL_COUNT_COST = 100;
+export const TOTAL_COUNT_COST = 10;
 
 const isList = (type: GraphQLOutputType): boolean =>
   isListType(type) || (isNonNullType(type) && isListType(type.ofType));
@@ -42,8 +47,8 @@ const isList = (type: GraphQLOutputType): boolean =>
  * The price of one field for @pothos/plugin-complexity, for every field of the schema in one place:
  * each field costs 1 (a heavy one HEAVY_FIELD_COST, a connection's totalCount TOTAL_COUNT_COST), and what is selected below a list or connection is multiplied by its size —
  * `first`/`last` when given (connections capped at their page limit), else the default page
- * (connections 20, lists with a `first` argument 100, other lists 10); `nodes(ids)` by the ids.
- * A connection's `edges` do not multiply again.
+ * (connections 20 — Operation.events 100 —, lists with a `first` argument 100, other lists 10); `nodes(ids)` by the ids.
+ * A connection's `edges` and its edges' `node` cost nothing and do not multiply again.
  */
 export function fieldCost(
   args: Record<string, unknown>,
@@ -55,17 +60,21 @@ export function fieldCost(
   if (HEAVY_FIELDS.has(field.name)) return { field: HEAVY_FIELD_COST, multiplier: 1 };
   if (field.name === 'totalCount') return { field: TOTAL_COUNT_COST, multiplier: 1 };
   const connection = typeName.endsWith('Connection');
+  const pages = PAGE_SIZES[typeName] ?? { default: DEFAULT_PAGE_SIZE, max: MAX_PAGE_SIZE };
   const size =
     typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : undefined;
   if (size !== undefined) {
     return {
       field: 1,
-      multiplier: connection ? Math.max(1, Math.min(size, MAX_PAGE_SIZE)) : Math.max(0, size),
+      multiplier: connection ? Math.max(1, Math.min(size, pages.max)) : Math.max(0, size),
     };
   }
   if (Array.isArray(args.ids)) return { field: 1, multiplier: args.ids.length };
-  if (connection) return { field: 1, multiplier: DEFAULT_PAGE_SIZE };
-  if (field.name === 'edges' && typeName.endsWith('Edge')) return { field: 1, multiplier: 1 };
+  if (connection) return { field: 1, multiplier: pages.default };
+  // A connection's structure is free (the fields of its nodes are what cost): `edges` does not
+  // multiply again, and an edge's `node` (no arguments, unlike Query.node) adds nothing.
+  if (field.name === 'edges' && typeName.endsWith('Edge')) return { field: 0, multiplier: 1 };
+  if (field.name === 'node' && field.args.length === 0) return { field: 0, multiplier: 1 };
   if (!isList(field.type)) return { field: 1, multiplier: 1 };
   return {
     field: 1,

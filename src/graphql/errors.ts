@@ -21,10 +21,10 @@ const Problem = builder
     fields: (t) => ({
       path: t.stringList({
         description:
-          'Where the problem is, from the argument name down (array indexes as numbers in strings).',
+          'Where the problem is, from the argument name down (array indexes as numbers in strings); a mutation’s single `input` argument is left out.',
         resolve: (problem) => problem.path.map(String),
       }),
-      message: t.exposeString('message'),
+      message: t.exposeString('message', { description: 'What is wrong there.' }),
     }),
   });
 
@@ -34,7 +34,11 @@ builder.objectType(ValidationError, {
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof ValidationError,
   fields: (t) => ({
-    problems: t.field({ type: [Problem], resolve: (error) => error.problems }),
+    problems: t.field({
+      type: [Problem],
+      description: 'The problems, each at its path.',
+      resolve: (error) => error.problems,
+    }),
     omittedProblems: t.int({
       description: 'Problems found but not listed: at most OPSGRAPH_MAX_PROBLEMS (default 100) are listed.',
       resolve: (error) => error.omittedProblems,
@@ -48,8 +52,8 @@ builder.objectType(NotFoundError, {
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof NotFoundError,
   fields: (t) => ({
-    resource: t.exposeString('resource'),
-    id: t.exposeID('id'),
+    resource: t.exposeString('resource', { description: 'What was looked for, e.g. Operation, Collection.' }),
+    id: t.exposeID('id', { description: 'The id as you sent it.' }),
   }),
 });
 
@@ -59,6 +63,6 @@ builder.objectType(ForbiddenError, {
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof ForbiddenError,
   fields: (t) => ({
-    action: t.exposeString('action'),
+    action: t.exposeString('action', { description: 'What you tried to do.' }),
   }),
 });

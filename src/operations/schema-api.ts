@@ -24,11 +24,12 @@ import { operationUpdates } from './updates.ts';
 
 builder.objectType(UnknownOperationTypeError, {
   name: 'UnknownOperationTypeError',
+  description: 'No operation type of that name is offered to you; nothing was started.',
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof UnknownOperationTypeError,
   fields: (t) => ({
-    type: t.exposeString('type'),
-    knownTypes: t.exposeStringList('knownTypes'),
+    type: t.exposeString('type', { description: 'The type name asked for.' }),
+    knownTypes: t.exposeStringList('knownTypes', { description: 'The type names you may start.' }),
   }),
 });
 
@@ -38,7 +39,7 @@ builder.objectType(IllegalTransitionError, {
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof IllegalTransitionError,
   fields: (t) => ({
-    from: t.expose('from', { type: OperationStatusEnum }),
+    from: t.expose('from', { type: OperationStatusEnum, description: 'The status it is in.' }),
     to: t.expose('to', {
       type: OperationStatusEnum,
       nullable: true,
@@ -53,15 +54,15 @@ builder.objectType(IdempotencyKeyConflictError, {
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof IdempotencyKeyConflictError,
   fields: (t) => ({
-    key: t.exposeString('key'),
+    key: t.exposeString('key', { description: 'The idempotency key you sent.' }),
   }),
 });
 
 const OperationTypeRef = builder.objectRef<OperationType>('OperationType').implement({
   description: 'A kind of operation this service can run.',
   fields: (t) => ({
-    name: t.exposeString('name'),
-    description: t.exposeString('description'),
+    name: t.exposeString('name', { description: 'The name startOperation takes, e.g. diagnostics.sleep.' }),
+    description: t.exposeString('description', { description: 'What it does, for people.' }),
     inputSchema: t.field({
       type: 'JSON',
       description: 'JSON Schema of the input.',
@@ -90,8 +91,14 @@ const OperationTypeRef = builder.objectRef<OperationType>('OperationType').imple
       description: 'Delay before the first retry; doubled after each failure when retryBackoff.',
       resolve: (type) => type.policy.retryDelaySeconds,
     }),
-    retryBackoff: t.boolean({ resolve: (type) => type.policy.retryBackoff }),
-    retryDelayMaxSeconds: t.float({ resolve: (type) => type.policy.retryDelayMaxSeconds }),
+    retryBackoff: t.boolean({
+      description: 'Whether the retry delay doubles after each failed attempt.',
+      resolve: (type) => type.policy.retryBackoff,
+    }),
+    retryDelayMaxSeconds: t.float({
+      description: 'Longest delay between attempts, however many failed.',
+      resolve: (type) => type.policy.retryDelayMaxSeconds,
+    }),
     softTimeoutSeconds: t.float({
       description: "After this the handler's signal is aborted with reason timeout.",
       resolve: (type) => type.policy.softTimeoutSeconds,
@@ -104,6 +111,7 @@ const OperationTypeRef = builder.objectRef<OperationType>('OperationType').imple
 });
 
 export const OperationFilter = builder.inputType('OperationFilter', {
+  description: 'Narrows operations: every condition given must hold.',
   fields: (t) => ({
     status: t.field({
       type: [OperationStatusEnum],
@@ -124,7 +132,7 @@ builder.queryFields((t) => ({
     nullable: true,
     description: 'One operation, or null when it does not exist or is not visible to you.',
     authScopes: { loggedIn: true },
-    args: { id: t.arg.id({ required: true }) },
+    args: { id: t.arg.id({ required: true, description: 'Its global ID.' }) },
     resolve: async (query, _, { id }, context) => {
       const uuid = parseGlobalId(String(id), 'Operation');
       const { db } = context.resources;
@@ -211,6 +219,7 @@ function listFilterOf(filter: OperationFilterShape | null | undefined): Operatio
 }
 
 const StartOperationInput = builder.inputType('StartOperationInput', {
+  description: 'What startOperation starts: a type, its input, and optionally a key and timing.',
   fields: (t) => ({
     type: t.string({ required: true, description: 'An operation type name (see operationTypes).' }),
     input: t.field({
@@ -227,9 +236,11 @@ const StartOperationInput = builder.inputType('StartOperationInput', {
 });
 
 const StartOperationSuccess = builder.objectRef<Started>('StartOperationSuccess').implement({
+  description: 'The operation was started (or, with a repeated idempotency key, found).',
   fields: (t) => ({
     operation: t.field({
       type: OperationRef,
+      description: 'The operation, as it is now.',
       resolve: (started, _, context) => visible(context).mustSee(started.operation),
     }),
     replayed: t.exposeBoolean('replayed', {
@@ -241,9 +252,11 @@ const StartOperationSuccess = builder.objectRef<Started>('StartOperationSuccess'
 const CancelOperationSuccess = builder
   .objectRef<{ operation: Prisma.OperationGetPayload<object> }>('CancelOperationSuccess')
   .implement({
+    description: 'The operation is cancelled (or, while its handler stops, about to be).',
     fields: (t) => ({
       operation: t.field({
         type: OperationRef,
+        description: 'The operation, as it is now.',
         resolve: (success, _, context) => visible(context).mustSee(success.operation),
       }),
     }),
@@ -266,9 +279,18 @@ builder.mutationFields((t) => ({
         InsufficientCreditsError,
       ],
       directResult: true,
-      union: { name: 'StartOperationResult' },
+      union: {
+        name: 'StartOperationResult',
+        description: 'What startOperation answers: StartOperationSuccess, or one of its typed errors.',
+      },
     },
-    args: { input: t.arg({ type: StartOperationInput, required: true }) },
+    args: {
+      input: t.arg({
+        type: StartOperationInput,
+        required: true,
+        description: 'Everything the mutation needs (see StartOperationInput).',
+      }),
+    },
     resolve: (_, { input }, context) =>
       auditingRefusals(context.resources, context.viewer, { what: 'startOperation' }, () =>
         startOperation(context.resources, context.viewer!, input),
@@ -281,9 +303,18 @@ builder.mutationFields((t) => ({
     errors: {
       types: [ValidationError, NotFoundError, ForbiddenError, IllegalTransitionError],
       directResult: true,
-      union: { name: 'CancelOperationResult' },
+      union: {
+        name: 'CancelOperationResult',
+        description: 'What cancelOperation answers: CancelOperationSuccess, or one of its typed errors.',
+      },
     },
-    args: { input: t.arg({ type: CancelOperationInput, required: true }) },
+    args: {
+      input: t.arg({
+        type: CancelOperationInput,
+        required: true,
+        description: 'Everything the mutation needs (see CancelOperationInput).',
+      }),
+    },
     resolve: async (_, { input: { id, reason } }, context) => {
       if (reason && reason.length > 1000) {
         throw new ValidationError([{ path: ['reason'], message: 'must be at most 1000 characters' }]);
@@ -319,8 +350,12 @@ builder.subscriptionFields((t) => ({
       'The current state, then every event in order with no gaps or repeats; completes after a terminal state. With afterSequence, first replays the events after it.',
     authScopes: { loggedIn: true },
     args: {
-      id: t.arg.id({ required: true }),
-      afterSequence: t.arg.int({ required: false }),
+      id: t.arg.id({ required: true, description: 'The operation’s global ID.' }),
+      afterSequence: t.arg.int({
+        required: false,
+        description:
+          'Replay the stored events after this sequence first. Default: none, start from the current state.',
+      }),
     },
     subscribe: (_, { id, afterSequence }, context) =>
       operationUpdates(

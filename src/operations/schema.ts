@@ -8,9 +8,21 @@ import type { OperationUpdate } from './updates.ts';
 
 /** GraphQL object types of the operations domain. Queries, mutations, subscription: schema-api.ts. */
 
-export const OperationStatusEnum = builder.enumType(OperationStatus, {
-  name: 'OperationStatus',
+export const OperationStatusEnum = builder.enumType('OperationStatus', {
   description: 'PENDING → PROCESSING → COMPLETED | FAILED | CANCELLED, and PENDING → CANCELLED.',
+  values: {
+    PENDING: {
+      value: OperationStatus.PENDING,
+      description: 'Waiting for a worker (or its runAt, or its next attempt).',
+    },
+    PROCESSING: { value: OperationStatus.PROCESSING, description: 'Its handler is running.' },
+    COMPLETED: { value: OperationStatus.COMPLETED, description: 'Finished with a result (terminal).' },
+    FAILED: {
+      value: OperationStatus.FAILED,
+      description: 'Ended with an error after its last attempt (terminal).',
+    },
+    CANCELLED: { value: OperationStatus.CANCELLED, description: 'Cancelled before it finished (terminal).' },
+  } as const,
 });
 
 interface ProgressShape {
@@ -22,9 +34,9 @@ interface ProgressShape {
 const Progress = builder.objectRef<ProgressShape>('Progress').implement({
   description: 'How far an operation has got, as last reported by its handler.',
   fields: (t) => ({
-    current: t.exposeFloat('current'),
-    total: t.exposeFloat('total', { nullable: true }),
-    message: t.exposeString('message', { nullable: true }),
+    current: t.exposeFloat('current', { description: 'Work done so far, in the handler’s own units.' }),
+    total: t.exposeFloat('total', { nullable: true, description: 'Work in all; null while unknown.' }),
+    message: t.exposeString('message', { nullable: true, description: 'What the handler is doing now.' }),
     fraction: t.float({
       nullable: true,
       description: 'current / total, between 0 and 1; null while the total is unknown.',
@@ -44,9 +56,13 @@ const OperationError = builder.objectRef<ErrorShape>('OperationError').implement
     code: t.exposeString('code', {
       description: 'Stable machine-readable code, e.g. REQUESTED_FAILURE, CANCELLED.',
     }),
-    message: t.exposeString('message'),
+    message: t.exposeString('message', { description: 'Human-readable explanation.' }),
   }),
 });
+
+/** Page sizes of Operation.events (a batch of 1000 items writes a few thousand events). */
+export const EVENTS_DEFAULT_PAGE = 100;
+export const EVENTS_MAX_PAGE = 1000;
 
 export const OperationRef = builder.prismaNode('Operation', {
   id: { field: 'id' },
@@ -60,14 +76,16 @@ export const OperationRef = builder.prismaNode('Operation', {
   }),
   fields: (t) => ({
     type: t.exposeString('type', { description: 'The operation type, e.g. diagnostics.sleep.' }),
-    status: t.expose('status', { type: OperationStatusEnum }),
+    status: t.expose('status', { type: OperationStatusEnum, description: 'Where it is in its lifecycle.' }),
     // A published row may leave a large input or result out: read when asked (heavy.ts).
     input: t.field({
       type: 'JSON',
+      description: 'The input it was started with (up to 1 MB).',
       resolve: (op, _, context) => operationInput(context.resources, op),
     }),
     progress: t.field({
       type: Progress,
+      description: 'How far it has got, as last reported by its handler.',
       resolve: (op) => ({
         current: op.progressCurrent,
         total: op.progressTotal,
@@ -84,33 +102,50 @@ export const OperationRef = builder.prismaNode('Operation', {
     error: t.field({
       type: OperationError,
       nullable: true,
+      description: 'Why it FAILED or was CANCELLED; null otherwise.',
       resolve: (op) => (op.error as ErrorShape | null) ?? null,
     }),
     sequence: t.exposeInt('sequence', { description: 'Sequence of the latest event (1 = CREATED).' }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
-    completedAt: t.expose('completedAt', { type: 'DateTime', nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was started (requested).' }),
+    startedAt: t.expose('startedAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When a worker first began it; null while never begun.',
+    }),
+    completedAt: t.expose('completedAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When it reached a terminal status; null before.',
+    }),
     nextAttemptAt: t.expose('nextAttemptAt', {
       type: 'DateTime',
       nullable: true,
       description: 'While PENDING after a failed attempt: when the next attempt runs.',
     }),
-    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime', description: 'When its row last changed.' }),
     owner: t.relation('owner', {
       description: 'Who started it (only the name, unless it is you or you are an admin).',
     }),
-    events: t.relation('events', {
-      description: 'The audit trail, in sequence order (part of the operation: visible with it).',
-      args: {
-        afterSequence: t.arg.int({ description: 'Only events after this sequence. Default 0.' }),
-        first: t.arg.int({ description: 'At most this many (1–1000). Default 100.' }),
+    events: t.relatedConnection(
+      'events',
+      {
+        cursor: 'id',
+        description: `Its events, the audit trail, in sequence order (part of the operation: visible with it). Pages hold at most ${EVENTS_MAX_PAGE} (default ${EVENTS_DEFAULT_PAGE}).`,
+        defaultSize: EVENTS_DEFAULT_PAGE,
+        maxSize: EVENTS_MAX_PAGE,
+        totalCount: true,
+        args: {
+          afterSequence: t.arg.int({
+            description: 'Only events after this sequence (pages and totalCount alike). Default 0.',
+          }),
+        },
+        query: ({ afterSequence }) => ({
+          where: { sequence: { gt: afterSequence ?? 0 } },
+          orderBy: { sequence: 'asc' },
+        }),
       },
-      query: ({ afterSequence, first }) => ({
-        where: { sequence: { gt: afterSequence ?? 0 } },
-        orderBy: { sequence: 'asc' },
-        take: Math.min(Math.max(first ?? 100, 1), 1000),
-      }),
-    }),
+      OperationEventConnection,
+    ),
   }),
 });
 
@@ -124,7 +159,9 @@ export const OperationConnection = builder.connectionObject(
 export const OperationEventRef = builder.prismaObject('OperationEvent', {
   description: 'One transition or persisted progress step; the audit trail and the replay log.',
   fields: (t) => ({
-    sequence: t.exposeInt('sequence'),
+    sequence: t.exposeInt('sequence', {
+      description: 'Its number within the operation: 1, 2, 3… with no gaps.',
+    }),
     kind: t.exposeString('kind', {
       description:
         'CREATED, STARTED, PROGRESS, SOFT_TIMEOUT, RETRY_SCHEDULED, RELEASED, REQUEUED, COMPLETED, FAILED or CANCELLED.',
@@ -132,17 +169,26 @@ export const OperationEventRef = builder.prismaObject('OperationEvent', {
     status: t.expose('status', { type: OperationStatusEnum, description: 'Status after this event.' }),
     progress: t.field({
       type: Progress,
+      description: 'The progress of the operation right after this event.',
       resolve: (e) => ({ current: e.progressCurrent, total: e.progressTotal, message: e.message }),
     }),
-    message: t.exposeString('message', { nullable: true }),
+    message: t.exposeString('message', { nullable: true, description: 'What happened, for people.' }),
     data: t.field({
       type: 'JSON',
       nullable: true,
+      description: 'Details by kind (e.g. attempt and error of RETRY_SCHEDULED; item and status of ITEM).',
       resolve: (event, _, context) => eventData(context.resources, event),
     }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When the event was written.' }),
   }),
 });
+
+const eventConnection = connectionNames('OperationEvent', 'events of an operation');
+/** Operation.events: pages of events by sequence. */
+const OperationEventConnection = builder.connectionObject(
+  { type: OperationEventRef, ...eventConnection.connection },
+  eventConnection.edge,
+);
 
 export const OperationUpdateRef = builder.objectRef<OperationUpdate>('OperationUpdate').implement({
   description: 'A message of operationUpdated: the current state first, then one per event.',

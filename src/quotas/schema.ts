@@ -24,8 +24,8 @@ builder.objectType(QuotaExceededError, {
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof QuotaExceededError,
   fields: (t) => ({
-    quota: t.expose('quota', { type: QuotaKindEnum }),
-    limit: t.exposeInt('limit'),
+    quota: t.expose('quota', { type: QuotaKindEnum, description: 'The quota that refused it.' }),
+    limit: t.exposeInt('limit', { description: 'Its limit.' }),
     retryAfterSeconds: t.exposeInt('retryAfterSeconds', {
       nullable: true,
       description:

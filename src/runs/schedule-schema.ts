@@ -18,7 +18,7 @@ builder.objectType(ScheduleLimitError, {
     'You already have as many schedules as allowed (OPSGRAPH_SCHEDULES_PER_USER); nothing was created.',
   interfaces: [ErrorInterface],
   isTypeOf: (value) => value instanceof ScheduleLimitError,
-  fields: (t) => ({ limit: t.exposeInt('limit') }),
+  fields: (t) => ({ limit: t.exposeInt('limit', { description: 'Schedules one user may have.' }) }),
 });
 
 export const ScheduleRef = builder.prismaNode('Schedule', {
@@ -31,12 +31,15 @@ export const ScheduleRef = builder.prismaNode('Schedule', {
     AND: [schedulesWhere(context.viewer)],
   }),
   fields: (t) => ({
-    name: t.exposeString('name'),
+    name: t.exposeString('name', { description: 'Its name, unique per owner.' }),
     cron: t.exposeString('cron', { description: 'Cron expression (5 fields, or 6 with seconds first).' }),
     timezone: t.exposeString('timezone', { description: 'IANA time zone the cron is read in.' }),
     type: t.exposeString('type', { description: 'The operation type each firing starts.' }),
-    input: t.expose('input', { type: 'JSON' }),
-    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    input: t.expose('input', {
+      type: 'JSON',
+      description: 'The input each firing starts its operation with.',
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime', description: 'When it was created.' }),
     operations: t.prismaConnection(
       {
         type: 'Operation',
@@ -117,6 +120,7 @@ const DeleteOperationInput = builder.inputType('DeleteOperationInput', {
 });
 
 const CreateScheduleInput = builder.inputType('CreateScheduleInput', {
+  description: 'What createSchedule creates: a name, a cron, and the operation each tick starts.',
   fields: (t) => ({
     name: t.string({ required: true, description: 'Unique among your schedules (1–100 characters).' }),
     cron: t.string({
@@ -138,11 +142,19 @@ const CreateScheduleInput = builder.inputType('CreateScheduleInput', {
 });
 
 const CreateScheduleSuccess = builder.objectRef<{ schedule: Schedule }>('CreateScheduleSuccess').implement({
-  fields: (t) => ({ schedule: t.field({ type: ScheduleRef, resolve: (success) => success.schedule }) }),
+  description: 'The schedule was created; it fires from its next cron tick.',
+  fields: (t) => ({
+    schedule: t.field({
+      type: ScheduleRef,
+      description: 'The new schedule.',
+      resolve: (success) => success.schedule,
+    }),
+  }),
 });
 
 const DeletedSuccess = (name: string) =>
   builder.objectRef<{ deletedId: string }>(name).implement({
+    description: 'It was deleted.',
     fields: (t) => ({
       deletedId: t.exposeID('deletedId', { description: 'The global id of what was deleted.' }),
     }),
@@ -159,9 +171,18 @@ builder.mutationFields((t) => ({
     errors: {
       types: [ValidationError, UnknownOperationTypeError, NotFoundError, ForbiddenError, ScheduleLimitError],
       directResult: true,
-      union: { name: 'CreateScheduleResult' },
+      union: {
+        name: 'CreateScheduleResult',
+        description: 'What createSchedule answers: CreateScheduleSuccess, or one of its typed errors.',
+      },
     },
-    args: { input: t.arg({ type: CreateScheduleInput, required: true }) },
+    args: {
+      input: t.arg({
+        type: CreateScheduleInput,
+        required: true,
+        description: 'Everything the mutation needs (see CreateScheduleInput).',
+      }),
+    },
     resolve: async (_, { input }, context) => ({
       schedule: await createSchedule(context.resources, context.viewer!, input),
     }),
@@ -173,9 +194,18 @@ builder.mutationFields((t) => ({
     errors: {
       types: [ValidationError, NotFoundError],
       directResult: true,
-      union: { name: 'DeleteScheduleResult' },
+      union: {
+        name: 'DeleteScheduleResult',
+        description: 'What deleteSchedule answers: DeleteScheduleSuccess, or one of its typed errors.',
+      },
     },
-    args: { input: t.arg({ type: DeleteScheduleInput, required: true }) },
+    args: {
+      input: t.arg({
+        type: DeleteScheduleInput,
+        required: true,
+        description: 'Everything the mutation needs (see DeleteScheduleInput).',
+      }),
+    },
     resolve: async (_, { input: { id } }, context) => {
       await deleteSchedule(
         context.resources,
@@ -194,9 +224,18 @@ builder.mutationFields((t) => ({
     errors: {
       types: [ValidationError, NotFoundError, ForbiddenError, IllegalTransitionError],
       directResult: true,
-      union: { name: 'DeleteOperationResult' },
+      union: {
+        name: 'DeleteOperationResult',
+        description: 'What deleteOperation answers: DeleteOperationSuccess, or one of its typed errors.',
+      },
     },
-    args: { input: t.arg({ type: DeleteOperationInput, required: true }) },
+    args: {
+      input: t.arg({
+        type: DeleteOperationInput,
+        required: true,
+        description: 'Everything the mutation needs (see DeleteOperationInput).',
+      }),
+    },
     resolve: async (_, { input: { id } }, context) => {
       await deleteOperation(
         context.resources,

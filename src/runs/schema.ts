@@ -74,6 +74,7 @@ builder.prismaObjectFields('Operation', (t) => ({
 }));
 
 const RetryOperationSuccess = builder.objectRef<{ operation: Operation }>('RetryOperationSuccess').implement({
+  description: 'A new operation was started from the failed or cancelled one.',
   fields: (t) => ({
     operation: t.field({
       type: OperationRef,
@@ -111,9 +112,18 @@ builder.mutationFields((t) => ({
         QuotaExceededError,
       ],
       directResult: true,
-      union: { name: 'RetryOperationResult' },
+      union: {
+        name: 'RetryOperationResult',
+        description: 'What retryOperation answers: RetryOperationSuccess, or one of its typed errors.',
+      },
     },
-    args: { input: t.arg({ type: RetryOperationInput, required: true }) },
+    args: {
+      input: t.arg({
+        type: RetryOperationInput,
+        required: true,
+        description: 'Everything the mutation needs (see RetryOperationInput).',
+      }),
+    },
     resolve: async (_, { input: { id, input } }, context) => {
       const uuid = parseGlobalId(String(id), 'Operation');
       const operation = await retryOperation(context.resources, context.viewer!, uuid, String(id), input);

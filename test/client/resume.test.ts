@@ -42,7 +42,7 @@ afterAll(async () => {
 /** The sequences the server stored for the operation, from its audit trail. */
 async function storedSequences(url: string, id: string): Promise<number[]> {
   const response = await gql(url, GetOperation, { id }, token);
-  return response.data?.operation?.events.map((event) => event.sequence) ?? [];
+  return response.data?.operation?.events.edges.map((edge) => edge.node.sequence) ?? [];
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);

@@ -33,6 +33,18 @@ const AccessStart = graphql(`
   }
 `);
 
+const AccessBatch = graphql(`
+  mutation AccessBatch($input: StartBatchInput!) {
+    startBatch(input: $input) {
+      __typename
+      ... on StartBatchSuccess { batch { id } }
+      ... on NotFoundError { resource id }
+      ... on ForbiddenError { action }
+      ... on ValidationError { problems { path message } }
+    }
+  }
+`);
+
 const folders = collectionFolders();
 const server = useServer({ sourcesRoot: folders.sourcesRoot, storageDir: folders.storageDir });
 
@@ -321,6 +333,28 @@ describe('starting an operation on a collection', () => {
     );
     expect(await counts()).toEqual(before);
   });
+
+  it.each(refusals)(
+    'refuses bob a batch with a %s item on collection %s with the same %s, creating nothing',
+    async (type, key, error) => {
+      const { id } = collections[key];
+      const before = await counts();
+      const items = [
+        { id: 'first', type: 'diagnostics.echo', input: { value: 'fine' } },
+        { id: 'second', type, input: inputs[type]!(id), dependsOn: ['first'] },
+      ];
+      // Not atomic: some of these types have no compensation step, which an atomic batch refuses.
+      const input = { items, atomic: false };
+      const { data, errors } = await gql(server.app.url, AccessBatch, { input }, tokens.bob);
+      expect(errors).toBeUndefined();
+      expect(data?.startBatch).toEqual(
+        error === 'NotFoundError'
+          ? { __typename: error, resource: 'Collection', id }
+          : { __typename: error, action: expect.stringContaining(type) },
+      );
+      expect(await counts()).toEqual(before);
+    },
+  );
 
   it("answers bob's start on a private collection exactly as on one that does not exist", async () => {
     const start = async (collectionId: string) => {

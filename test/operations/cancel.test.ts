@@ -39,7 +39,7 @@ describe('cancelOperation', () => {
     // The handler stopped: no further events are written after the cancel.
     await new Promise((resolve) => setTimeout(resolve, 500));
     const after = await gql(server.app.url, GetOperation, { id: operation.id }, server.tokens.alice);
-    const events = after.data!.operation!.events;
+    const events = after.data!.operation!.events.edges.map((edge) => edge.node);
     expect(events.at(-1)?.kind).toBe('CANCELLED');
     expect(after.data!.operation!.progress.current).toBeLessThan(50);
     expect(await jobState(operation.id)).toMatch(/cancelled|completed/);
@@ -73,7 +73,7 @@ describe('cancelOperation', () => {
     const read = await gql(server.app.url, GetOperation, { id: operation.id }, server.tokens.alice);
     expect(read.data!.operation!.status).toBe('CANCELLED');
     expect(read.data!.operation!.result).toBeNull();
-    expect(read.data!.operation!.events.at(-1)?.kind).toBe('CANCELLED');
+    expect(read.data!.operation!.events.edges.map((edge) => edge.node).at(-1)?.kind).toBe('CANCELLED');
   });
 
   it('refuses to cancel a COMPLETED operation with IllegalTransitionError and changes nothing', async () => {

@@ -1,10 +1,23 @@
 import { describe, expect, it } from 'vitest';
+import { graphql } from '../gql/index.ts';
 import { gql, subscribeSse, subscribeWs } from '../support/client.ts';
 import { GetOperation, OperationTypes, OperationUpdated } from '../support/documents.ts';
 import { useServer } from '../support/fixtures.ts';
 import { startSleep } from '../support/operations.ts';
 
 const server = useServer();
+
+const EventsPage = graphql(`
+  query EventsPage($id: ID!, $first: Int, $after: String, $afterSequence: Int) {
+    operation(id: $id) {
+      events(first: $first, after: $after, afterSequence: $afterSequence) {
+        totalCount
+        edges { cursor node { sequence kind } }
+        pageInfo { hasNextPage endCursor }
+      }
+    }
+  }
+`);
 
 const start = (token: string, input: Record<string, unknown>) => startSleep(server.app.url, token, input);
 
@@ -87,9 +100,48 @@ describe('operation lifecycle', () => {
     await replay.done;
     const replayed = replay.messages.map((m) => m.operationUpdated.event!.sequence);
     const { data } = await gql(server.app.url, GetOperation, { id: operation.id }, server.tokens.alice);
-    const all = data!.operation!.events.map((e) => e.sequence);
+    const all = data!.operation!.events.edges.map((edge) => edge.node).map((e) => e.sequence);
     expect(replayed).toEqual(all.filter((s) => s > k));
     expect(replayed.length).toBeGreaterThan(0);
+  });
+
+  it('pages through an operation’s events with first/after in sequence order, with their total count', async () => {
+    const operation = await start(server.tokens.alice, { steps: 3, stepMs: 150 });
+    const sub = subscribeWs(server.app.url, OperationUpdated, { id: operation.id }, server.tokens.alice);
+    await sub.done;
+    const page = async (variables: { first: number; after?: string | null; afterSequence?: number }) => {
+      const { data, errors } = await gql(
+        server.app.url,
+        EventsPage,
+        { id: operation.id, ...variables },
+        server.tokens.alice,
+      );
+      expect(errors).toBeUndefined();
+      return data!.operation!.events;
+    };
+    const whole = await page({ first: 1000 });
+    const sequences = whole.edges.map((edge) => edge.node.sequence);
+    expect(sequences[0]).toBe(1);
+    expectConsecutive(sequences);
+    expect(whole.totalCount).toBe(sequences.length);
+    expect(whole.edges.at(-1)!.node.kind).toBe('COMPLETED');
+    expect(whole.pageInfo.hasNextPage).toBe(false);
+
+    const paged: number[] = [];
+    let after: string | null = null;
+    for (let pages = 0; pages < 50; pages += 1) {
+      const next = await page({ first: 2, after });
+      expect(next.totalCount).toBe(sequences.length);
+      paged.push(...next.edges.map((edge) => edge.node.sequence));
+      if (!next.pageInfo.hasNextPage) break;
+      after = next.pageInfo.endCursor;
+    }
+    expect(paged).toEqual(sequences);
+
+    // afterSequence narrows the pages and the count alike.
+    const late = await page({ first: 1000, afterSequence: 2 });
+    expect(late.edges.map((edge) => edge.node.sequence)).toEqual(sequences.filter((s) => s > 2));
+    expect(late.totalCount).toBe(sequences.length - 2);
   });
 
   it('fails on request with the handler error recorded', async () => {

@@ -211,7 +211,7 @@ describe('operations connection', () => {
       expect(edges).toHaveLength(first);
       for (const { node } of edges) {
         expect(node.owner.name).toMatch(/^(alice|bob)$/);
-        expect(node.events.map((e) => e.sequence)).toEqual([1, 2]);
+        expect(node.events.edges.map((e) => e.node.sequence)).toEqual([1, 2]);
       }
       return counted;
     };

@@ -99,7 +99,7 @@ describe('an api process and a worker process sharing PostgreSQL and Redis', () 
     expect(updates.at(-1)!.operation.result).toMatchObject({ steps });
 
     const { data } = await gql(api!.url, GetOperation, { id: operation.id }, token);
-    const stored = data!.operation!.events;
+    const stored = data!.operation!.events.edges.map((edge) => edge.node);
     expect(stored.map((e) => e.kind)).toContain('STARTED');
     // stepMs (150) exceeds the progress interval (100 ms): every step is persisted.
     const storedSteps = stored.filter((e) => e.kind === 'PROGRESS').map((e) => e.progress.current);
@@ -150,7 +150,7 @@ describe('an api process and a worker process sharing PostgreSQL and Redis', () 
 
     await sleep(500);
     const { data } = await gql(api!.url, GetOperation, { id: operation.id }, token);
-    const events = data!.operation!.events;
+    const events = data!.operation!.events.edges.map((edge) => edge.node);
     expect(events.at(-1)?.kind).toBe('CANCELLED');
     expect(events.filter((e) => e.kind === 'CANCELLED')).toHaveLength(1);
     expect(data!.operation!.status).toBe('CANCELLED');

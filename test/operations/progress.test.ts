@@ -29,7 +29,10 @@ async function runToEnd(url: string, input: Record<string, unknown>) {
   const sub = subscribeWs(url, OperationUpdated, { id: result.operation.id }, token);
   await sub.done;
   const read = await gql(url, GetOperation, { id: result.operation.id }, token);
-  return { updates: sub.messages.map((m) => m.operationUpdated), events: read.data!.operation!.events };
+  return {
+    updates: sub.messages.map((m) => m.operationUpdated),
+    events: read.data!.operation!.events.edges.map((edge) => edge.node),
+  };
 }
 
 describe('progress throttling', () => {

@@ -85,7 +85,9 @@ async function expectComplete(received: { update: Update }[], operationId: strin
   }
   expect(updates.at(-1)!.event?.kind).toBe('COMPLETED');
   const { data } = await gql(api!.url, GetOperation, { id: operationId }, token);
-  const stored = data!.operation!.events.filter((e) => e.sequence > updates[0]!.sequence);
+  const stored = data!
+    .operation!.events.edges.map((edge) => edge.node)
+    .filter((e) => e.sequence > updates[0]!.sequence);
   expect(updates.slice(1).map((u) => u.event!.sequence)).toEqual(stored.map((e) => e.sequence));
 }
 

@@ -119,7 +119,7 @@ describe('query limits over HTTP', () => {
       url(),
       {
         query: `{ viewer { name } operations(first: 100) { edges { node { id type status progress { fraction }
-          events(first: 100) { sequence kind status } collection { name } } } }
+          events(first: 100) { edges { node { sequence kind status } } } collection { name } } } }
           collections(first: 20) { edges { node { name documents(first: 20) { edges { node { title } } } } } } }`,
       },
       server.tokens.alice,

@@ -46,7 +46,7 @@ export const GetBatch = graphql(`
         counts { pending running completed failed skipped cancelled rolledBack }
         items { id status operationId data error { code message } reason rootCause }
       }
-      events { sequence kind status message data }
+      events(first: 1000) { totalCount edges { node { sequence kind status message data } } }
     }
   }
 `);
@@ -74,8 +74,11 @@ export async function settleBatch(url: string, token: string, id: string, timeou
   return last as NonNullable<typeof last>;
 }
 
-export const readBatch = async (url: string, token: string, id: string) =>
-  (await gql(url, GetBatch, { id }, token)).data?.operation;
+export const readBatch = async (url: string, token: string, id: string) => {
+  const operation = (await gql(url, GetBatch, { id }, token)).data?.operation;
+  // Its events flattened from their connection (a batch's fit in one page of 1000).
+  return operation && { ...operation, events: operation.events.edges.map((edge) => edge.node) };
+};
 
 /** The outcome's items by their ids. */
 export const itemsById = (batch: NonNullable<Awaited<ReturnType<typeof readBatch>>>) =>

@@ -47,7 +47,10 @@ export const CancelOperation = graphql(`
 
 export const GetOperation = graphql(`
   query GetOperation($id: ID!) {
-    operation(id: $id) { ...OperationFields events { sequence kind status message progress { current total } } }
+    operation(id: $id) {
+      ...OperationFields
+      events(first: 1000) { totalCount edges { cursor node { sequence kind status message progress { current total } } } }
+    }
   }
 `);
 
@@ -91,7 +94,7 @@ export const OperationUpdated = graphql(`
 export const ListOperationsDetailed = graphql(`
   query ListOperationsDetailed($first: Int) {
     operations(first: $first) {
-      edges { node { id owner { name } events { sequence } } }
+      edges { node { id owner { name } events { edges { node { sequence } } } } }
       pageInfo { hasNextPage }
     }
   }
@@ -112,7 +115,7 @@ export const OperationAttempts = graphql(`
   query OperationAttempts($id: ID!) {
     operation(id: $id) {
       id status attempt nextAttemptAt result error { code message }
-      events(first: 1000) { sequence kind status message data createdAt }
+      events(first: 1000) { edges { node { sequence kind status message data createdAt } } }
     }
   }
 `);
