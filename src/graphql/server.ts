@@ -6,6 +6,7 @@ import { createViewerResolver, InvalidTokenError } from '../auth/viewer.ts';
 import { isConnectionError } from '../db/unavailable.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { withOperatorRoutes } from '../health/routes.ts';
+import { countRefusals, useMetrics } from '../metrics/graphql.ts';
 import { ResubscribeError } from '../operations/updates.ts';
 import type { Resources } from '../resources.ts';
 import { corsFor, useCsrfPrevention } from './browser.ts';
@@ -123,6 +124,7 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
       }),
       useQueryCost(checkCost),
       useSseStreamLimit({ maxPerUser: config.sseMaxStreamsPerUser }),
+      useMetrics(resources.metrics),
     ],
     maskedErrors: {
       maskError: withHygiene((error, message) => maskError(error, message, resources), resources),
@@ -146,7 +148,9 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
     queryMaxBytes: config.queryMaxBytes,
     checkCost,
     logger: resources.logger,
+    onErrors: (errors) => countRefusals(resources.metrics, errors),
   });
+  resources.metrics.sources.wsConnections = ws.connections;
 
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const { port } = server.address() as AddressInfo;

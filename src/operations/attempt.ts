@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { fromPrisma } from 'pg-boss';
 import { retryWhileUnavailable } from '../db/unavailable.ts';
 import type { Logger } from '../logger.ts';
+import { observeEvent } from '../metrics/events.ts';
 import type { Resources } from '../resources.ts';
 import { safeFailure } from './failure.ts';
 import { ProgressThrottle } from './progress.ts';
@@ -204,8 +205,12 @@ export async function endAttempt(
   return applied;
 }
 
-/** Publishes a committed event to its operation's subscribers (and to its batch's coordinator). */
+/**
+ * Publishes a committed event to its operation's subscribers (and to its batch's coordinator), and
+ * counts it in the metrics: every committed event passes here once.
+ */
 export function publish(r: Resources, message: EventMessage): void {
+  observeEvent(r.metrics, message);
   r.bus.publish(operationChannel(message.operation.id), message);
   const { batchId } = message.operation;
   if (batchId)

@@ -8,13 +8,14 @@ import type { Operation } from '../generated/prisma/client.ts';
 import { admit } from '../quotas/quotas.ts';
 import type { Resources } from '../resources.ts';
 import { checkTiming, jobPriority } from '../runs/timing.ts';
+import { publish } from './attempt.ts';
 import { registryFor } from './audience.ts';
 import { IdempotencyKeyConflictError, UnknownOperationTypeError } from './errors.ts';
 import { runInline } from './inline.ts';
 import { parseInput } from './input-limits.ts';
 import { insertOperation, type NewOperation } from './insert.ts';
 import type { EventMessage } from './record.ts';
-import { operationChannel, toOperation } from './record.ts';
+import { toOperation } from './record.ts';
 import type { OperationType } from './registry.ts';
 
 export interface StartRequest {
@@ -88,7 +89,7 @@ export async function startOperation(r: Resources, viewer: Viewer, request: Star
     if (!earlier) throw new Error('idempotency key conflict without a stored operation');
     return replay(earlier, key as string, inputHash);
   }
-  for (const message of messages) r.bus.publish(operationChannel(message.operation.id), message);
+  for (const message of messages) publish(r, message);
   return { operation: toOperation((messages.at(-1) as EventMessage).operation), replayed: false };
 }
 

@@ -1,0 +1,82 @@
+import type { Repair } from '../operations/reconcile.ts';
+import type { EventMessage } from '../operations/record.ts';
+import { isTerminal } from '../operations/status.ts';
+import type { Metrics } from './metrics.ts';
+
+/** Batch item outcomes counted when a batch ends (the final ones: no PENDING or RUNNING). */
+const ITEM_OUTCOMES = ['COMPLETED', 'FAILED', 'SKIPPED', 'CANCELLED', 'ROLLED_BACK'] as const;
+
+const seconds = (from: string | null, to: string | null) =>
+  from && to ? Math.max(0, (Date.parse(to) - Date.parse(from)) / 1000) : null;
+
+/**
+ * Updates the operation metrics from one committed event, as it is published: every transition
+ * passes through here once, in the process that wrote it. CREATED counts a start (and a batch's
+ * items and size), STARTED an attempt (and the first one's wait), RETRY_SCHEDULED a retry, and the
+ * event that ends an operation (any event in FAILED or CANCELLED, which are final; COMPLETED's own
+ * event, not a later compensation note) its status and duration, with a batch's item outcomes.
+ */
+export function observeEvent(m: Metrics, { operation: op, event }: EventMessage): void {
+  const type = m.typeLabel(op.type);
+  switch (event.kind) {
+    case 'CREATED': {
+      m.started.inc({ type });
+      if (op.type === 'batch') countBatchItems(m, op.input);
+      return;
+    }
+    case 'STARTED': {
+      m.attempts.inc({ type });
+      const wait = seconds(op.createdAt, op.startedAt);
+      if (op.attempt === 1 && wait !== null) m.wait.observe({ type }, wait);
+      return;
+    }
+    case 'RETRY_SCHEDULED':
+      m.retries.inc({ type });
+      return;
+  }
+  if (!isTerminal(event.status) || (event.status === 'COMPLETED' && event.kind !== 'COMPLETED')) return;
+  const status = event.status;
+  m.finished.inc({ type, status });
+  const took = seconds(op.createdAt, op.completedAt ?? event.createdAt);
+  if (took !== null) m.duration.observe({ type, status }, took);
+  if (op.type === 'batch') {
+    if (took !== null) m.batchDuration.observe({ status }, took);
+    const counts = (op.result as { counts?: Record<string, number> } | null)?.counts;
+    for (const outcome of ITEM_OUTCOMES) {
+      const n = counts?.[outcome];
+      if (typeof n === 'number' && n > 0) m.batchItems.inc({ outcome }, n);
+    }
+  }
+}
+
+/** A batch's items are created with it, in bulk: counted as started here, by their types. */
+function countBatchItems(m: Metrics, input: unknown): void {
+  const items = (input as { items?: { type?: unknown }[] } | null)?.items;
+  if (!Array.isArray(items)) return;
+  m.batchSize.observe(items.length);
+  const byType = new Map<string, number>();
+  for (const item of items) {
+    const type = m.typeLabel(String(item?.type));
+    byType.set(type, (byType.get(type) ?? 0) + 1);
+  }
+  for (const [type, n] of byType) m.started.inc({ type }, n);
+}
+
+/** The reconciler's `problem` texts as a bounded label (they may name a collection). */
+export function problemLabel(problem: string): string {
+  if (problem === 'job missing') return 'job_missing';
+  if (problem === 'worker heartbeat lost') return 'heartbeat_lost';
+  const job = /^job (created|retry|active|completed|cancelled|failed)$/.exec(problem);
+  if (job) return `job_${job[1]}`;
+  if (problem.startsWith('batch ended')) return 'batch_ended';
+  if (problem.startsWith('collection ')) return 'collection_left_busy';
+  return 'other';
+}
+
+/** Counts the repairs one reconcile pass made (the ones it could not make are only logged). */
+export function observeRepairs(m: Metrics, repairs: readonly Repair[]): void {
+  for (const repair of repairs) {
+    if (repair.fixed)
+      m.repairs.inc({ type: m.typeLabel(repair.type), problem: problemLabel(repair.problem) });
+  }
+}
