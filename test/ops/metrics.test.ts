@@ -7,7 +7,7 @@ import { CancelOperation, OperationUpdated, Viewer } from '../support/documents.
 import { useServer } from '../support/fixtures.ts';
 import { startOperation, startSleep, waitForRow, waitForTerminal } from '../support/operations.ts';
 import { freePort } from '../support/outages.ts';
-import { fetchMetrics, histogramOf, labelValues, type Scrape, scrape, valueOf } from './scrape.ts';
+import { fetchMetrics, histogramOf, labelValues, type Scrape, sampleOf, scrape } from './scrape.ts';
 
 /**
  * /metrics (issue 12, point 2): Prometheus text format, read with a real parser; its counters move
@@ -59,9 +59,9 @@ describe('/metrics', () => {
       expect(names, name).toContain(name);
     }
     // Every job type has its queue gauges, read from pg-boss.
-    expect(valueOf(families, 'opsgraph_queue_jobs', { type: SLEEP, state: 'queued' })).toBeGreaterThanOrEqual(
-      0,
-    );
+    expect(
+      sampleOf(families, 'opsgraph_queue_jobs', { type: SLEEP, state: 'queued' }),
+    ).toBeGreaterThanOrEqual(0);
     const queueTypes = families.families
       .find((family) => family.name === 'opsgraph_queue_oldest_ready_age_seconds')
       ?.metrics.map((sample) => sample.labels?.type);
@@ -71,12 +71,12 @@ describe('/metrics', () => {
 
   it('counts operations started and finished by status, with their durations', async () => {
     const before = await scrape(url());
-    const started = () => valueOf(before, 'opsgraph_operations_started_total', { type: SLEEP });
+    const started = () => sampleOf(before, 'opsgraph_operations_started_total', { type: SLEEP });
     const finished = (families: Scrape, status: string) =>
-      valueOf(families, 'opsgraph_operations_finished_total', { type: SLEEP, status });
+      sampleOf(families, 'opsgraph_operations_finished_total', { type: SLEEP, status });
     const durations = (families: Scrape, status: string) =>
       histogramOf(families, 'opsgraph_operation_duration_seconds', { type: SLEEP, status });
-    const attempts = valueOf(before, 'opsgraph_operation_attempts_total', { type: SLEEP });
+    const attempts = sampleOf(before, 'opsgraph_operation_attempts_total', { type: SLEEP });
 
     const completed = await startOperation(url(), server.tokens.alice, SLEEP, { steps: 2, stepMs: 150 });
     const failed = await startOperation(url(), server.tokens.alice, SLEEP, {
@@ -88,7 +88,7 @@ describe('/metrics', () => {
     await waitForRow(server.db, cancelled.uuid, (row) => row.status === 'PROCESSING', 10_000);
     // While it runs: this process's running gauge counts it.
     await scrapeUntil((families) =>
-      expect(valueOf(families, 'opsgraph_operations_running', { type: SLEEP })).toBeGreaterThanOrEqual(1),
+      expect(sampleOf(families, 'opsgraph_operations_running', { type: SLEEP })).toBeGreaterThanOrEqual(1),
     );
     const cancel = await gql(url(), CancelOperation, { id: cancelled.id }, server.tokens.alice);
     expect(cancel.data?.cancelOperation.__typename).toBe('CancelOperationSuccess');
@@ -99,8 +99,8 @@ describe('/metrics', () => {
         expect(finished(families, status), status).toBe(finished(before, status) + 1);
       }
     });
-    expect(valueOf(after, 'opsgraph_operations_started_total', { type: SLEEP })).toBe(started() + 3);
-    expect(valueOf(after, 'opsgraph_operation_attempts_total', { type: SLEEP })).toBe(attempts + 3);
+    expect(sampleOf(after, 'opsgraph_operations_started_total', { type: SLEEP })).toBe(started() + 3);
+    expect(sampleOf(after, 'opsgraph_operation_attempts_total', { type: SLEEP })).toBe(attempts + 3);
     for (const status of ['COMPLETED', 'FAILED', 'CANCELLED']) {
       expect(durations(after, status).count, status).toBe(durations(before, status).count + 1);
     }
@@ -111,7 +111,7 @@ describe('/metrics', () => {
     expect(
       histogramOf(after, 'opsgraph_operation_wait_seconds', { type: SLEEP }).count,
     ).toBeGreaterThanOrEqual(3);
-    expect(valueOf(after, 'opsgraph_operations_running', { type: SLEEP })).toBe(0);
+    expect(sampleOf(after, 'opsgraph_operations_running', { type: SLEEP })).toBe(0);
 
     // The requests themselves, by operation name and kind, and by route.
     expect(
@@ -139,11 +139,11 @@ describe('/metrics', () => {
     });
     expect((await waitForTerminal(server.db, flaky.uuid, 15_000)).status).toBe('COMPLETED');
     await scrapeUntil((families) => {
-      expect(valueOf(families, 'opsgraph_operation_retries_total', { type: 'diagnostics.flaky' })).toBe(
-        valueOf(before, 'opsgraph_operation_retries_total', { type: 'diagnostics.flaky' }) + 1,
+      expect(sampleOf(families, 'opsgraph_operation_retries_total', { type: 'diagnostics.flaky' })).toBe(
+        sampleOf(before, 'opsgraph_operation_retries_total', { type: 'diagnostics.flaky' }) + 1,
       );
-      expect(valueOf(families, 'opsgraph_operation_attempts_total', { type: 'diagnostics.flaky' })).toBe(
-        valueOf(before, 'opsgraph_operation_attempts_total', { type: 'diagnostics.flaky' }) + 2,
+      expect(sampleOf(families, 'opsgraph_operation_attempts_total', { type: 'diagnostics.flaky' })).toBe(
+        sampleOf(before, 'opsgraph_operation_attempts_total', { type: 'diagnostics.flaky' }) + 2,
       );
     });
   });
@@ -163,7 +163,7 @@ describe('/metrics', () => {
     const batch = await settleBatch(url(), server.tokens.alice, id);
     expect(batch.status).toBe('COMPLETED');
     const outcome = (families: Scrape, name: string) =>
-      valueOf(families, 'opsgraph_batch_items_total', { outcome: name });
+      sampleOf(families, 'opsgraph_batch_items_total', { outcome: name });
     const after = await scrapeUntil((families) => {
       expect(outcome(families, 'COMPLETED')).toBe(outcome(before, 'COMPLETED') + 1);
       expect(outcome(families, 'FAILED')).toBe(outcome(before, 'FAILED') + 1);
@@ -174,12 +174,12 @@ describe('/metrics', () => {
     expect(histogramOf(after, 'opsgraph_batch_duration_seconds', { status: 'COMPLETED' }).count).toBe(
       histogramOf(before, 'opsgraph_batch_duration_seconds', { status: 'COMPLETED' }).count + 1,
     );
-    expect(valueOf(after, 'opsgraph_batch_reference_failures_total', { code: 'BAD_REFERENCE' })).toBe(
-      valueOf(before, 'opsgraph_batch_reference_failures_total', { code: 'BAD_REFERENCE' }) + 1,
+    expect(sampleOf(after, 'opsgraph_batch_reference_failures_total', { code: 'BAD_REFERENCE' })).toBe(
+      sampleOf(before, 'opsgraph_batch_reference_failures_total', { code: 'BAD_REFERENCE' }) + 1,
     );
     // Batch items are started with their batch, counted by their own type.
-    expect(valueOf(after, 'opsgraph_operations_started_total', { type: 'diagnostics.echo' })).toBe(
-      valueOf(before, 'opsgraph_operations_started_total', { type: 'diagnostics.echo' }) + 2,
+    expect(sampleOf(after, 'opsgraph_operations_started_total', { type: 'diagnostics.echo' })).toBe(
+      sampleOf(before, 'opsgraph_operations_started_total', { type: 'diagnostics.echo' }) + 2,
     );
   });
 
@@ -188,20 +188,20 @@ describe('/metrics', () => {
     const sub = subscribeWs(url(), OperationUpdated, { id: running.id }, server.tokens.alice);
     await sub.waitFor(1);
     await scrapeUntil((families) => {
-      expect(valueOf(families, 'opsgraph_subscriptions_active', { transport: 'ws' })).toBe(1);
-      expect(valueOf(families, 'opsgraph_websocket_connections')).toBe(1);
+      expect(sampleOf(families, 'opsgraph_subscriptions_active', { transport: 'ws' })).toBe(1);
+      expect(sampleOf(families, 'opsgraph_websocket_connections')).toBe(1);
     });
     await gql(url(), CancelOperation, { id: running.id }, server.tokens.alice);
     await sub.done;
     sub.close();
     await scrapeUntil((families) => {
-      expect(valueOf(families, 'opsgraph_subscriptions_active', { transport: 'ws' })).toBe(0);
-      expect(valueOf(families, 'opsgraph_websocket_connections')).toBe(0);
+      expect(sampleOf(families, 'opsgraph_subscriptions_active', { transport: 'ws' })).toBe(0);
+      expect(sampleOf(families, 'opsgraph_websocket_connections')).toBe(0);
     });
   });
 
   it('counts refusals by limit', async () => {
-    const before = valueOf(await scrape(url()), 'opsgraph_refusals_total', { limit: 'TOO_MANY_ALIASES' });
+    const before = sampleOf(await scrape(url()), 'opsgraph_refusals_total', { limit: 'TOO_MANY_ALIASES' });
     const aliases = Array.from({ length: 60 }, (_, i) => `a${i}: viewer { name }`).join(' ');
     const response = await fetch(url(), {
       method: 'POST',
@@ -210,7 +210,7 @@ describe('/metrics', () => {
     });
     expect(response.status).toBe(400);
     const after = await scrape(url());
-    expect(valueOf(after, 'opsgraph_refusals_total', { limit: 'TOO_MANY_ALIASES' })).toBe(before + 1);
+    expect(sampleOf(after, 'opsgraph_refusals_total', { limit: 'TOO_MANY_ALIASES' })).toBe(before + 1);
   });
 
   it('keeps labels bounded: no label value is an id, types come from the registry, names are capped', async () => {
@@ -271,7 +271,7 @@ describe('/metrics configured', () => {
     expect((await fetchMetrics(app.url, 'metrics-token-0123456789abcdeX')).status).toBe(401);
     const families = await scrape(app.url, token);
     // A second app in this process has its own registry: the first app's operations are not here.
-    expect(valueOf(families, 'opsgraph_operations_started_total', { type: SLEEP })).toBe(0);
+    expect(sampleOf(families, 'opsgraph_operations_started_total', { type: SLEEP })).toBe(0);
   });
 
   it('off: /metrics is 404', async () => {

@@ -26,7 +26,7 @@ const matches = (labels: Record<string, string> | undefined, wanted: Record<stri
   Object.entries(wanted).every(([key, value]) => labels?.[key] === value);
 
 /** The value of the counter or gauge sample with these labels (0 when absent). */
-export function valueOf({ families }: Scrape, name: string, labels: Record<string, string> = {}): number {
+export function sampleOf({ families }: Scrape, name: string, labels: Record<string, string> = {}): number {
   const family = families.find((f) => f.name === name);
   const sample = family?.metrics.find((m) => matches(m.labels, labels));
   return sample?.value === undefined ? 0 : Number(sample.value);
