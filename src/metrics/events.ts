@@ -15,8 +15,17 @@ const seconds = (from: string | null, to: string | null) =>
  * items and size), STARTED an attempt (and the first one's wait), RETRY_SCHEDULED a retry, and the
  * event that ends an operation (any event in FAILED or CANCELLED, which are final; COMPLETED's own
  * event, not a later compensation note) its status and duration, with a batch's item outcomes.
+ * It never throws: a fault in counting must not stop an event from being published.
  */
-export function observeEvent(m: Metrics, { operation: op, event }: EventMessage): void {
+export function observeEvent(m: Metrics, message: EventMessage): void {
+  try {
+    countEvent(m, message);
+  } catch {
+    m.faults.inc();
+  }
+}
+
+function countEvent(m: Metrics, { operation: op, event }: EventMessage): void {
   const type = m.typeLabel(op.type);
   switch (event.kind) {
     case 'CREATED': {

@@ -74,7 +74,16 @@ export function createMetrics(config: Pick<Config, 'metrics'>, types: TypeRegist
       'Failed attempts scheduled to run again by the retry policy.',
       ['type'],
     ),
-    running: gauge('opsgraph_operations_running', 'Attempts running in this process now.', ['type']),
+    running: gauge(
+      'opsgraph_operations_running',
+      'Attempts of job types running in this process now (inline operations run within their request).',
+      ['type'],
+    ),
+    faults: counter(
+      'opsgraph_metrics_faults_total',
+      'Events the metrics could not count (a bug: the event was still published).',
+      [],
+    ),
     repairs: counter(
       'opsgraph_repairs_total',
       'Operations the reconciler repaired (a lost worker or job, an abandoned batch item or collection).',

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startTestApp } from '../support/app.ts';
 import { settleBatch, startBatchOk } from '../support/batches.ts';
-import { gql, subscribeWs } from '../support/client.ts';
+import { gql, subscribeSse, subscribeWs } from '../support/client.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 import { CancelOperation, OperationUpdated, Viewer } from '../support/documents.ts';
 import { useServer } from '../support/fixtures.ts';
@@ -54,6 +54,7 @@ describe('/metrics', () => {
       'opsgraph_refusals_total',
       'opsgraph_graphql_request_duration_seconds',
       'opsgraph_http_request_duration_seconds',
+      'opsgraph_metrics_faults_total',
       'nodejs_eventloop_lag_p99_seconds',
     ]) {
       expect(names, name).toContain(name);
@@ -183,19 +184,25 @@ describe('/metrics', () => {
     );
   });
 
-  it('counts WebSocket connections and subscriptions while they are open', async () => {
+  it('counts WebSocket connections and subscriptions (WebSocket and SSE) while they are open', async () => {
     const running = await startSleep(url(), server.tokens.alice, { steps: 100, stepMs: 100 });
     const sub = subscribeWs(url(), OperationUpdated, { id: running.id }, server.tokens.alice);
+    const sse = subscribeSse(url(), OperationUpdated, { id: running.id }, server.tokens.alice);
     await sub.waitFor(1);
+    await sse.waitFor(1);
     await scrapeUntil((families) => {
       expect(sampleOf(families, 'opsgraph_subscriptions_active', { transport: 'ws' })).toBe(1);
+      expect(sampleOf(families, 'opsgraph_subscriptions_active', { transport: 'sse' })).toBe(1);
       expect(sampleOf(families, 'opsgraph_websocket_connections')).toBe(1);
     });
     await gql(url(), CancelOperation, { id: running.id }, server.tokens.alice);
     await sub.done;
+    await sse.done;
     sub.close();
+    sse.close();
     await scrapeUntil((families) => {
       expect(sampleOf(families, 'opsgraph_subscriptions_active', { transport: 'ws' })).toBe(0);
+      expect(sampleOf(families, 'opsgraph_subscriptions_active', { transport: 'sse' })).toBe(0);
       expect(sampleOf(families, 'opsgraph_websocket_connections')).toBe(0);
     });
   });
