@@ -11,10 +11,11 @@ const seconds = (from: string | null, to: string | null) =>
 
 /**
  * Updates the operation metrics from one committed event, as it is published: every transition
- * passes through here once, in the process that wrote it. CREATED counts a start (and a batch's
- * items and size), STARTED an attempt (and the first one's wait), RETRY_SCHEDULED a retry, and the
- * event that ends an operation (any event in FAILED or CANCELLED, which are final; COMPLETED's own
- * event, not a later compensation note) its status and duration, with a batch's item outcomes.
+ * passes through here once, in the process that wrote it. CREATED counts a start, STARTED an
+ * attempt (and the first one's wait), RETRY_SCHEDULED a retry, and the event that ends an operation
+ * (any event in FAILED or CANCELLED, which are final; COMPLETED's own event, not a later
+ * compensation note) its status and duration. (Published rows may leave a large input or result
+ * out, so a batch's items are counted where the batch is submitted and where it ends.)
  * It never throws: a fault in counting must not stop an event from being published.
  */
 export function observeEvent(m: Metrics, message: EventMessage): void {
@@ -28,11 +29,9 @@ export function observeEvent(m: Metrics, message: EventMessage): void {
 function countEvent(m: Metrics, { operation: op, event }: EventMessage): void {
   const type = m.typeLabel(op.type);
   switch (event.kind) {
-    case 'CREATED': {
+    case 'CREATED':
       m.started.inc({ type });
-      if (op.type === 'batch') countBatchItems(m, op.input);
       return;
-    }
     case 'STARTED': {
       m.attempts.inc({ type });
       const wait = seconds(op.createdAt, op.startedAt);
@@ -48,27 +47,29 @@ function countEvent(m: Metrics, { operation: op, event }: EventMessage): void {
   m.finished.inc({ type, status });
   const took = seconds(op.createdAt, op.completedAt ?? event.createdAt);
   if (took !== null) m.duration.observe({ type, status }, took);
-  if (op.type === 'batch') {
-    if (took !== null) m.batchDuration.observe({ status }, took);
-    const counts = (op.result as { counts?: Record<string, number> } | null)?.counts;
-    for (const outcome of ITEM_OUTCOMES) {
-      const n = counts?.[outcome];
-      if (typeof n === 'number' && n > 0) m.batchItems.inc({ outcome }, n);
-    }
-  }
+  if (op.type === 'batch' && took !== null) m.batchDuration.observe({ status }, took);
 }
 
-/** A batch's items are created with it, in bulk: counted as started here, by their types. */
-function countBatchItems(m: Metrics, input: unknown): void {
-  const items = (input as { items?: { type?: unknown }[] } | null)?.items;
-  if (!Array.isArray(items)) return;
-  m.batchSize.observe(items.length);
+/**
+ * A submitted (or retried) batch: its size, and its items as started by their types — they are
+ * created with it, in bulk, without events of their own being published.
+ */
+export function observeBatchSubmitted(m: Metrics, itemTypes: readonly string[]): void {
+  m.batchSize.observe(itemTypes.length);
   const byType = new Map<string, number>();
-  for (const item of items) {
-    const type = m.typeLabel(String(item?.type));
+  for (const name of itemTypes) {
+    const type = m.typeLabel(name);
     byType.set(type, (byType.get(type) ?? 0) + 1);
   }
   for (const [type, n] of byType) m.started.inc({ type }, n);
+}
+
+/** A batch's coordinator ended it: its items by final outcome. */
+export function observeBatchOutcome(m: Metrics, counts: Readonly<Record<string, number>>): void {
+  for (const outcome of ITEM_OUTCOMES) {
+    const n = counts[outcome];
+    if (typeof n === 'number' && n > 0) m.batchItems.inc({ outcome }, n);
+  }
 }
 
 /** The reconciler's `problem` texts as a bounded label (they may name a collection). */

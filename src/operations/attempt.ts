@@ -104,7 +104,9 @@ export async function runAttempt(
 
   const handler = (async (): Promise<Outcome> => {
     try {
-      const input = type.input.parse(started.operation.input);
+      // A large input is not in the claimed row (record.ts): read once, for the handler.
+      const stored = started.operation.input;
+      const input = type.input.parse(stored !== undefined ? stored : await readInput(r, operationId));
       const result = await type.run(input, {
         operationId,
         ownerId: started.operation.ownerId,
@@ -204,6 +206,14 @@ export async function endAttempt(
   if (applied) r.waker.wakeAt(type.name, at);
   return applied;
 }
+
+/** The operation's stored input (waiting out a database outage, like every write here). */
+const readInput = async (r: Resources, operationId: string) =>
+  (
+    await persist(() =>
+      r.db.operation.findUniqueOrThrow({ where: { id: operationId }, select: { input: true } }),
+    )
+  ).input;
 
 /**
  * Publishes a committed event to its operation's subscribers (and to its batch's coordinator), and
