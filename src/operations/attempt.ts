@@ -7,7 +7,14 @@ import type { Resources } from '../resources.ts';
 import { safeFailure } from './failure.ts';
 import { ProgressThrottle } from './progress.ts';
 import { type JobData, jobOptions } from './queues.ts';
-import { batchChannel, type EventMessage, operationChannel } from './record.ts';
+import {
+  ALL_OPERATIONS_CHANNEL,
+  batchChannel,
+  collectionChannel,
+  type EventMessage,
+  operationChannel,
+  userChannel,
+} from './record.ts';
 import { type OperationType, retryDelayMs } from './registry.ts';
 import * as transitions from './transitions.ts';
 
@@ -216,13 +223,21 @@ const readInput = async (r: Resources, operationId: string) =>
   ).input;
 
 /**
- * Publishes a committed event to its operation's subscribers (and to its batch's coordinator), and
- * counts it in the metrics: every committed event passes here once.
+ * Publishes a committed event to its operation's subscribers, to the live lists that may show it
+ * (its owner's, its collection's, the admins'), and to its batch's coordinator; and counts it in the
+ * metrics: every committed event passes here once.
  */
 export function publish(r: Resources, message: EventMessage): void {
   observeEvent(r.metrics, message);
   r.bus.publish(operationChannel(message.operation.id), message);
-  const { batchId } = message.operation;
+  const { batchId, ownerId, collectionId } = message.operation;
+  // Keyed by operation: while Redis is unreachable the latest message of each operation is kept
+  // (live lists reconcile from the database anyway).
+  const key = `:${message.operation.id}`;
+  r.bus.publish(userChannel(ownerId), message, userChannel(ownerId) + key);
+  if (collectionId)
+    r.bus.publish(collectionChannel(collectionId), message, collectionChannel(collectionId) + key);
+  r.bus.publish(ALL_OPERATIONS_CHANNEL, message, ALL_OPERATIONS_CHANNEL + key);
   if (batchId)
     r.bus.publish(
       batchChannel(batchId),

@@ -60,6 +60,8 @@ export interface EventJson {
   /** Absent when larger than INLINE_MAX_BYTES. */
   data?: unknown;
   createdAt: string;
+  /** The writing transaction's id (xid8 as text); absent only in messages of older instances. */
+  xid?: string;
 }
 
 /** Values of more than this many bytes of JSON text are left out of returned and published rows. */
@@ -127,6 +129,15 @@ export function toEvent(json: EventJson): OperationEvent {
 
 /** The channel that carries one operation's events. */
 export const operationChannel = (operationId: string): string => `op:${operationId}`;
+
+/**
+ * The channels of live lists (`operationsUpdated`): every committed event is also published on its
+ * owner's channel, on its collection's channel when it acts on one, and on the channel admins
+ * follow, one message per channel whatever the number of subscribers.
+ */
+export const userChannel = (userId: string): string => `list:user:${userId}`;
+export const collectionChannel = (collectionId: string): string => `list:collection:${collectionId}`;
+export const ALL_OPERATIONS_CHANNEL = 'list:all';
 
 /** The channel a batch's coordinator hears its items' events on. */
 export const batchChannel = (batchId: string): string => `batch:${batchId}`;

@@ -103,7 +103,7 @@ const OperationTypeRef = builder.objectRef<OperationType>('OperationType').imple
   }),
 });
 
-const OperationFilter = builder.inputType('OperationFilter', {
+export const OperationFilter = builder.inputType('OperationFilter', {
   fields: (t) => ({
     status: t.field({
       type: [OperationStatusEnum],
