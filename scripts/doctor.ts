@@ -8,6 +8,7 @@ import { migrate } from '../src/db/migrate.ts';
 import { createDb } from '../src/db/prisma.ts';
 import { createEventBus } from '../src/events/bus.ts';
 import { createLogger } from '../src/logger.ts';
+import { createMetrics } from '../src/metrics/metrics.ts';
 import { ensureQueues, startBoss } from '../src/operations/queues.ts';
 import { reconcile } from '../src/operations/reconcile.ts';
 import { createRegistry } from '../src/operations/registry.ts';
@@ -37,6 +38,7 @@ try {
     registry,
     logger,
     waker: createWaker(),
+    metrics: createMetrics({ metrics: 'off' }, registry),
     shutdown: new AbortController().signal,
     draining: new AbortController().signal,
   };

@@ -8,6 +8,8 @@ import { createEventBus } from './events/bus.ts';
 import { startGraphQLServer } from './graphql/server.ts';
 import { startHealthServer } from './health/server.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { createMetrics } from './metrics/metrics.ts';
+import { collectQueueGauges } from './metrics/queues.ts';
 import { ensureQueues, startBoss } from './operations/queues.ts';
 import { createRegistry, type OperationType } from './operations/registry.ts';
 import { startRunner } from './operations/runner.ts';
@@ -97,6 +99,15 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const waker = createWaker();
     closers.push(async () => waker.close());
     const shutdown = new AbortController();
+    const metrics = createMetrics(config, registry);
+    collectQueueGauges(metrics, {
+      db,
+      boss,
+      registry,
+      schema: config.bossSchema,
+      cacheMs: config.metricsQueueCacheMs,
+      logger,
+    });
     const resources: Resources = {
       config,
       db,
@@ -105,6 +116,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       registry,
       logger,
       waker,
+      metrics,
       shutdown: shutdown.signal,
       draining: draining.signal,
     };
@@ -123,10 +135,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       });
       url = server.url;
     } else if (config.workerPort !== undefined) {
-      // Worker-only processes serve /health and /ready when given a port (kept up while draining).
+      // Worker-only processes serve /health, /ready and /metrics when given a port (kept up while draining).
       const health = await startHealthServer(resources, config.workerPort);
       closers.push(() => health.close());
-      logger.info('serving /health and /ready', { url: health.url });
+      logger.info('serving /health, /ready and /metrics', { url: health.url });
     }
     if (config.role !== 'api') {
       const runner = await startRunner(resources);

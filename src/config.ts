@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { type MetricsSettings, metricsEnv, metricsSettings } from './config-metrics.ts';
 import { type RequestLimits, requestLimits, requestLimitsEnv } from './config-requests.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
 
@@ -9,7 +10,7 @@ import { LOG_LEVELS, type LogLevel } from './logger.ts';
 export type Role = 'all' | 'api' | 'worker';
 
 /** Everything a process needs to know, parsed once at boot from the environment. */
-export interface Config extends RequestLimits {
+export interface Config extends RequestLimits, MetricsSettings {
   /** PostgreSQL URL. Default: none, which starts an embedded PostgreSQL under `dataDir`. */
   databaseUrl: string | undefined;
   /** Redis URL for cross-instance pub/sub. Default: none, which uses in-process pub/sub. */
@@ -209,6 +210,7 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
 
 const env = z.object({
   ...requestLimitsEnv,
+  ...metricsEnv,
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   OPSGRAPH_CHANNEL_PREFIX: z.string().min(1).default('opsgraph:'),
@@ -362,6 +364,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     exportMaxLineBytes: e.OPSGRAPH_EXPORT_MAX_LINE_BYTES,
     exportMaxJsonDepth: e.OPSGRAPH_EXPORT_MAX_JSON_DEPTH,
     ...requestLimits(e),
+    ...metricsSettings(e),
     // Credits and audit (issue 10, points 1 and 2).
     defaultCredits: e.OPSGRAPH_DEFAULT_CREDITS,
     maxGrantCredits: e.OPSGRAPH_MAX_GRANT_CREDITS,

@@ -3,6 +3,7 @@ import type { Config } from './config.ts';
 import type { Db } from './db/prisma.ts';
 import type { EventBus } from './events/bus.ts';
 import type { Logger } from './logger.ts';
+import type { Metrics } from './metrics/metrics.ts';
 import type { Registry } from './operations/registry.ts';
 import type { Waker } from './operations/waker.ts';
 
@@ -25,4 +26,6 @@ export interface Resources {
   draining: AbortSignal;
   /** Wakes this process's workers for scheduled jobs. */
   waker: Waker;
+  /** This process's Prometheus metrics, served on /metrics (src/metrics/). */
+  metrics: Metrics;
 }

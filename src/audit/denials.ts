@@ -9,10 +9,11 @@ type Target = Pick<AuditEntry, 'operationId' | 'collectionId' | 'targetUserId'> 
 /**
  * Runs a mutation or lookup and, when it answers NotFoundError / ForbiddenError (the viewer may not
  * see or change what they named) or QuotaExceededError, records the refusal (ACCESS_DENIED /
- * QUOTA_EXCEEDED, bounded per user and minute) after the work was rolled back, then rethrows.
+ * QUOTA_EXCEEDED, bounded per user and minute) after the work was rolled back, then rethrows. A
+ * quota refusal is also counted in `opsgraph_refusals_total` by its quota.
  */
 export async function auditingRefusals<T>(
-  r: Pick<Resources, 'db' | 'config' | 'logger'>,
+  r: Pick<Resources, 'db' | 'config' | 'logger'> & Partial<Pick<Resources, 'metrics'>>,
   viewer: Viewer | null,
   target: Target,
   work: () => Promise<T>,
@@ -20,6 +21,7 @@ export async function auditingRefusals<T>(
   try {
     return await work();
   } catch (error) {
+    if (error instanceof QuotaExceededError) r.metrics?.refusals.inc({ limit: error.quota });
     if (viewer) {
       const action =
         error instanceof NotFoundError || error instanceof ForbiddenError

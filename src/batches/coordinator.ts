@@ -1,6 +1,7 @@
 import { encodeGlobalID } from '@pothos/plugin-relay';
 import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.ts';
+import { observeBatchOutcome } from '../metrics/events.ts';
 import { publish } from '../operations/attempt.ts';
 import * as batchTransitions from '../operations/batch-transitions.ts';
 import { cancelNow } from '../operations/cancel.ts';
@@ -226,6 +227,7 @@ async function finish(
   const after = await loadItems(r.db, ctx.operationId);
   await announce(r, ctx, after, announced);
   const outcome = outcomeOf(after, batch.atomic, cancelled);
+  observeBatchOutcome(r.metrics, outcome.counts);
   if (compensationErrors.length) {
     const error = { code: 'COMPENSATION_FAILED', message: compensationErrors.join('; ') };
     const applied = await batchTransitions.failHeld(r.db, ctx.operationId, ctx.claimId, error, outcome);

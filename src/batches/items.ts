@@ -151,6 +151,7 @@ export async function startItems(
       const error = prepared as transitions.OperationError;
       const failed = await transitions.fail(r.db, row.id, null, error, { from: ['PENDING'] });
       if (failed) publish(r, failed);
+      if (failed) r.metrics.refFailures.inc({ code: error.code });
       continue;
     }
     budget.spend(row, prepared.bytes);

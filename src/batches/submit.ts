@@ -1,6 +1,7 @@
 import { recordAudit } from '../audit/record.ts';
 import type { Viewer } from '../auth/viewer.ts';
 import type { Operation } from '../generated/prisma/client.ts';
+import { observeBatchSubmitted } from '../metrics/events.ts';
 import { publish } from '../operations/attempt.ts';
 import { registryFor } from '../operations/audience.ts';
 import * as batchTransitions from '../operations/batch-transitions.ts';
@@ -121,6 +122,10 @@ export async function startBatch(
     return { batch: replay(earlier, key as string, inputHash).operation, plan, replayed: true };
   }
   publish(r, created);
+  observeBatchSubmitted(
+    r.metrics,
+    plan.items.map((item) => item.type.name),
+  );
   return { batch: toOperation(created.operation), plan, replayed: false };
 }
 

@@ -7,6 +7,7 @@ import { withDashboard } from '../dashboard/static.ts';
 import { isConnectionError } from '../db/unavailable.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { withOperatorRoutes } from '../health/routes.ts';
+import { countRefusals, useMetrics } from '../metrics/graphql.ts';
 import { LiveListError } from '../operations/live-updates.ts';
 import { ResubscribeError } from '../operations/updates.ts';
 import type { Resources } from '../resources.ts';
@@ -130,6 +131,7 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
       }),
       useQueryCost(checkCost),
       useSseStreamLimit({ maxPerUser: config.sseMaxStreamsPerUser }),
+      useMetrics(resources.metrics),
     ],
     maskedErrors: {
       maskError: withHygiene((error, message) => maskError(error, message, resources), resources),
@@ -153,7 +155,9 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
     queryMaxBytes: config.queryMaxBytes,
     checkCost,
     logger: resources.logger,
+    onErrors: (errors) => countRefusals(resources.metrics, errors),
   });
+  resources.metrics.sources.wsConnections = ws.connections;
 
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const { port } = server.address() as AddressInfo;

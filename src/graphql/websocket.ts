@@ -42,6 +42,14 @@ export interface WebSocketOptions {
   checkCost: CostCheck;
   /** Where refused messages are noted (at warn: they are client input, not server faults). */
   logger: Logger;
+  /**
+   * Called with the errors a subscribe was answered with, and with a code for each refused
+   * connection (`WS_TOO_MANY_CONNECTIONS`, `WS_TOO_MANY_CONNECTIONS_PER_USER`): the metrics count
+   * the refusals among them. Default: nothing.
+   */
+  onErrors?: (
+    errors: readonly { readonly extensions?: { readonly [key: string]: unknown } | null }[],
+  ) => void;
 }
 
 type Enveloped = {
@@ -100,8 +108,10 @@ export function startWebSocketServer(
     maxPayload: options.maxPayloadBytes,
   });
   const perUser = new Map<string, number>();
+  const refused = (code: string) => options.onErrors?.([{ extensions: { code } }]);
   wsServer.on('connection', (socket) => {
     if (wsServer.clients.size > options.maxConnections) {
+      refused('WS_TOO_MANY_CONNECTIONS');
       socket.close(
         CLOSE.tryAgainLater,
         `Server at its connection limit (${options.maxConnections}); retry later`,
@@ -124,7 +134,10 @@ export function startWebSocketServer(
       subscribe: (args) => (args.rootValue as Enveloped).subscribe(args),
       onNext: (_ctx, _id, _payload, _args, result) =>
         result.errors ? { ...result, errors: result.errors.map(withoutHttp) } : undefined,
-      onError: (_ctx, _id, _payload, errors) => errors.map(withoutHttp),
+      onError: (_ctx, _id, _payload, errors) => {
+        options.onErrors?.(errors);
+        return errors.map(withoutHttp);
+      },
       onConnect: async (ctx) => {
         const { socket } = ctx.extra;
         const authorization = (ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization) as
@@ -146,6 +159,7 @@ export function startWebSocketServer(
         if (!session) return false;
         const held = perUser.get(session.viewer.id) ?? 0;
         if (held >= options.maxConnectionsPerUser) {
+          refused('WS_TOO_MANY_CONNECTIONS_PER_USER');
           socket.close(
             CLOSE.tooManyConnections,
             `Too many connections for this user (limit ${options.maxConnectionsPerUser})`,
@@ -222,6 +236,8 @@ export function startWebSocketServer(
     });
   });
   return {
+    /** Sockets open now (authenticated or not). */
+    connections: () => wsServer.clients.size,
     async close() {
       for (const client of wsServer.clients) client.close(1001, 'server shutting down');
       await cleanup.dispose();

@@ -1,4 +1,5 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import { METRICS_PATH, serveMetrics, timeRequest } from '../metrics/route.ts';
 import { requestIdFrom, runInRequest } from '../request-context.ts';
 import type { Resources } from '../resources.ts';
 import { createReadiness, dependenciesOf } from './readiness.ts';
@@ -7,13 +8,17 @@ import { createReadiness, dependenciesOf } from './readiness.ts';
 export const HEALTH_PATH = '/health';
 export const READY_PATH = '/ready';
 
-type OperatorResources = Pick<Resources, 'config' | 'db' | 'bus' | 'boss' | 'logger' | 'draining'>;
+type OperatorResources = Pick<
+  Resources,
+  'config' | 'db' | 'bus' | 'boss' | 'logger' | 'draining' | 'metrics'
+>;
 
 /**
  * Wraps a request handler (the GraphQL server's) with what operators need on the same port:
  * `GET /health` (200 while the process runs; no I/O), `GET /ready` (200 when PostgreSQL, Redis
  * when configured, and pg-boss answer within `readyTimeoutMs`; 503 naming the failing parts, or
- * while draining). Every other request gets a request id (its `x-request-id` when plain, else a new
+ * while draining), `GET /metrics` (Prometheus text format, unless OPSGRAPH_METRICS is off; with
+ * OPSGRAPH_METRICS_TOKEN set, only with that bearer token: src/metrics/route.ts). Every other request gets a request id (its `x-request-id` when plain, else a new
  * one; echoed in the response) that every log line written for it, and every operation it starts,
  * carries; it is logged at debug level with its headers (credentials redacted).
  */
@@ -26,8 +31,16 @@ export function withOperatorRoutes(r: OperatorResources, next: RequestListener):
   });
   const log = r.logger.child({ component: 'http' });
 
+  const metricsOn = r.config.metrics === 'on';
   return (req, res) => {
-    const path = (req.url ?? '/').split('?', 1)[0];
+    const path = (req.url ?? '/').split('?', 1)[0] as string;
+    if (metricsOn) {
+      timeRequest(r.metrics, path, req, res);
+      if (path === METRICS_PATH) {
+        serveMetrics(r.config, r.metrics, log, req, res);
+        return;
+      }
+    }
     if (path === HEALTH_PATH || path === READY_PATH) {
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, { error: 'use GET' });
       if (path === HEALTH_PATH) return send(res, 200, { status: 'ok' });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { fromPrisma } from 'pg-boss';
 import { retryWhileUnavailable } from '../db/unavailable.ts';
 import type { Logger } from '../logger.ts';
+import { observeEvent } from '../metrics/events.ts';
 import type { Resources } from '../resources.ts';
 import { safeFailure } from './failure.ts';
 import { ProgressThrottle } from './progress.ts';
@@ -223,9 +224,11 @@ const readInput = async (r: Resources, operationId: string) =>
 
 /**
  * Publishes a committed event to its operation's subscribers, to the live lists that may show it
- * (its owner's, its collection's, the admins'), and to its batch's coordinator.
+ * (its owner's, its collection's, the admins'), and to its batch's coordinator; and counts it in the
+ * metrics: every committed event passes here once.
  */
 export function publish(r: Resources, message: EventMessage): void {
+  observeEvent(r.metrics, message);
   r.bus.publish(operationChannel(message.operation.id), message);
   const { batchId, ownerId, collectionId } = message.operation;
   // Keyed by operation: while Redis is unreachable the latest message of each operation is kept

@@ -1,4 +1,5 @@
 import type { Job, PgBoss } from 'pg-boss';
+import { observeRepairs } from '../metrics/events.ts';
 import type { Resources } from '../resources.ts';
 import { ABORT, type AttemptHandle, runAttempt } from './attempt.ts';
 import type { JobData } from './queues.ts';
@@ -47,12 +48,14 @@ export async function startRunner(r: Resources): Promise<Runner> {
       const entry: Running = { controller, done: Promise.resolve() };
       entry.done = runAttempt(r, type, operationId, entry, log);
       running.set(operationId, entry);
+      r.metrics.running.inc({ type: type.name });
       try {
         await entry.done;
       } catch (error) {
         log.error('attempt could not be recorded; the reconciler will repair it', { operationId, error });
         throw new AttemptFailed('attempt could not be recorded');
       } finally {
+        r.metrics.running.dec({ type: type.name });
         running.delete(operationId);
         job.signal.removeEventListener('abort', onJobAbort);
       }
@@ -140,6 +143,7 @@ function startReconciler(r: Resources) {
       try {
         const repairs = await reconcile(r, { minAgeSeconds: r.config.reconcileMinAgeSeconds });
         for (const repair of repairs) log.warn('repaired operation', { ...repair });
+        observeRepairs(r.metrics, repairs);
       } catch (error) {
         log.warn('reconcile pass failed', { error: (error as Error).message });
       }

@@ -2,6 +2,7 @@ import type { Viewer } from '../auth/viewer.ts';
 import type { BatchSpec } from '../batches/coordinator.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
+import { observeBatchSubmitted } from '../metrics/events.ts';
 import { canView, GUARD_SELECT } from '../operations/access.ts';
 import { publish } from '../operations/attempt.ts';
 import { IllegalTransitionError } from '../operations/errors.ts';
@@ -150,5 +151,9 @@ async function retryBatch(r: Resources, viewer: Viewer, old: Operation): Promise
     { maxWait: 10_000, timeout: 30_000 },
   );
   publish(r, created);
+  observeBatchSubmitted(
+    r.metrics,
+    spec.items.map((item) => item.type),
+  );
   return toOperation(created.operation);
 }
