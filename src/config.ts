@@ -43,6 +43,11 @@ export interface Config extends RequestLimits {
   reconcileIntervalMs: number;
   /** Operations changed more recently than this (seconds) are left to their worker. Default 5. */
   reconcileMinAgeSeconds: number;
+  /**
+   * Most operations one `cancelOperations` call cancels; more matching ones are left for the next
+   * call (`hasMore`). Default 1000.
+   */
+  bulkCancelMax: number;
   /** This process's identity in the cluster (cancel routing). Default: a random id. */
   instanceId: string;
   /**
@@ -208,6 +213,7 @@ const env = z.object({
   OPSGRAPH_SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
   OPSGRAPH_RECONCILE_INTERVAL_MS: int(100, 3_600_000).default(5000),
   OPSGRAPH_RECONCILE_MIN_AGE_SECONDS: z.coerce.number().min(0).max(86_400).default(5),
+  OPSGRAPH_BULK_CANCEL_MAX: int(1, 100_000).default(1000),
   OPSGRAPH_INSTANCE_ID: z.string().min(1).max(100).optional(),
   OPSGRAPH_SUBSCRIPTION_MAX_BACKLOG: int(1, 1_000_000).default(1000),
   OPSGRAPH_SOURCES_ROOT: z.string().min(1).optional(),
@@ -291,6 +297,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: e.OPSGRAPH_SHUTDOWN_GRACE_MS,
     reconcileIntervalMs: e.OPSGRAPH_RECONCILE_INTERVAL_MS,
     reconcileMinAgeSeconds: e.OPSGRAPH_RECONCILE_MIN_AGE_SECONDS,
+    bulkCancelMax: e.OPSGRAPH_BULK_CANCEL_MAX,
     instanceId: e.OPSGRAPH_INSTANCE_ID ?? randomUUID(),
     subscriptionMaxBacklog: e.OPSGRAPH_SUBSCRIPTION_MAX_BACKLOG,
     sourcesRoot: resolve(e.OPSGRAPH_SOURCES_ROOT ?? join(e.OPSGRAPH_DATA_DIR, 'sources')),

@@ -4,6 +4,7 @@ import './errors.ts';
 import '../auth/schema.ts';
 import '../operations/schema.ts';
 import '../operations/schema-api.ts';
+import '../operations/schema-bulk-cancel.ts';
 import '../collections/schema.ts';
 import '../batches/schema.ts';
 import '../runs/schema.ts';

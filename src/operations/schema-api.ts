@@ -11,8 +11,9 @@ import { parseGlobalId } from '../graphql/ids.ts';
 import { QuotaExceededError } from '../quotas/schema.ts';
 import { timingFields } from '../runs/timing-schema.ts';
 import { registryFor } from './audience.ts';
-import { cancelOperation } from './cancel.ts';
+import { cancelOperation, checkCancelReason } from './cancel.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError, UnknownOperationTypeError } from './errors.ts';
+import { filterWhere } from './filter.ts';
 import type { OperationType } from './registry.ts';
 import { OperationRef, OperationStatusEnum, OperationUpdateRef } from './schema.ts';
 import { type Started, startOperation } from './start.ts';
@@ -101,7 +102,9 @@ const OperationTypeRef = builder.objectRef<OperationType>('OperationType').imple
   }),
 });
 
-const OperationFilter = builder.inputType('OperationFilter', {
+export const OperationFilter = builder.inputType('OperationFilter', {
+  description:
+    'Which operations to list (operations) or cancel (cancelOperations): every criterion given must match.',
   fields: (t) => ({
     status: t.field({
       type: [OperationStatusEnum],
@@ -150,23 +153,9 @@ builder.queryFields((t) => ({
     authScopes: { loggedIn: true },
     args: { filter: t.arg({ type: OperationFilter }) },
     resolve: (query, _, { filter }, context) => {
-      const where: Prisma.OperationWhereInput = { AND: [operationsWhere(context.viewer)] };
-      if (filter?.status?.length) where.status = { in: filter.status };
-      if (filter?.type) where.type = filter.type;
-      if (filter?.batchId)
-        where.batchId = parseGlobalId(String(filter.batchId), 'Operation', ['filter', 'batchId']);
-      if (filter?.collectionId) {
-        where.collectionId = parseGlobalId(String(filter.collectionId), 'Collection', [
-          'filter',
-          'collectionId',
-        ]);
-      }
-      if (filter?.createdAfter || filter?.createdBefore) {
-        where.createdAt = {
-          ...(filter.createdAfter ? { gte: filter.createdAfter } : {}),
-          ...(filter.createdBefore ? { lt: filter.createdBefore } : {}),
-        };
-      }
+      const where: Prisma.OperationWhereInput = {
+        AND: [operationsWhere(context.viewer), filterWhere(filter)],
+      };
       return context.resources.db.operation.findMany({
         ...query,
         where,
@@ -263,12 +252,7 @@ builder.mutationFields((t) => ({
       reason: t.arg.string({ required: false, description: 'Recorded on the operation (max 1000 chars).' }),
     },
     resolve: async (_, { id, reason }, context) => {
-      if (reason && reason.length > 1000) {
-        throw new ValidationError([{ path: ['reason'], message: 'must be at most 1000 characters' }]);
-      }
-      if (reason?.includes('\u0000')) {
-        throw new ValidationError([{ path: ['reason'], message: 'must not contain NUL characters' }]);
-      }
+      checkCancelReason(reason);
       const uuid = parseGlobalId(String(id), 'Operation');
       return auditingRefusals(
         context.resources,
