@@ -31,8 +31,13 @@ const STATUS_OF: Record<BatchOutcome['status'], BatchRow['status']> = {
   RUNNING: 'COMPLETED',
 };
 
+/** An outcome's status, counts and failed items, independent of key order (jsonb reorders keys). */
 const summary = (o: Pick<BatchOutcome, 'status' | 'counts' | 'failed'>) =>
-  JSON.stringify({ status: o.status, counts: o.counts, failed: [...(o.failed ?? [])].sort() });
+  JSON.stringify({
+    status: o.status,
+    counts: Object.entries(o.counts ?? {}).sort(([a], [b]) => a.localeCompare(b)),
+    failed: [...(o.failed ?? [])].sort(),
+  });
 
 /**
  * One keyset page of ended batches with a recorded outcome, unchanged for `minAgeSeconds`, in
