@@ -196,7 +196,7 @@ interface CancelData {
 }
 const Cancel = parse(`
   mutation StressCancel($id: ID!) {
-    cancelOperation(id: $id, reason: "stress") {
+    cancelOperation(input: { id: $id, reason: "stress" }) {
       __typename
       ... on CancelOperationSuccess { operation { status } }
       ... on IllegalTransitionError { from to }

@@ -27,17 +27,8 @@ export interface AuditFilter {
   to?: Date | null;
 }
 
-/**
- * A page of audit rows, newest first. A user sees only rows they are the actor of (the where
- * starts with "actorId" = viewer, served by "AuditEvent_actor_idx"); admins see all, narrowed by
- * the filter. `after` / `before` are row ids (exclusive).
- */
-export async function auditPage(
-  db: Executor,
-  viewer: Viewer,
-  filter: AuditFilter,
-  page: { after: string | null; before: string | null; limit: number; inverted: boolean },
-): Promise<AuditRow[]> {
+/** The audit rows a viewer may see, narrowed by the filter: SQL conditions and their values. */
+function auditConditions(viewer: Viewer, filter: AuditFilter) {
   const where: string[] = [];
   const values: unknown[] = [];
   const add = (sql: (n: string) => string, value: unknown) => {
@@ -52,6 +43,21 @@ export async function auditPage(
   if (filter.collectionId) add((n) => `"collectionId" = ${n}::uuid`, filter.collectionId);
   if (filter.from) add((n) => `"createdAt" >= ${n}::timestamptz`, filter.from.toISOString());
   if (filter.to) add((n) => `"createdAt" < ${n}::timestamptz`, filter.to.toISOString());
+  return { where, values, add };
+}
+
+/**
+ * A page of audit rows, newest first. A user sees only rows they are the actor of (the where
+ * starts with "actorId" = viewer, served by "AuditEvent_actor_idx"); admins see all, narrowed by
+ * the filter. `after` / `before` are row ids (exclusive).
+ */
+export async function auditPage(
+  db: Executor,
+  viewer: Viewer,
+  filter: AuditFilter,
+  page: { after: string | null; before: string | null; limit: number; inverted: boolean },
+): Promise<AuditRow[]> {
+  const { where, values, add } = auditConditions(viewer, filter);
   if (page.after) add((n) => `id < ${n}::bigint`, page.after);
   if (page.before) add((n) => `id > ${n}::bigint`, page.before);
   values.push(page.limit);
@@ -63,4 +69,21 @@ export async function auditPage(
       ORDER BY id ${page.inverted ? 'ASC' : 'DESC'} LIMIT $${values.length}`,
     ...values,
   );
+}
+
+/** How many audit rows {@link auditPage} pages through (every page), counting at most `cap`. */
+export async function auditCount(
+  db: Executor,
+  viewer: Viewer,
+  filter: AuditFilter,
+  cap: number,
+): Promise<number> {
+  const { where, values } = auditConditions(viewer, filter);
+  values.push(cap);
+  const [row] = await db.$queryRawUnsafe<{ n: number }[]>(
+    `SELECT count(*)::int AS n FROM (SELECT 1 FROM "AuditEvent"
+      ${where.length ? `WHERE ${where.join(' AND ')}` : ''} LIMIT $${values.length}) AS capped`,
+    ...values,
+  );
+  return row?.n ?? 0;
 }

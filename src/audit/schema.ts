@@ -1,7 +1,8 @@
 import { encodeGlobalID, resolveCursorConnection } from '@pothos/plugin-relay';
 import { builder } from '../graphql/builder.ts';
+import { COUNT_CAP, capped, connectionNames } from '../graphql/connections.ts';
 import { parseGlobalId, rowCursor, rowOfCursor } from '../graphql/ids.ts';
-import { type AuditRow, auditPage } from './query.ts';
+import { type AuditRow, auditCount, auditPage } from './query.ts';
 import type { AuditAction } from './record.ts';
 
 /** GraphQL of the audit log: auditEvents (admins: all; users: their own). */
@@ -72,36 +73,50 @@ const AuditFilterInput = builder.inputType('AuditEventFilter', {
   }),
 });
 
+const auditConnection = connectionNames('AuditEvent', 'audit log entries');
+const AuditEventConnection = builder.connectionObject(
+  { type: AuditEventRef, ...auditConnection.connection },
+  auditConnection.edge,
+);
+
 builder.queryField('auditEvents', (t) =>
-  t.connection({
-    type: AuditEventRef,
-    description:
-      'The audit log, newest first: admins see every entry, users the entries they are the actor of.',
-    authScopes: { loggedIn: true },
-    args: { filter: t.arg({ type: AuditFilterInput, required: false }) },
-    resolve: (_, args, context) => {
-      const f = args.filter ?? {};
-      const filter = {
-        actorId: f.actorId ? parseGlobalId(String(f.actorId), 'User', ['filter', 'actorId']) : null,
-        action: f.action ?? null,
-        operationId: f.operationId
-          ? parseGlobalId(String(f.operationId), 'Operation', ['filter', 'operationId'])
-          : null,
-        collectionId: f.collectionId
-          ? parseGlobalId(String(f.collectionId), 'Collection', ['filter', 'collectionId'])
-          : null,
-        from: f.from ?? null,
-        to: f.to ?? null,
-      };
-      return resolveCursorConnection<Promise<AuditRow[]>>(
-        { args, toCursor: (row: AuditRow) => rowCursor(row.id), defaultSize: 20, maxSize: 100 },
-        (page) =>
-          auditPage(context.resources.db, context.viewer!, filter, {
-            ...page,
-            after: rowOfCursor(page.after),
-            before: rowOfCursor(page.before),
-          }),
-      );
+  t.connection(
+    {
+      type: AuditEventRef,
+      description:
+        'The audit log, newest first: admins see every entry, users the entries they are the actor of.',
+      authScopes: { loggedIn: true },
+      args: { filter: t.arg({ type: AuditFilterInput, required: false }) },
+      resolve: async (_, args, context) => {
+        const f = args.filter ?? {};
+        const filter = {
+          actorId: f.actorId ? parseGlobalId(String(f.actorId), 'User', ['filter', 'actorId']) : null,
+          action: f.action ?? null,
+          operationId: f.operationId
+            ? parseGlobalId(String(f.operationId), 'Operation', ['filter', 'operationId'])
+            : null,
+          collectionId: f.collectionId
+            ? parseGlobalId(String(f.collectionId), 'Collection', ['filter', 'collectionId'])
+            : null,
+          from: f.from ?? null,
+          to: f.to ?? null,
+        };
+        const { db } = context.resources;
+        const connection = await resolveCursorConnection<Promise<AuditRow[]>>(
+          { args, toCursor: (row: AuditRow) => rowCursor(row.id), defaultSize: 20, maxSize: 100 },
+          (page) =>
+            auditPage(db, context.viewer!, filter, {
+              ...page,
+              after: rowOfCursor(page.after),
+              before: rowOfCursor(page.before),
+            }),
+        );
+        return {
+          ...connection,
+          totalCount: () => capped(auditCount(db, context.viewer!, filter, COUNT_CAP)),
+        };
+      },
     },
-  }),
+    AuditEventConnection,
+  ),
 );

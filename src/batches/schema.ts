@@ -136,6 +136,17 @@ const BatchItemInput = builder.inputType('BatchItemInput', {
   }),
 });
 
+const CancelBatchInput = builder.inputType('CancelBatchInput', {
+  description: 'What cancelBatch cancels, and why.',
+  fields: (t) => ({
+    id: t.id({ required: true, description: 'The batch operation to cancel.' }),
+    reason: t.string({
+      required: false,
+      description: 'Recorded on the batch (max 1000 chars).',
+    }),
+  }),
+});
+
 const StartBatchInput = builder.inputType('StartBatchInput', {
   fields: (t) => ({
     items: t.field({ type: [BatchItemInput], required: true }),
@@ -217,8 +228,8 @@ builder.mutationFields((t) => ({
       directResult: true,
       union: { name: 'CancelBatchResult' },
     },
-    args: { id: t.arg.id({ required: true }), reason: t.arg.string({ required: false }) },
-    resolve: async (_, { id, reason }, context) => {
+    args: { input: t.arg({ type: CancelBatchInput, required: true }) },
+    resolve: async (_, { input: { id, reason } }, context) => {
       if (reason && reason.length > 1000) {
         throw new ValidationError([{ path: ['reason'], message: 'must be at most 1000 characters' }]);
       }

@@ -5,6 +5,7 @@ import { NotFoundError, ValidationError } from '../errors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { CollectionStatus } from '../generated/prisma/enums.ts';
 import { builder } from '../graphql/builder.ts';
+import { COUNT_CAP, capped, connectionNames } from '../graphql/connections.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
 import { type SearchHit, searchCollection, toHit, tooComplex } from './search.ts';
 import { SearchTimeoutError, SearchTooComplexError } from './search-schema.ts';
@@ -17,7 +18,7 @@ const CollectionStatusEnum = builder.enumType(CollectionStatus, {
     'EMPTY (no documents), READY, BUSY (an operation is writing to it: see busyOperation), INCOMPLETE (the last operation stopped early: see statusMessage).',
 });
 
-builder.prismaNode('Collection', {
+const CollectionRef = builder.prismaNode('Collection', {
   id: { field: 'id' },
   nullable: true,
   description: 'Text documents indexed for full-text search. Changed only through collection.* operations.',
@@ -67,11 +68,24 @@ builder.prismaNode('Collection', {
     }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
-    documents: t.relatedConnection('documents', {
-      cursor: 'id',
-      description: 'Its documents, by source then external id.',
-      query: () => ({ orderBy: [{ source: 'asc' }, { externalId: 'asc' }, { id: 'asc' }] }),
-    }),
+    documents: t.prismaConnection(
+      {
+        type: 'Document',
+        cursor: 'id',
+        description: 'Its documents, by source then external id.',
+        resolve: (query, collection, _, context) =>
+          context.resources.db.document.findMany({
+            ...query,
+            where: { collectionId: collection.id },
+            orderBy: [{ source: 'asc' }, { externalId: 'asc' }, { id: 'asc' }],
+          }),
+        totalCount: (collection, _, context) =>
+          capped(
+            context.resources.db.document.count({ where: { collectionId: collection.id }, take: COUNT_CAP }),
+          ),
+      },
+      DocumentConnection,
+    ),
   }),
 });
 
@@ -102,6 +116,18 @@ const DocumentRef = builder.prismaNode('Document', {
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
   }),
 });
+
+const documentConnection = connectionNames('Document', 'documents');
+const DocumentConnection = builder.connectionObject(
+  { type: DocumentRef, ...documentConnection.connection },
+  documentConnection.edge,
+);
+
+const collectionConnection = connectionNames('Collection', 'collections');
+const CollectionConnection = builder.connectionObject(
+  { type: CollectionRef, ...collectionConnection.connection },
+  collectionConnection.edge,
+);
 
 const SearchHitRef = builder.objectRef<SearchHit>('SearchHit').implement({
   description: 'A document matching a search, with its best passage.',
@@ -137,18 +163,25 @@ builder.prismaObjectField('Operation', 'collection', (t) =>
 );
 
 builder.queryFields((t) => ({
-  collections: t.prismaConnection({
-    type: 'Collection',
-    cursor: 'id',
-    description: 'Collections you may see (yours, public ones; admins: all), newest first.',
-    authScopes: { loggedIn: true },
-    resolve: (query, _, __, context) =>
-      context.resources.db.collection.findMany({
-        ...query,
-        where: collectionsWhere(context.viewer),
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      }),
-  }),
+  collections: t.prismaConnection(
+    {
+      type: 'Collection',
+      cursor: 'id',
+      description: 'Collections you may see (yours, public ones; admins: all), newest first.',
+      authScopes: { loggedIn: true },
+      resolve: (query, _, __, context) =>
+        context.resources.db.collection.findMany({
+          ...query,
+          where: collectionsWhere(context.viewer),
+          orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        }),
+      totalCount: (_, __, context) =>
+        capped(
+          context.resources.db.collection.count({ where: collectionsWhere(context.viewer), take: COUNT_CAP }),
+        ),
+    },
+    CollectionConnection,
+  ),
   collection: t.prismaField({
     type: 'Collection',
     nullable: true,

@@ -147,3 +147,13 @@ export async function ledgerPage(
     page.limit,
   );
 }
+
+/** How many ledger entries of a user {@link ledgerPage} pages through, counting at most `cap`. */
+export async function ledgerCount(db: Executor, userId: string, cap: number): Promise<number> {
+  const [row] = await db.$queryRawUnsafe<{ n: number }[]>(
+    `SELECT count(*)::int AS n FROM (SELECT 1 FROM "CreditLedger" WHERE "userId" = $1::uuid LIMIT $2) AS capped`,
+    userId,
+    cap,
+  );
+  return row?.n ?? 0;
+}

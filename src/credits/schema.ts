@@ -4,10 +4,11 @@ import { recordAudit } from '../audit/record.ts';
 import { canSeeUserDetails } from '../auth/visibility.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { builder } from '../graphql/builder.ts';
+import { COUNT_CAP, capped, connectionNames } from '../graphql/connections.ts';
 import { ErrorInterface } from '../graphql/errors.ts';
 import { parseGlobalId, rowCursor, rowOfCursor } from '../graphql/ids.ts';
 import { InsufficientCreditsError } from './errors.ts';
-import { accountOf, grant, type LedgerRow, ledgerPage } from './ledger.ts';
+import { accountOf, grant, type LedgerRow, ledgerCount, ledgerPage } from './ledger.ts';
 
 /** GraphQL of credits: a user's balance and ledger, grantCredits, and the refusal of a start. */
 
@@ -78,24 +79,35 @@ builder.prismaObjectField('User', 'credits', (t) =>
   }),
 );
 
+const ledgerConnection = connectionNames('CreditLedgerEntry', 'credit ledger entries');
+const CreditLedgerEntryConnection = builder.connectionObject(
+  { type: LedgerEntryRef, ...ledgerConnection.connection },
+  ledgerConnection.edge,
+);
+
 builder.prismaObjectField('User', 'creditLedger', (t) =>
-  t.connection({
-    type: LedgerEntryRef,
-    nullable: true,
-    description: 'Your credit movements, newest first (admins: any user’s); null for other users.',
-    resolve: (user, args, context) => {
-      if (!canSeeUserDetails(context.viewer, user.id)) return null;
-      return resolveCursorConnection<Promise<LedgerRow[]>>(
-        { args, toCursor: (row: LedgerRow) => rowCursor(row.id), defaultSize: 20, maxSize: 100 },
-        (page): Promise<LedgerRow[]> =>
-          ledgerPage(context.resources.db, user.id, {
-            ...page,
-            after: rowOfCursor(page.after),
-            before: rowOfCursor(page.before),
-          }),
-      );
+  t.connection(
+    {
+      type: LedgerEntryRef,
+      nullable: true,
+      description: 'Your credit movements, newest first (admins: any user’s); null for other users.',
+      resolve: async (user, args, context) => {
+        if (!canSeeUserDetails(context.viewer, user.id)) return null;
+        const { db } = context.resources;
+        const connection = await resolveCursorConnection<Promise<LedgerRow[]>>(
+          { args, toCursor: (row: LedgerRow) => rowCursor(row.id), defaultSize: 20, maxSize: 100 },
+          (page): Promise<LedgerRow[]> =>
+            ledgerPage(db, user.id, {
+              ...page,
+              after: rowOfCursor(page.after),
+              before: rowOfCursor(page.before),
+            }),
+        );
+        return { ...connection, totalCount: () => capped(ledgerCount(db, user.id, COUNT_CAP)) };
+      },
     },
-  }),
+    CreditLedgerEntryConnection,
+  ),
 );
 
 const GrantCreditsInput = builder.inputType('GrantCreditsInput', {

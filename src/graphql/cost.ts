@@ -28,6 +28,12 @@ const DEFAULT_LIST_SIZE = 10;
  */
 const HEAVY_FIELDS: ReadonlySet<string> = new Set(['input', 'result', 'content']);
 export const HEAVY_FIELD_COST = 100;
+/**
+ * A connection's `totalCount`: one count that reads up to COUNT_CAP (10,000) index entries, priced
+ * like a heavy field. It is multiplied like everything below its connection, and a connection
+ * multiplies by at least 1 (so `first: 0 { totalCount }` is not free).
+ */
+export const TOTAL_COUNT_COST = 100;
 
 /**
  * Mutations whose one call does bounded but large work, at a fixed price: `cancelOperations` may
@@ -41,7 +47,7 @@ const isList = (type: GraphQLOutputType): boolean =>
 
 /**
  * The price of one field for @pothos/plugin-complexity, for every field of the schema in one place:
- * each field costs 1 (a heavy one HEAVY_FIELD_COST), and what is selected below a list or connection is multiplied by its size —
+ * each field costs 1 (a heavy one HEAVY_FIELD_COST, a connection's totalCount TOTAL_COUNT_COST), and what is selected below a list or connection is multiplied by its size —
  * `first`/`last` when given (connections capped at their page limit), else the default page
  * (connections 20, lists with a `first` argument 100, other lists 10); `nodes(ids)` by the ids.
  * A connection's `edges` do not multiply again.
@@ -56,11 +62,15 @@ export function fieldCost(
   if (HEAVY_FIELDS.has(field.name)) return { field: HEAVY_FIELD_COST, multiplier: 1 };
   const fixed = FIXED_COSTS.get(field.name);
   if (fixed !== undefined) return { field: fixed, multiplier: 1 };
+  if (field.name === 'totalCount') return { field: TOTAL_COUNT_COST, multiplier: 1 };
   const connection = typeName.endsWith('Connection');
   const size =
     typeof args.first === 'number' ? args.first : typeof args.last === 'number' ? args.last : undefined;
   if (size !== undefined) {
-    return { field: 1, multiplier: Math.max(0, connection ? Math.min(size, MAX_PAGE_SIZE) : size) };
+    return {
+      field: 1,
+      multiplier: connection ? Math.max(1, Math.min(size, MAX_PAGE_SIZE)) : Math.max(0, size),
+    };
   }
   if (Array.isArray(args.ids)) return { field: 1, multiplier: args.ids.length };
   if (connection) return { field: 1, multiplier: DEFAULT_PAGE_SIZE };

@@ -1,6 +1,7 @@
 import { builder } from './builder.ts';
 import { guardArguments } from './hygiene.ts';
 import './errors.ts';
+import './connections.ts';
 import '../auth/schema.ts';
 import '../operations/schema.ts';
 import '../operations/schema-api.ts';

@@ -6,6 +6,7 @@ import { InsufficientCreditsError } from '../credits/errors.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
+import { COUNT_CAP } from '../graphql/connections.ts';
 import { ErrorInterface } from '../graphql/errors.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
 import { QuotaExceededError } from '../quotas/schema.ts';
@@ -13,9 +14,9 @@ import { timingFields } from '../runs/timing-schema.ts';
 import { registryFor } from './audience.ts';
 import { cancelOperation, checkCancelReason } from './cancel.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError, UnknownOperationTypeError } from './errors.ts';
-import { filterWhere } from './filter.ts';
+import { countOperations, type OperationListFilter, pageOperationIds } from './list.ts';
 import type { OperationType } from './registry.ts';
-import { OperationRef, OperationStatusEnum, OperationUpdateRef } from './schema.ts';
+import { OperationConnection, OperationRef, OperationStatusEnum, OperationUpdateRef } from './schema.ts';
 import { type Started, startOperation } from './start.ts';
 import { operationUpdates } from './updates.ts';
 
@@ -146,23 +147,34 @@ builder.queryFields((t) => ({
       return found;
     },
   }),
-  operations: t.prismaConnection({
-    type: 'Operation',
-    cursor: 'id',
-    description: 'Operations you may see, newest first (ties by id). Pages hold at most 100 (default 20).',
-    authScopes: { loggedIn: true },
-    args: { filter: t.arg({ type: OperationFilter }) },
-    resolve: (query, _, { filter }, context) => {
-      const where: Prisma.OperationWhereInput = {
-        AND: [operationsWhere(context.viewer), filterWhere(filter)],
-      };
-      return context.resources.db.operation.findMany({
-        ...query,
-        where,
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      });
+  operations: t.prismaConnection(
+    {
+      type: 'Operation',
+      cursor: 'id',
+      description: 'Operations you may see, newest first (ties by id). Pages hold at most 100 (default 20).',
+      authScopes: { loggedIn: true },
+      args: { filter: t.arg({ type: OperationFilter, description: 'Narrows the list; omitted: all.' }) },
+      resolve: async (query, _, { filter }, context) => {
+        const { cursor, take, skip: _skip, ...load } = query;
+        const db = context.resources.db;
+        const ids = context.viewer
+          ? await pageOperationIds(db, context.viewer, listFilterOf(filter), { cursorId: cursor?.id, take })
+          : [];
+        if (ids.length === 0) return [];
+        // The page's rows with what the query selects below them, in page order.
+        return db.operation.findMany({
+          ...load,
+          where: { id: { in: ids } },
+          orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        });
+      },
+      totalCount: (_, { filter }, context) =>
+        context.viewer
+          ? countOperations(context.resources.db, context.viewer, listFilterOf(filter), COUNT_CAP)
+          : 0,
     },
-  }),
+    OperationConnection,
+  ),
   operationTypes: t.field({
     type: [OperationTypeRef],
     description:
@@ -173,6 +185,32 @@ builder.queryFields((t) => ({
     },
   }),
 }));
+
+const CancelOperationInput = builder.inputType('CancelOperationInput', {
+  description: 'What cancelOperation cancels, and why.',
+  fields: (t) => ({
+    id: t.id({ required: true, description: 'The operation (or batch) to cancel.' }),
+    reason: t.string({ required: false, description: 'Recorded on the operation (max 1000 chars).' }),
+  }),
+});
+
+type OperationFilterShape = typeof OperationFilter.$inferInput;
+
+/** The list's filter with its ids parsed (a malformed id is a ValidationError at its path). */
+function listFilterOf(filter: OperationFilterShape | null | undefined): OperationListFilter {
+  return {
+    ...(filter?.status?.length ? { statuses: filter.status } : {}),
+    ...(filter?.type ? { type: filter.type } : {}),
+    ...(filter?.batchId
+      ? { batchId: parseGlobalId(String(filter.batchId), 'Operation', ['filter', 'batchId']) }
+      : {}),
+    ...(filter?.collectionId
+      ? { collectionId: parseGlobalId(String(filter.collectionId), 'Collection', ['filter', 'collectionId']) }
+      : {}),
+    ...(filter?.createdAfter ? { createdAfter: filter.createdAfter } : {}),
+    ...(filter?.createdBefore ? { createdBefore: filter.createdBefore } : {}),
+  };
+}
 
 const StartOperationInput = builder.inputType('StartOperationInput', {
   fields: (t) => ({
@@ -247,11 +285,8 @@ builder.mutationFields((t) => ({
       directResult: true,
       union: { name: 'CancelOperationResult' },
     },
-    args: {
-      id: t.arg.id({ required: true }),
-      reason: t.arg.string({ required: false, description: 'Recorded on the operation (max 1000 chars).' }),
-    },
-    resolve: async (_, { id, reason }, context) => {
+    args: { input: t.arg({ type: CancelOperationInput, required: true }) },
+    resolve: async (_, { input: { id, reason } }, context) => {
       checkCancelReason(reason);
       const uuid = parseGlobalId(String(id), 'Operation');
       return auditingRefusals(

@@ -2,6 +2,7 @@ import { operationsWhere } from '../auth/visibility.ts';
 import type { Prisma } from '../generated/prisma/client.ts';
 import { OperationStatus } from '../generated/prisma/enums.ts';
 import { builder } from '../graphql/builder.ts';
+import { connectionNames } from '../graphql/connections.ts';
 import type { OperationUpdate } from './updates.ts';
 
 /** GraphQL object types of the operations domain. Queries, mutations, subscription: schema-api.ts. */
@@ -106,6 +107,13 @@ export const OperationRef = builder.prismaNode('Operation', {
     }),
   }),
 });
+
+const operationConnection = connectionNames('Operation', 'operations');
+/** The one connection of operations (Query.operations, Schedule.operations). */
+export const OperationConnection = builder.connectionObject(
+  { type: OperationRef, ...operationConnection.connection },
+  operationConnection.edge,
+);
 
 export const OperationEventRef = builder.prismaObject('OperationEvent', {
   description: 'One transition or persisted progress step; the audit trail and the replay log.',

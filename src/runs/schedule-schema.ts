@@ -2,9 +2,11 @@ import { operationsWhere, schedulesWhere } from '../auth/visibility.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Prisma, Schedule } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
+import { COUNT_CAP, capped, connectionNames } from '../graphql/connections.ts';
 import { ErrorInterface } from '../graphql/errors.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
 import { IllegalTransitionError, UnknownOperationTypeError } from '../operations/errors.ts';
+import { OperationConnection } from '../operations/schema.ts';
 import { deleteOperation } from './retention.ts';
 import { createSchedule, deleteSchedule, ScheduleLimitError } from './schedules.ts';
 
@@ -35,16 +37,35 @@ export const ScheduleRef = builder.prismaNode('Schedule', {
     type: t.exposeString('type', { description: 'The operation type each firing starts.' }),
     input: t.expose('input', { type: 'JSON' }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
-    operations: t.relatedConnection('operations', {
-      cursor: 'id',
-      description: 'The operations its firings started (that you may see), newest first.',
-      query: (_, context) => ({
-        where: operationsWhere(context.viewer),
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      }),
-    }),
+    operations: t.prismaConnection(
+      {
+        type: 'Operation',
+        cursor: 'id',
+        description: 'The operations its firings started (that you may see), newest first.',
+        resolve: (query, schedule, _, context) =>
+          context.resources.db.operation.findMany({
+            ...query,
+            where: { AND: [{ scheduleId: schedule.id }, operationsWhere(context.viewer)] },
+            orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+          }),
+        totalCount: (schedule, _, context) =>
+          capped(
+            context.resources.db.operation.count({
+              where: { AND: [{ scheduleId: schedule.id }, operationsWhere(context.viewer)] },
+              take: COUNT_CAP,
+            }),
+          ),
+      },
+      OperationConnection,
+    ),
   }),
 });
+
+const scheduleConnection = connectionNames('Schedule', 'schedules');
+const ScheduleConnection = builder.connectionObject(
+  { type: ScheduleRef, ...scheduleConnection.connection },
+  scheduleConnection.edge,
+);
 
 builder.prismaObjectFields('Operation', (t) => ({
   schedule: t.prismaField({
@@ -62,19 +83,38 @@ builder.prismaObjectFields('Operation', (t) => ({
 }));
 
 builder.queryFields((t) => ({
-  schedules: t.prismaConnection({
-    type: 'Schedule',
-    cursor: 'id',
-    description: 'Your schedules (admins: everyone’s), newest first.',
-    authScopes: { loggedIn: true },
-    resolve: (query, _, __, context) =>
-      context.resources.db.schedule.findMany({
-        ...query,
-        where: schedulesWhere(context.viewer),
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      }),
-  }),
+  schedules: t.prismaConnection(
+    {
+      type: 'Schedule',
+      cursor: 'id',
+      description: 'Your schedules (admins: everyone’s), newest first.',
+      authScopes: { loggedIn: true },
+      resolve: (query, _, __, context) =>
+        context.resources.db.schedule.findMany({
+          ...query,
+          where: schedulesWhere(context.viewer),
+          orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        }),
+      totalCount: (_, __, context) =>
+        capped(
+          context.resources.db.schedule.count({ where: schedulesWhere(context.viewer), take: COUNT_CAP }),
+        ),
+    },
+    ScheduleConnection,
+  ),
 }));
+
+const DeleteScheduleInput = builder.inputType('DeleteScheduleInput', {
+  description: 'The schedule deleteSchedule removes.',
+  fields: (t) => ({ id: t.id({ required: true, description: 'The schedule to delete.' }) }),
+});
+
+const DeleteOperationInput = builder.inputType('DeleteOperationInput', {
+  description: 'The terminal operation deleteOperation removes.',
+  fields: (t) => ({
+    id: t.id({ required: true, description: 'The operation (or batch) to delete.' }),
+  }),
+});
 
 const CreateScheduleInput = builder.inputType('CreateScheduleInput', {
   fields: (t) => ({
@@ -135,8 +175,8 @@ builder.mutationFields((t) => ({
       directResult: true,
       union: { name: 'DeleteScheduleResult' },
     },
-    args: { id: t.arg.id({ required: true }) },
-    resolve: async (_, { id }, context) => {
+    args: { input: t.arg({ type: DeleteScheduleInput, required: true }) },
+    resolve: async (_, { input: { id } }, context) => {
       await deleteSchedule(
         context.resources,
         context.viewer!,
@@ -156,8 +196,8 @@ builder.mutationFields((t) => ({
       directResult: true,
       union: { name: 'DeleteOperationResult' },
     },
-    args: { id: t.arg.id({ required: true }) },
-    resolve: async (_, { id }, context) => {
+    args: { input: t.arg({ type: DeleteOperationInput, required: true }) },
+    resolve: async (_, { input: { id } }, context) => {
       await deleteOperation(
         context.resources,
         context.viewer!,

@@ -83,6 +83,18 @@ const RetryOperationSuccess = builder.objectRef<{ operation: Operation }>('Retry
   }),
 });
 
+const RetryOperationInput = builder.inputType('RetryOperationInput', {
+  description: 'The operation retryOperation starts again, and optionally a new input for it.',
+  fields: (t) => ({
+    id: t.id({ required: true, description: 'The FAILED or CANCELLED operation (or batch) to retry.' }),
+    input: t.field({
+      type: 'JSON',
+      required: false,
+      description: "A replacement input, validated against the type's inputSchema. Default: the old one.",
+    }),
+  }),
+});
+
 builder.mutationFields((t) => ({
   retryOperation: t.field({
     type: RetryOperationSuccess,
@@ -101,15 +113,8 @@ builder.mutationFields((t) => ({
       directResult: true,
       union: { name: 'RetryOperationResult' },
     },
-    args: {
-      id: t.arg.id({ required: true }),
-      input: t.arg({
-        type: 'JSON',
-        required: false,
-        description: 'A replacement input. Default: the old one.',
-      }),
-    },
-    resolve: async (_, { id, input }, context) => {
+    args: { input: t.arg({ type: RetryOperationInput, required: true }) },
+    resolve: async (_, { input: { id, input } }, context) => {
       const uuid = parseGlobalId(String(id), 'Operation');
       const operation = await retryOperation(context.resources, context.viewer!, uuid, String(id), input);
       return { operation };

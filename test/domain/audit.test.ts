@@ -36,7 +36,7 @@ describe('the audit log', () => {
     const opId = started.operation.id as string;
     const cancel = await ask(
       server.app.url,
-      'mutation($id: ID!) { cancelOperation(id: $id) { __typename } }',
+      'mutation($id: ID!) { cancelOperation(input: { id: $id }) { __typename } }',
       { id: opId },
       alice,
     );
@@ -52,7 +52,7 @@ describe('the audit log', () => {
     // bob tries to cancel it: NotFoundError, recorded too.
     const denied = await ask(
       server.app.url,
-      'mutation($id: ID!) { cancelOperation(id: $id) { __typename } }',
+      'mutation($id: ID!) { cancelOperation(input: { id: $id }) { __typename } }',
       { id: opId },
       bob,
     );

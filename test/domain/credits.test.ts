@@ -75,7 +75,7 @@ describe('the credits ledger', () => {
     await waitForRow(cluster.db, cancelled, (row) => row.status === 'PROCESSING', 15_000, 'PROCESSING');
     const cancel = await ask(
       cluster.api.url,
-      'mutation($id: ID!) { cancelOperation(id: $id) { __typename } }',
+      'mutation($id: ID!) { cancelOperation(input: { id: $id }) { __typename } }',
       { id: running.operation.id },
       token,
     );

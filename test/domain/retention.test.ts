@@ -8,7 +8,7 @@ import { ask, READ, RETRY, settle, start } from '../support/runs.ts';
 const server = useServer({ retentionDays: 30, retentionBatchSize: 2 });
 const url = () => server.app.url;
 
-const DELETE = `mutation($id: ID!) { deleteOperation(id: $id) { __typename
+const DELETE = `mutation($id: ID!) { deleteOperation(input: { id: $id }) { __typename
   ... on DeleteOperationSuccess { deletedId }
   ... on IllegalTransitionError { from to }
   ... on NotFoundError { resource }
@@ -78,7 +78,7 @@ describe('retention', () => {
     for (const id of [recent, retry, running]) expect((await rows(uuidOf(id)))[0]?.n).toBe(1);
     const kept = (await ask(url(), alice, READ, { id: retry })).operation;
     expect(kept).toMatchObject({ status: 'COMPLETED', retryOf: null });
-    await ask(url(), alice, 'mutation($id: ID!) { cancelOperation(id: $id) { __typename } }', {
+    await ask(url(), alice, 'mutation($id: ID!) { cancelOperation(input: { id: $id }) { __typename } }', {
       id: running,
     });
   });
@@ -98,9 +98,14 @@ describe('deleteOperation', () => {
       to: null,
     });
     expect((await rows(uuidOf(running)))[0]?.n).toBe(1);
-    await ask(url(), server.tokens.alice, 'mutation($id: ID!) { cancelOperation(id: $id) { __typename } }', {
-      id: running,
-    });
+    await ask(
+      url(),
+      server.tokens.alice,
+      'mutation($id: ID!) { cancelOperation(input: { id: $id }) { __typename } }',
+      {
+        id: running,
+      },
+    );
   });
 
   it('removes a terminal one with its events; others get NotFound or Forbidden, as for cancel; admins may', async () => {

@@ -59,9 +59,14 @@ describe('retryOperation', () => {
     });
     const refused = await ask(url(), server.tokens.alice, RETRY, { id: running });
     expect(refused.retryOperation.__typename).toBe('IllegalTransitionError');
-    await ask(url(), server.tokens.alice, 'mutation($id: ID!) { cancelOperation(id: $id) { __typename } }', {
-      id: running,
-    });
+    await ask(
+      url(),
+      server.tokens.alice,
+      'mutation($id: ID!) { cancelOperation(input: { id: $id }) { __typename } }',
+      {
+        id: running,
+      },
+    );
     // A CANCELLED one may be retried.
     const cancelled = await ask(url(), server.tokens.alice, RETRY, {
       id: running,

@@ -50,7 +50,7 @@ const CREATE = `mutation($input: CreateScheduleInput!) { createSchedule(input: $
   ... on CreateScheduleSuccess { schedule { id name cron timezone type } }
   ... on ValidationError { problems { path message } }
   ... on ScheduleLimitError { limit } } }`;
-const DELETE = `mutation($id: ID!) { deleteSchedule(id: $id) { __typename
+const DELETE = `mutation($id: ID!) { deleteSchedule(input: { id: $id }) { __typename
   ... on DeleteScheduleSuccess { deletedId } ... on NotFoundError { resource } } }`;
 const sleepInput = { steps: 1, stepMs: 0 };
 
@@ -78,7 +78,7 @@ describe('runAt', () => {
     const cancelled = await ask(
       url(),
       tokens.alice,
-      'mutation($id: ID!) { cancelOperation(id: $id) { ... on CancelOperationSuccess { operation { status } } } }',
+      'mutation($id: ID!) { cancelOperation(input: { id: $id }) { ... on CancelOperationSuccess { operation { status } } } }',
       { id },
     );
     expect(cancelled.cancelOperation.operation.status).toBe('CANCELLED');
@@ -113,7 +113,12 @@ describe('runAt', () => {
     );
     expect(requeued).toMatchObject({ status: 'PENDING', state: 'created' });
     expect(requeued.startAfter.getTime()).toBe(runAt.getTime());
-    await ask(url(), tokens.alice, 'mutation($id: ID!) { cancelOperation(id: $id) { __typename } }', { id });
+    await ask(
+      url(),
+      tokens.alice,
+      'mutation($id: ID!) { cancelOperation(input: { id: $id }) { __typename } }',
+      { id },
+    );
   });
 
   it('refuses a runAt too far ahead and a priority out of range, creating nothing', async () => {

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { encodeGlobalID } from '@pothos/plugin-relay';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ListOperationsQueryVariables, OperationFilter, OperationStatus } from '../gql/graphql.ts';
+import { graphql } from '../gql/index.ts';
 import { startTestApp } from '../support/app.ts';
 import { gql, tokenFor } from '../support/client.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
@@ -219,4 +221,71 @@ describe('operations connection', () => {
     expect(small).toBeGreaterThan(0);
     expect(large).toBe(small);
   });
+
+  it("merges other users' operations on collections the viewer may see into the page, and counts them", async () => {
+    const carol = await tokenFor(db.url, 'carol');
+    const dave = await tokenFor(db.url, 'dave');
+    const users = await db.query<{ id: string; name: string }>('SELECT id, name FROM "User"');
+    const userId = (name: string) => users.find((user) => user.name === name)!.id;
+    const collections = await db.query<{ id: string; name: string }>(
+      `INSERT INTO "Collection" (name, "ownerId", "isPublic") VALUES
+         ('alice-private', $1, false), ('bob-public', $2, true), ('bob-private', $2, false)
+       RETURNING id, name`,
+      [userId('alice'), userId('bob')],
+    );
+    const collection = (name: string) => collections.find((c) => c.name === name)!.id;
+    // carol's operations, created between alice's rows: on alice's private collection, on bob's
+    // public one, on bob's private one, and on none.
+    const carols = [
+      { id: randomUUID(), collection: collection('alice-private'), at: BASE + 90_000 },
+      { id: randomUUID(), collection: collection('bob-public'), at: BASE + 250_000 },
+      { id: randomUUID(), collection: collection('bob-private'), at: BASE + 400_000 },
+      { id: randomUUID(), collection: null, at: BASE + 410_000 },
+    ];
+    await db.query(
+      `INSERT INTO "Operation" (id, type, input, "ownerId", status, sequence, "createdAt", "updatedAt", "collectionId")
+       SELECT id, 'collection.index', '{}'::jsonb, $1, 'COMPLETED', 1, created, created, coll
+       FROM unnest($2::uuid[], $3::timestamptz[], $4::uuid[]) AS t(id, created, coll)`,
+      [
+        userId('carol'),
+        carols.map((c) => c.id),
+        carols.map((c) => new Date(c.at).toISOString()),
+        carols.map((c) => c.collection),
+      ],
+    );
+    const seenBy = async (token: string, filter?: OperationFilter) => {
+      const response = await gql(app.url, ListOperationsCounted, { first: 100, filter }, token);
+      if (response.errors) throw new Error(JSON.stringify(response.errors));
+      const { edges, totalCount } = response.data!.operations;
+      return { ids: edges.map((e) => uuidOf(e.node.id)!), totalCount };
+    };
+    const newest = (list: { id: string; at: number }[]) =>
+      [...list].sort((a, b) => b.at - a.at || (a.id < b.id ? 1 : -1)).map((x) => x.id);
+    const alices = ownedBy('alice').map((row) => ({ id: row.id, at: row.createdAt.getTime() }));
+
+    // alice: her own rows with carol's on her collection and on the public one, in time order.
+    const alice = await seenBy(tokens.alice);
+    expect(alice.ids).toEqual(newest([...alices, carols[0]!, carols[1]!]));
+    expect(alice.totalCount).toBe(32);
+    // dave sees only what is on the public collection; carol all of hers.
+    expect(await seenBy(dave)).toEqual({ ids: [carols[1]!.id], totalCount: 1 });
+    expect(await seenBy(carol)).toEqual({ ids: newest(carols), totalCount: 4 });
+    // Filters keep the rule: a private collection of someone else shows nothing.
+    const on = (name: string) => ({ collectionId: encodeGlobalID('Collection', collection(name)) });
+    expect(await seenBy(dave, on('bob-private'))).toEqual({ ids: [], totalCount: 0 });
+    expect(await seenBy(dave, on('bob-public'))).toEqual({ ids: [carols[1]!.id], totalCount: 1 });
+    expect(await seenBy(tokens.bob, { type: 'collection.index' })).toEqual({
+      ids: [carols[2]!.id, carols[1]!.id],
+      totalCount: 2,
+    });
+  });
 });
+
+const ListOperationsCounted = graphql(`
+  query ListOperationsCounted($filter: OperationFilter, $first: Int) {
+    operations(filter: $filter, first: $first) {
+      totalCount
+      edges { node { id } }
+    }
+  }
+`);

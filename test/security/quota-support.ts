@@ -48,7 +48,7 @@ export const OPERATION = `
   query Operation($id: ID!) { operation(id: $id) { id status startedAt } }`;
 
 export const CANCEL_BATCH = `
-  mutation CancelBatch($id: ID!) { cancelBatch(id: $id) { __typename } }`;
+  mutation CancelBatch($id: ID!) { cancelBatch(input: { id: $id }) { __typename } }`;
 
 export const OPERATION_TYPES = `query { operationTypes { name } }`;
 

@@ -336,31 +336,36 @@ beforeAll(async () => {
 const HIDDEN = () => [ids.opP, ids.batch, ids.itemB, ids.echo, ids.echoBatch];
 
 async function listsNoHiddenOperations() {
-  const all = await asBob('{ operations(first: 100) { edges { node { id } } } }');
+  const all = await asBob('{ operations(first: 100) { totalCount edges { node { id } } } }');
   const listed = all.operations.edges.map((edge: Data) => edge.node.id);
   for (const id of HIDDEN()) expect(listed).not.toContain(id);
   expect(listed).toContain(ids.opQ);
+  // The count obeys the same rule: it counts exactly what bob may list.
+  expect(all.operations.totalCount).toBe(listed.length);
   const onP = await asBob(
-    'query($c: ID!) { operations(filter: { collectionId: $c }) { edges { node { id } } } }',
+    'query($c: ID!) { operations(filter: { collectionId: $c }) { totalCount edges { node { id } } } }',
     {
       c: ids.P,
     },
   );
   expect(onP.operations.edges.map((edge: Data) => edge.node.id)).toEqual([ids.bobOnP]);
+  expect(onP.operations.totalCount).toBe(1);
   const ofBatch = await asBob(
-    'query($b: ID!) { operations(filter: { batchId: $b }) { edges { node { id } } } }',
+    'query($b: ID!) { operations(filter: { batchId: $b }) { totalCount edges { node { id } } } }',
     {
       b: ids.batch,
     },
   );
   expect(ofBatch.operations.edges.map((edge: Data) => edge.node.id)).toEqual([ids.itemA]);
+  expect(ofBatch.operations.totalCount).toBe(1);
 }
 
 async function listsNoHiddenCollections() {
-  const data = await asBob('{ collections(first: 100) { edges { node { id } } } }');
+  const data = await asBob('{ collections(first: 100) { totalCount edges { node { id } } } }');
   const listed = data.collections.edges.map((edge: Data) => edge.node.id);
   expect(listed).not.toContain(ids.P);
   expect(listed).toContain(ids.Q);
+  expect(data.collections.totalCount).toBe(listed.length);
 }
 
 async function unreachableCollectionAndDocuments() {
@@ -409,7 +414,7 @@ async function subscriptionPayloads() {
   await alice.waitFor(1);
   await server.db.query(`UPDATE "Collection" SET "isPublic" = false WHERE id = $1`, [uuidOf(ids.S)]);
   const cancelled = await ask(
-    'mutation($id: ID!) { cancelOperation(id: $id) { __typename } }',
+    'mutation($id: ID!) { cancelOperation(input: { id: $id }) { __typename } }',
     { id: ids.opS },
     server.tokens.alice,
   );
@@ -428,14 +433,14 @@ async function cancelsNothing() {
     ['cancelOperation', ids.opQ, 'ForbiddenError'],
   ] as const) {
     const data = await asBob(
-      `mutation($id: ID!) { ${mutation}(id: $id) { __typename
+      `mutation($id: ID!) { ${mutation}(input: { id: $id }) { __typename
       ... on CancelOperationSuccess { operation { id } } } }`,
       { id },
     );
     expect(data[mutation].__typename, `${mutation}(${id})`).toBe(expected);
   }
   const batch = await asBob(
-    `mutation($id: ID!) { cancelBatch(id: $id) { __typename
+    `mutation($id: ID!) { cancelBatch(input: { id: $id }) { __typename
        ... on NotFoundError { resource } ... on CancelBatchSuccess { batch { id } } } }`,
     { id: ids.batch },
   );
@@ -443,19 +448,20 @@ async function cancelsNothing() {
 }
 
 async function schedulesOfOthers() {
-  const data = await asBob('{ schedules { edges { node { id name } } } }');
+  const data = await asBob('{ schedules { totalCount edges { node { id name } } } }');
   const listed = data.schedules.edges.map((edge: { node: { id: string } }) => edge.node.id);
   expect(listed).toContain(ids.bobSchedule);
   expect(listed).not.toContain(ids.aliceSchedule);
+  expect(data.schedules.totalCount).toBe(listed.length);
 }
 
 async function scheduleOperations() {
   // bob's own schedule, linked to a private operation of alice's: not listed.
   const data = await asBob(
-    'query($id: ID!) { node(id: $id) { ... on Schedule { operations { edges { node { id input } } } } } }',
+    'query($id: ID!) { node(id: $id) { ... on Schedule { operations { totalCount edges { node { id input } } } } } }',
     { id: ids.bobSchedule },
   );
-  expect(data.node).toEqual({ operations: { edges: [] } });
+  expect(data.node).toEqual({ operations: { totalCount: 0, edges: [] } });
 }
 
 /** One probe per guarded field: each runs as bob against alice's data. */
@@ -468,14 +474,17 @@ const PROBES: Record<string, () => Promise<void>> = {
     }
   },
   'Query.operations': listsNoHiddenOperations,
-  'QueryOperationsConnectionEdge.node': listsNoHiddenOperations,
+  'OperationEdge.node': async () => {
+    await listsNoHiddenOperations();
+    await scheduleOperations();
+  },
   'Query.collection': async () => {
     expect(await asBob('query($id: ID!) { collection(id: $id) { id } }', { id: ids.P })).toEqual({
       collection: null,
     });
   },
   'Query.collections': listsNoHiddenCollections,
-  'QueryCollectionsConnectionEdge.node': listsNoHiddenCollections,
+  'CollectionEdge.node': listsNoHiddenCollections,
   'Query.node': async () => {
     for (const id of [...HIDDEN(), ids.P, ids.docP, ids.alice, ids.aliceSchedule]) {
       expect(await asBob('query($id: ID!) { node(id: $id) { id } }', { id }), id).toEqual({ node: null });
@@ -531,7 +540,7 @@ const PROBES: Record<string, () => Promise<void>> = {
     expect(alice.data!.collection.busyOperation).toEqual({ id: ids.opP });
   },
   'Collection.documents': unreachableCollectionAndDocuments,
-  'CollectionDocumentsConnectionEdge.node': unreachableCollectionAndDocuments,
+  'DocumentEdge.node': unreachableCollectionAndDocuments,
   'Document.collection': unreachableCollectionAndDocuments,
   'SearchSuccess.collection': searchOfPrivate,
   'SearchHit.document': searchOfPrivate,
@@ -572,9 +581,8 @@ const PROBES: Record<string, () => Promise<void>> = {
     expect(data.operation).toEqual({ id: ids.bobScheduled, schedule: null });
   },
   'Query.schedules': schedulesOfOthers,
-  'QuerySchedulesConnectionEdge.node': schedulesOfOthers,
+  'ScheduleEdge.node': schedulesOfOthers,
   'Schedule.operations': scheduleOperations,
-  'ScheduleOperationsConnectionEdge.node': scheduleOperations,
   'CreateScheduleSuccess.schedule': async () => {
     // alice's schedule name is bob's to use: his own new schedule, never hers.
     const data = await asBob(
@@ -587,7 +595,7 @@ const PROBES: Record<string, () => Promise<void>> = {
     });
     expect(data.createSchedule.schedule.id).not.toBe(ids.aliceSchedule);
     const deleted = await asBob(
-      `mutation($id: ID!) { deleteSchedule(id: $id) { __typename ... on NotFoundError { resource } } }`,
+      `mutation($id: ID!) { deleteSchedule(input: { id: $id }) { __typename ... on NotFoundError { resource } } }`,
       { id: ids.aliceSchedule },
     );
     expect(deleted.deleteSchedule).toEqual({ __typename: 'NotFoundError', resource: 'Schedule' });
@@ -595,7 +603,7 @@ const PROBES: Record<string, () => Promise<void>> = {
   'RetryOperationSuccess.operation': async () => {
     for (const id of HIDDEN()) {
       const data = await asBob(
-        `mutation($id: ID!) { retryOperation(id: $id) { __typename
+        `mutation($id: ID!) { retryOperation(input: { id: $id }) { __typename
            ... on NotFoundError { resource } ... on RetryOperationSuccess { operation { id } } } }`,
         { id },
       );

@@ -21,7 +21,7 @@ export const StartBatch = graphql(`
 
 export const CancelBatch = graphql(`
   mutation CancelBatch($id: ID!, $reason: String) {
-    cancelBatch(id: $id, reason: $reason) {
+    cancelBatch(input: { id: $id, reason: $reason }) {
       __typename
       ... on CancelBatchSuccess { batch { id status } }
       ... on NotFoundError { message }

@@ -34,7 +34,7 @@ export const StartOperation = graphql(`
 
 export const CancelOperation = graphql(`
   mutation CancelOperation($id: ID!, $reason: String) {
-    cancelOperation(id: $id, reason: $reason) {
+    cancelOperation(input: { id: $id, reason: $reason }) {
       __typename
       ... on CancelOperationSuccess { operation { ...OperationFields } }
       ... on ValidationError { message problems { path message } }

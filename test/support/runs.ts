@@ -23,7 +23,7 @@ export const START = `mutation($input: StartOperationInput!) { startOperation(in
   ... on StartOperationSuccess { operation { id status scheduledFor } }
   ... on ValidationError { problems { path message } } } }`;
 
-export const RETRY = `mutation($id: ID!, $input: JSON) { retryOperation(id: $id, input: $input) { __typename
+export const RETRY = `mutation($id: ID!, $input: JSON) { retryOperation(input: { id: $id, input: $input }) { __typename
   ... on RetryOperationSuccess { operation { id status type input retryOf { id } } }
   ... on IllegalTransitionError { from to }
   ... on NotFoundError { resource }

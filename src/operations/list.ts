@@ -1,0 +1,123 @@
+import type { Viewer } from '../auth/viewer.ts';
+import type { Db } from '../db/prisma.ts';
+import type { OperationStatus } from '../generated/prisma/client.ts';
+
+/** What `operations(filter)` narrows to, with ids already parsed. */
+export interface OperationListFilter {
+  statuses?: OperationStatus[];
+  type?: string;
+  batchId?: string;
+  collectionId?: string;
+  createdAfter?: Date;
+  createdBefore?: Date;
+}
+
+/** A page as Pothos's prismaConnection asks for it: after/before a row, |take| rows, ± direction. */
+export interface OperationListPage {
+  /** The row the page starts after (take > 0) or ends before (take < 0); none: from the start. */
+  cursorId?: string;
+  /** Rows wanted (Pothos asks one more than the page to learn whether another follows). */
+  take: number;
+}
+
+/**
+ * The ids of one page of operations the viewer may see, newest first (ties by id), chosen by one
+ * statement that stays on indexes however large the table (issue 13, `npm run bench:list`):
+ *
+ * - an admin, or a list narrowed to one collection or one batch: one ordered index range
+ *   (`(createdAt, id)`, `(collectionId, createdAt, id)`, or a batch's ≤ 1,000 items);
+ * - anyone else: the visibility rule (src/auth/visibility.ts) as two ordered index ranges merged —
+ *   their own operations through `(ownerId, createdAt, id)`, and other users' operations on the
+ *   collections they may see through `(collectionId, createdAt, id)` — each stopping after |take|
+ *   rows, instead of one OR that makes PostgreSQL walk every user's rows.
+ *
+ * Those indexes INCLUDE status, type, collection and batch, so the filters are checked on index
+ * entries without reading the rows. The cursor row's position is read in the same statement; a
+ * cursor whose row is gone gives an empty page. Rows come back in page order (oldest last),
+ * whatever the direction, as Prisma returns a negative `take`.
+ */
+export async function pageOperationIds(
+  db: Db,
+  viewer: Viewer,
+  filter: OperationListFilter,
+  page: OperationListPage,
+): Promise<string[]> {
+  const { sql, values } = operationPageStatement(viewer, filter, page);
+  const rows = await db.$queryRawUnsafe<{ id: string }[]>(sql, ...values);
+  const ids = rows.map((row) => row.id);
+  return page.take < 0 ? ids.reverse() : ids;
+}
+
+/**
+ * How many operations the viewer may see match the filter, counting at most `cap` (the page's own
+ * statement with a limit of `cap`: the same index ranges, so a count costs no more than that many
+ * index entries however large the table).
+ */
+export async function countOperations(
+  db: Db,
+  viewer: Viewer,
+  filter: OperationListFilter,
+  cap: number,
+): Promise<number> {
+  const { sql, values } = operationPageStatement(viewer, filter, { take: cap });
+  const rows = await db.$queryRawUnsafe<{ n: number }[]>(
+    `SELECT count(*)::int AS n FROM (${sql}) counted`,
+    ...values,
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/** The statement of `pageOperationIds` (its rows nearest the cursor first), for EXPLAIN too. */
+export function operationPageStatement(
+  viewer: Viewer,
+  filter: OperationListFilter,
+  page: OperationListPage,
+): { sql: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const param = (value: unknown, cast: string) => {
+    values.push(value);
+    return `$${values.length}::${cast}`;
+  };
+  const backward = page.take < 0;
+  const limit = Math.abs(page.take);
+  const order = backward ? 'ASC' : 'DESC';
+
+  const conditions: string[] = [];
+  if (filter.statuses?.length)
+    conditions.push(`o.status = ANY(${param(filter.statuses, '"OperationStatus"[]')})`);
+  if (filter.type !== undefined) conditions.push(`o.type = ${param(filter.type, 'text')}`);
+  if (filter.batchId !== undefined) conditions.push(`o."batchId" = ${param(filter.batchId, 'uuid')}`);
+  if (filter.collectionId !== undefined)
+    conditions.push(`o."collectionId" = ${param(filter.collectionId, 'uuid')}`);
+  if (filter.createdAfter) conditions.push(`o."createdAt" >= ${param(filter.createdAfter, 'timestamptz')}`);
+  if (filter.createdBefore) conditions.push(`o."createdAt" < ${param(filter.createdBefore, 'timestamptz')}`);
+  if (page.cursorId !== undefined) {
+    const cursor = param(page.cursorId, 'uuid');
+    const anchor = `(SELECT "createdAt" FROM "Operation" WHERE id = ${cursor})`;
+    conditions.push(`(o."createdAt", o.id) ${backward ? '>' : '<'} (${anchor}, ${cursor})`);
+  }
+
+  const branch = (where: string[]) =>
+    `(SELECT o.id, o."createdAt" FROM "Operation" o
+      WHERE ${where.length ? where.join(' AND ') : 'true'}
+      ORDER BY o."createdAt" ${order}, o.id ${order} LIMIT ${limit})`;
+
+  let sql: string;
+  if (viewer.isAdmin) {
+    sql = branch(conditions);
+  } else {
+    const me = param(viewer.id, 'uuid');
+    const seenCollections = `SELECT c.id FROM "Collection" c WHERE c."ownerId" = ${me} OR c."isPublic"`;
+    if (filter.collectionId !== undefined || filter.batchId !== undefined) {
+      // One collection or one batch is a short index range already: the rule as a plain filter.
+      sql = branch([...conditions, `(o."ownerId" = ${me} OR o."collectionId" IN (${seenCollections}))`]);
+    } else {
+      sql = `SELECT id, "createdAt" FROM (
+        ${branch([...conditions, `o."ownerId" = ${me}`])}
+        UNION ALL
+        ${branch([...conditions, `o."collectionId" IN (${seenCollections})`, `o."ownerId" <> ${me}`])}
+      ) page ORDER BY "createdAt" ${order}, id ${order} LIMIT ${limit}`;
+    }
+  }
+  return { sql, values };
+}
