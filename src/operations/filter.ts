@@ -2,7 +2,7 @@ import type { Prisma } from '../generated/prisma/client.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
 import type { OperationStatus } from './status.ts';
 
-/** The `OperationFilter` input as GraphQL hands it over (`operations`, `cancelOperations`). */
+/** The `OperationFilter` input as GraphQL hands it to `cancelOperations`. */
 export interface OperationFilterInput {
   status?: OperationStatus[] | null;
   type?: string | null;
@@ -13,7 +13,8 @@ export interface OperationFilterInput {
 }
 
 /**
- * The Prisma `where` of a filter, without any access rule (callers add the viewer's). Throws a
+ * The Prisma `where` of a filter — the same criteria `operations` applies (src/operations/list.ts)
+ * — without any access rule (callers add the viewer's). Throws a
  * ValidationError at `<at>.collectionId` / `<at>.batchId` when an id is malformed.
  */
 export function filterWhere(
