@@ -1,6 +1,7 @@
 // `npm install` / `npm ci` run this. It generates what the code imports but git does not hold:
 // the Prisma client and the Pothos types (src/generated), and in a development install the typed
-// test documents (test/gql). Plain JavaScript, so it needs nothing but Node.
+// documents (test/gql, client/src/gql) and the built client package (client/dist). Plain
+// JavaScript, so it needs nothing but Node.
 //
 // A production install (`npm ci --omit=dev`) has no graphql-codegen: that step is skipped. It does
 // have the Prisma CLI, which npm installs as an optional peer of @prisma/client (only
@@ -28,3 +29,7 @@ if (has('prisma')) {
 
 if (has('graphql-codegen')) run('codegen');
 else console.log('postinstall: no graphql-codegen (production install): typed test documents skipped');
+
+// The client package (client/, @opsgraph/client) is imported from client/dist: build it in a
+// development install, so tests and the dashboard use it as other projects would.
+if (has('graphql-codegen') && has('tsc')) run('build:client');

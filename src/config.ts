@@ -55,6 +55,17 @@ export interface Config extends RequestLimits {
    * with an error telling it to resubscribe with `afterSequence`. Default 1000.
    */
   subscriptionMaxBacklog: number;
+  /**
+   * Changed operations one `operationsUpdated` replay (a resume with `after`, or a reconciliation
+   * of a live stream) may deliver; beyond it the stream ends with RESYNC_REQUIRED (re-list, then
+   * subscribe without `after`). Default 1000.
+   */
+  liveListMaxReplay: number;
+  /**
+   * Age in seconds beyond which an `operationsUpdated` cursor is refused with RESYNC_REQUIRED
+   * (its replay would scan every event since). Default 3600.
+   */
+  liveListCursorMaxAgeSeconds: number;
   /** The only folder collection sources may be read from (recursively). Default `<dataDir>/sources`. */
   sourcesRoot: string;
   /**
@@ -216,6 +227,8 @@ const env = z.object({
   OPSGRAPH_BULK_CANCEL_MAX: int(1, 100_000).default(1000),
   OPSGRAPH_INSTANCE_ID: z.string().min(1).max(100).optional(),
   OPSGRAPH_SUBSCRIPTION_MAX_BACKLOG: int(1, 1_000_000).default(1000),
+  OPSGRAPH_LIVE_LIST_MAX_REPLAY: int(1, 100_000).default(1000),
+  OPSGRAPH_LIVE_LIST_CURSOR_MAX_AGE_SECONDS: int(1, 7 * 86_400).default(3600),
   OPSGRAPH_SOURCES_ROOT: z.string().min(1).optional(),
   OPSGRAPH_STORAGE_DIR: z.string().min(1).optional(),
   OPSGRAPH_COLLECTION_BATCH_SIZE: int(1, 10_000).default(100),
@@ -300,6 +313,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     bulkCancelMax: e.OPSGRAPH_BULK_CANCEL_MAX,
     instanceId: e.OPSGRAPH_INSTANCE_ID ?? randomUUID(),
     subscriptionMaxBacklog: e.OPSGRAPH_SUBSCRIPTION_MAX_BACKLOG,
+    liveListMaxReplay: e.OPSGRAPH_LIVE_LIST_MAX_REPLAY,
+    liveListCursorMaxAgeSeconds: e.OPSGRAPH_LIVE_LIST_CURSOR_MAX_AGE_SECONDS,
     sourcesRoot: resolve(e.OPSGRAPH_SOURCES_ROOT ?? join(e.OPSGRAPH_DATA_DIR, 'sources')),
     storageDir: resolve(e.OPSGRAPH_STORAGE_DIR ?? join(e.OPSGRAPH_DATA_DIR, 'exports')),
     collectionBatchSize: e.OPSGRAPH_COLLECTION_BATCH_SIZE,

@@ -7,6 +7,7 @@ import type { Operation } from '../generated/prisma/client.ts';
 import { builder } from '../graphql/builder.ts';
 import { parseGlobalId } from '../graphql/ids.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError } from '../operations/errors.ts';
+import { operationInput } from '../operations/heavy.ts';
 import { OperationRef, OperationUpdateRef } from '../operations/schema.ts';
 import { operationUpdates } from '../operations/updates.ts';
 import { QuotaExceededError } from '../quotas/schema.ts';
@@ -106,7 +107,10 @@ builder.prismaObjectFields('Operation', (t) => ({
         `SELECT ${ITEM_COLUMNS}, "ownerId", "collectionId" FROM "Operation" WHERE "batchId" = $1::uuid`,
         operation.id,
       );
-      const spec = operation.input as { atomic: boolean; items: { id: string }[] };
+      const spec = (await operationInput(context.resources, operation)) as unknown as {
+        atomic: boolean;
+        items: { id: string }[];
+      };
       const order = new Map(spec.items.map((item, i) => [item.id, i]));
       rows.sort((a, b) => (order.get(a.batchItemId) ?? 0) - (order.get(b.batchItemId) ?? 0));
       const outcome = outcomeOf(rows, spec.atomic, operation.cancelRequestedAt !== null);

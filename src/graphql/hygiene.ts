@@ -18,6 +18,7 @@ import {
 } from 'graphql';
 import { isStatementTimeout } from '../db/timeout.ts';
 import { type Problem, ValidationError } from '../errors.ts';
+import { slicer } from '../event-loop.ts';
 import type { Resources } from '../resources.ts';
 import { argumentProblems } from './arguments.ts';
 import type { Context } from './context.ts';
@@ -89,13 +90,19 @@ export function guardArguments(schema: GraphQLSchema): GraphQLSchema {
         throw refused;
       };
       // A mutation's arguments may be megabytes (a batch): parsing the body and coercing them ran
-      // just before, in one go; let other requests and heartbeats in before checking them.
+      // just before, in one go; let other requests and heartbeats in before checking them, and
+      // again before the resolver when the check took long (it serializes them once).
       field.resolve =
         type === mutationType
-          ? (parent, args, context, info) =>
-              new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
-                guarded(parent, args, context, info),
-              )
+          ? async (parent, args, context, info) => {
+              await new Promise<void>((resolve) => setImmediate(resolve));
+              const slice = slicer();
+              const refused = check(args, context as Context, info);
+              if (refused && asData) return wrapErrorIfMatches(refused, [ValidationError]);
+              if (refused) throw refused;
+              await slice();
+              return resolve(parent, args, context, info);
+            }
           : guarded;
       const subscribe = field.subscribe;
       if (subscribe) {

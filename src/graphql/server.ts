@@ -6,6 +6,7 @@ import { createViewerResolver, InvalidTokenError } from '../auth/viewer.ts';
 import { isConnectionError } from '../db/unavailable.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { withOperatorRoutes } from '../health/routes.ts';
+import { LiveListError } from '../operations/live-updates.ts';
 import { ResubscribeError } from '../operations/updates.ts';
 import type { Resources } from '../resources.ts';
 import { corsFor, useCsrfPrevention } from './browser.ts';
@@ -55,6 +56,12 @@ function maskError(error: unknown, message: string, resources: Resources): Graph
   if (original instanceof ResubscribeError) {
     return new GraphQLError(original.message, {
       extensions: { code: original.code, retryable: true, afterSequence: original.afterSequence },
+    });
+  }
+  if (original instanceof LiveListError) {
+    const retryable = original.code !== 'RESYNC_REQUIRED';
+    return new GraphQLError(original.message, {
+      extensions: { code: original.code, retryable, ...(original.after ? { after: original.after } : {}) },
     });
   }
   if (isConnectionError(original)) {

@@ -6,7 +6,14 @@ import type { Resources } from '../resources.ts';
 import { safeFailure } from './failure.ts';
 import { ProgressThrottle } from './progress.ts';
 import { type JobData, jobOptions } from './queues.ts';
-import { batchChannel, type EventMessage, operationChannel } from './record.ts';
+import {
+  ALL_OPERATIONS_CHANNEL,
+  batchChannel,
+  collectionChannel,
+  type EventMessage,
+  operationChannel,
+  userChannel,
+} from './record.ts';
 import { type OperationType, retryDelayMs } from './registry.ts';
 import * as transitions from './transitions.ts';
 
@@ -103,7 +110,9 @@ export async function runAttempt(
 
   const handler = (async (): Promise<Outcome> => {
     try {
-      const input = type.input.parse(started.operation.input);
+      // A large input is not in the claimed row (record.ts): read once, for the handler.
+      const stored = started.operation.input;
+      const input = type.input.parse(stored !== undefined ? stored : await readInput(r, operationId));
       const result = await type.run(input, {
         operationId,
         ownerId: started.operation.ownerId,
@@ -204,10 +213,28 @@ export async function endAttempt(
   return applied;
 }
 
-/** Publishes a committed event to its operation's subscribers (and to its batch's coordinator). */
+/** The operation's stored input (waiting out a database outage, like every write here). */
+const readInput = async (r: Resources, operationId: string) =>
+  (
+    await persist(() =>
+      r.db.operation.findUniqueOrThrow({ where: { id: operationId }, select: { input: true } }),
+    )
+  ).input;
+
+/**
+ * Publishes a committed event to its operation's subscribers, to the live lists that may show it
+ * (its owner's, its collection's, the admins'), and to its batch's coordinator.
+ */
 export function publish(r: Resources, message: EventMessage): void {
   r.bus.publish(operationChannel(message.operation.id), message);
-  const { batchId } = message.operation;
+  const { batchId, ownerId, collectionId } = message.operation;
+  // Keyed by operation: while Redis is unreachable the latest message of each operation is kept
+  // (live lists reconcile from the database anyway).
+  const key = `:${message.operation.id}`;
+  r.bus.publish(userChannel(ownerId), message, userChannel(ownerId) + key);
+  if (collectionId)
+    r.bus.publish(collectionChannel(collectionId), message, collectionChannel(collectionId) + key);
+  r.bus.publish(ALL_OPERATIONS_CHANNEL, message, ALL_OPERATIONS_CHANNEL + key);
   if (batchId)
     r.bus.publish(
       batchChannel(batchId),

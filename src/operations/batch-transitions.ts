@@ -1,4 +1,4 @@
-import type { EventJson, OperationJson } from './record.ts';
+import { type EventJson, eventJsonSql, type OperationJson, operationJsonSql } from './record.ts';
 import { mayApply } from './status.ts';
 import { type Applied, apply, type Executor, type OperationError } from './transitions.ts';
 
@@ -87,8 +87,8 @@ export async function notes(
          FROM updated u, unnest($5::text[], $6::text[]) WITH ORDINALITY AS x(m, d, n)
        RETURNING *
      )
-     SELECT row_to_json(u) AS operation,
-            (SELECT json_agg(row_to_json(i) ORDER BY i.sequence) FROM inserted i) AS events
+     SELECT ${operationJsonSql('u')} AS operation,
+            (SELECT jsonb_agg(${eventJsonSql('i')} ORDER BY i.sequence) FROM inserted i) AS events
        FROM updated u`,
     operationId,
     claimId,

@@ -5,7 +5,7 @@ import type { Db } from '../db/prisma.ts';
 import { currentRequestId } from '../request-context.ts';
 import type { Resources } from '../resources.ts';
 import { type JobData, jobOptions } from './queues.ts';
-import type { EventMessage } from './record.ts';
+import { type EventMessage, eventJsonSql, operationJsonSql } from './record.ts';
 import type { OperationType } from './registry.ts';
 
 export type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
@@ -13,6 +13,8 @@ export type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
 export interface NewOperation {
   type: OperationType;
   input: unknown;
+  /** `input` as JSON text, when the caller has it already (any key order). Default: serialized here. */
+  inputJson?: string;
   ownerId: string;
   idempotencyKey: string | null;
   inputHash: string;
@@ -52,10 +54,10 @@ export async function insertOperation(
        SELECT id, 1, 'CREATED', status, 0 FROM op
        RETURNING *
      ), ${STARTED_AUDIT_CTE}
-     SELECT row_to_json(op) AS operation, row_to_json(ev) AS event FROM op, ev`,
+     SELECT ${operationJsonSql('op')} AS operation, ${eventJsonSql('ev')} AS event FROM op, ev`,
     id,
     spec.type.name,
-    JSON.stringify(spec.input),
+    spec.inputJson ?? JSON.stringify(spec.input),
     spec.ownerId,
     spec.idempotencyKey,
     spec.inputHash,

@@ -28,8 +28,10 @@ export interface OperationListPage {
  *   (`(createdAt, id)`, `(collectionId, createdAt, id)`, or a batch's ≤ 1,000 items);
  * - anyone else: the visibility rule (src/auth/visibility.ts) as two ordered index ranges merged —
  *   their own operations through `(ownerId, createdAt, id)`, and other users' operations on the
- *   collections they may see through `(collectionId, createdAt, id)` — each stopping after |take|
- *   rows, instead of one OR that makes PostgreSQL walk every user's rows.
+ *   collections they may see through `(collectionId, createdAt, id)`, one range per visible
+ *   collection — each stopping after |take| rows, instead of one OR that makes PostgreSQL walk
+ *   every user's rows. Its cost grows with the number of collections the viewer may see (public
+ *   ones included), not with the number of operations.
  *
  * Those indexes INCLUDE status, type, collection and batch, so the filters are checked on index
  * entries without reading the rows. The cursor row's position is read in the same statement; a
@@ -112,10 +114,16 @@ export function operationPageStatement(
       // One collection or one batch is a short index range already: the rule as a plain filter.
       sql = branch([...conditions, `(o."ownerId" = ${me} OR o."collectionId" IN (${seenCollections}))`]);
     } else {
+      // Other users' operations on visible collections: each collection's own ordered range
+      // (LATERAL), so a filter that few rows match never walks the whole table by time.
+      const shared = `(SELECT x.id, x."createdAt" FROM "Collection" c CROSS JOIN LATERAL
+          ${branch([...conditions, 'o."collectionId" = c.id', `o."ownerId" <> ${me}`])} x
+        WHERE c."ownerId" = ${me} OR c."isPublic"
+        ORDER BY x."createdAt" ${order}, x.id ${order} LIMIT ${limit})`;
       sql = `SELECT id, "createdAt" FROM (
         ${branch([...conditions, `o."ownerId" = ${me}`])}
         UNION ALL
-        ${branch([...conditions, `o."collectionId" IN (${seenCollections})`, `o."ownerId" <> ${me}`])}
+        ${shared}
       ) page ORDER BY "createdAt" ${order}, id ${order} LIMIT ${limit}`;
     }
   }

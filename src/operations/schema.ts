@@ -3,6 +3,7 @@ import type { Prisma } from '../generated/prisma/client.ts';
 import { OperationStatus } from '../generated/prisma/enums.ts';
 import { builder } from '../graphql/builder.ts';
 import { connectionNames } from '../graphql/connections.ts';
+import { eventData, operationInput, operationResult } from './heavy.ts';
 import type { OperationUpdate } from './updates.ts';
 
 /** GraphQL object types of the operations domain. Queries, mutations, subscription: schema-api.ts. */
@@ -60,7 +61,11 @@ export const OperationRef = builder.prismaNode('Operation', {
   fields: (t) => ({
     type: t.exposeString('type', { description: 'The operation type, e.g. diagnostics.sleep.' }),
     status: t.expose('status', { type: OperationStatusEnum }),
-    input: t.expose('input', { type: 'JSON' }),
+    // A published row may leave a large input or result out: read when asked (heavy.ts).
+    input: t.field({
+      type: 'JSON',
+      resolve: (op, _, context) => operationInput(context.resources, op),
+    }),
     progress: t.field({
       type: Progress,
       resolve: (op) => ({
@@ -70,10 +75,11 @@ export const OperationRef = builder.prismaNode('Operation', {
       }),
     }),
     attempt: t.exposeInt('attempt', { description: 'Attempts started so far (0 while never started).' }),
-    result: t.expose('result', {
+    result: t.field({
       type: 'JSON',
       nullable: true,
       description: 'The handler result, once COMPLETED.',
+      resolve: (op, _, context) => operationResult(context.resources, op),
     }),
     error: t.field({
       type: OperationError,
@@ -129,7 +135,11 @@ export const OperationEventRef = builder.prismaObject('OperationEvent', {
       resolve: (e) => ({ current: e.progressCurrent, total: e.progressTotal, message: e.message }),
     }),
     message: t.exposeString('message', { nullable: true }),
-    data: t.expose('data', { type: 'JSON', nullable: true }),
+    data: t.field({
+      type: 'JSON',
+      nullable: true,
+      resolve: (event, _, context) => eventData(context.resources, event),
+    }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });

@@ -1,6 +1,6 @@
 import { SETTLE_CTES } from '../credits/ledger.ts';
 import type { Db } from '../db/prisma.ts';
-import type { EventJson, OperationJson } from './record.ts';
+import { type EventJson, eventJsonSql, type OperationJson, operationJsonSql } from './record.ts';
 import { isTerminal, mayApply, type OperationStatus, sourcesOf } from './status.ts';
 
 export type Executor = Pick<Db, '$queryRawUnsafe'>;
@@ -84,7 +84,7 @@ export async function apply(db: Executor, change: Change): Promise<Applied | nul
        SELECT id, sequence, $4, status, "progressCurrent", "progressTotal", $5, COALESCE($6::jsonb, ${change.dataSql ? renumber(change.dataSql) : 'NULL'}) FROM updated
        RETURNING *
      )${settles ? `, ${SETTLE_CTES}` : ''}
-     SELECT row_to_json(u) AS operation, row_to_json(i) AS event FROM updated u, inserted i`,
+     SELECT ${operationJsonSql('u')} AS operation, ${eventJsonSql('i')} AS event FROM updated u, inserted i`,
     ...params,
   );
   return rows[0] ?? null;
@@ -145,7 +145,8 @@ export const complete = (db: Executor, operationId: string, claimId: string, res
     to: 'COMPLETED',
     kind: 'COMPLETED',
     claimId,
-    data: { result },
+    // { result } built from the stored value, so a large result is serialized and sent once.
+    dataSql: result === undefined ? "'{}'::jsonb" : "jsonb_build_object('result', result)",
     set: { result: '$1::jsonb', completedAt: 'now()', workerId: 'NULL', claimId: 'NULL' },
     values: [JSON.stringify(result ?? null)],
   });

@@ -177,9 +177,15 @@ export async function operationUpdates(
         }
       }
     };
+    /**
+     * The input as read with the snapshot: a published row leaves a large one out, and an input
+     * never changes, so live messages get it from here rather than from a read each.
+     */
+    let input: Operation['input'] | undefined;
     const deliverLive = async (message: EventMessage) => {
       if (message.event.sequence <= delivered) return; // already delivered: a duplicate or a replay
       const operation = toOperation(message.operation);
+      if (operation.input === undefined && input !== undefined) operation.input = input;
       if (message.event.sequence > delivered + 1) await catchUp(message.event.sequence - 1, operation);
       if (finished) return;
       await send({ sequence: message.event.sequence, event: toEvent(message.event), operation });
@@ -217,6 +223,7 @@ export async function operationUpdates(
       unsubscribe = await r.bus.subscribe(operationChannel(id), onMessage);
       unwatch = pollerFor(r).watch(id, onSequence);
       const snapshot = await read(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
+      input = snapshot.input;
       if (afterSequence === null || afterSequence === undefined) {
         await send({ sequence: snapshot.sequence, event: null, operation: snapshot });
       } else {

@@ -170,9 +170,37 @@ const ROUNDS = 2;
 
 /** The longest event-loop delay seen while each kind of input was in flight, in ms (printed). */
 const worstDelayByKind = new Map<string, number>();
+/** The most main-thread CPU time in one 10 ms turn while each kind was in flight, in ms (printed). */
+const worstCpuByKind = new Map<string, number>();
+
+/**
+ * Main-thread CPU time per turn of a 10 ms timer (process.threadCpuUsage), with the time each turn
+ * ended. A synchronous step of N ms shows as a turn of at least N ms of CPU; unlike the event-loop
+ * delay, this is not inflated when other processes hold the cores (a shared machine, CI), so the
+ * printed figures can be compared between runs on a busy machine. Printed, never asserted.
+ */
+function cpuTurns() {
+  const turns: { at: number; ms: number }[] = [];
+  let last = process.threadCpuUsage();
+  const timer = setInterval(() => {
+    const used = process.threadCpuUsage(last);
+    last = process.threadCpuUsage();
+    turns.push({ at: performance.now(), ms: (used.user + used.system) / 1000 });
+  }, 10);
+  return {
+    maxBetween: (from: number, to: number) =>
+      Math.max(0, ...turns.filter((t) => t.at >= from && t.at <= to + 10).map((t) => t.ms)),
+    stop: () => {
+      clearInterval(timer);
+      return turns.map((t) => t.ms).sort((a, b) => a - b);
+    },
+  };
+}
+let turns: ReturnType<typeof cpuTurns> | undefined;
 
 async function send(token: string, input: WorstInput, prepared: string) {
   const delay = monitorEventLoopDelay({ resolution: 10 });
+  const started = performance.now();
   delay.enable();
   const response = await fetch(server.app.url, {
     method: 'POST',
@@ -185,6 +213,8 @@ async function send(token: string, input: WorstInput, prepared: string) {
   delay.disable();
   const worst = Math.round(delay.max / 1e6);
   worstDelayByKind.set(input.name, Math.max(worst, worstDelayByKind.get(input.name) ?? 0));
+  const cpu = Math.round(turns?.maxBetween(started, performance.now()) ?? 0);
+  worstCpuByKind.set(input.name, Math.max(cpu, worstCpuByKind.get(input.name) ?? 0));
 }
 
 /**
@@ -194,6 +224,7 @@ async function send(token: string, input: WorstInput, prepared: string) {
 async function measure(token: string, load: () => Promise<void>) {
   const delay = monitorEventLoopDelay({ resolution: 10 });
   delay.enable();
+  turns = cpuTurns();
   let done = false;
   const latencies: number[] = [];
   const prober = (async () => {
@@ -213,6 +244,8 @@ async function measure(token: string, load: () => Promise<void>) {
   }
   await prober;
   delay.disable();
+  const cpu = turns.stop();
+  turns = undefined;
   const ms = (ns: number) => Math.round(ns / 1e4) / 100;
   const sorted = [...latencies].sort((a, b) => a - b);
   return {
@@ -224,6 +257,8 @@ async function measure(token: string, load: () => Promise<void>) {
     probes: latencies.length,
     queryP50Ms: Math.round(sorted[Math.floor(sorted.length / 2)] ?? 0),
     queryMaxMs: Math.round(sorted.at(-1) ?? 0),
+    cpuPerTurnP99Ms: Math.round(cpu[Math.floor(cpu.length * 0.99)] ?? 0),
+    cpuPerTurnMaxMs: Math.round(cpu.at(-1) ?? 0),
   };
 }
 
@@ -268,6 +303,7 @@ describe('event loop under the worst allowed inputs', () => {
         baseline,
         window,
         maxDelayMsByKind: Object.fromEntries(worstDelayByKind),
+        maxCpuPerTurnMsByKind: Object.fromEntries(worstCpuByKind),
       }),
     );
 

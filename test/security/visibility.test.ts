@@ -79,7 +79,13 @@ const USER = () =>
     .join(' ')} }`;
 
 const folders = collectionFolders();
-const server = useServer({ sourcesRoot: folders.sourcesRoot, storageDir: folders.storageDir });
+// The reconciler leaves alone the jobless PENDING operation (opS) the probes cancel, however long
+// the probes before take.
+const server = useServer({
+  sourcesRoot: folders.sourcesRoot,
+  storageDir: folders.storageDir,
+  reconcileMinAgeSeconds: 3600,
+});
 
 /** The queries here are built at run time from the schema, so their answers are loosely typed. */
 // biome-ignore lint/suspicious/noExplicitAny: answers of queries built at run time
@@ -426,6 +432,64 @@ async function subscriptionPayloads() {
   expect(codes(bob.errors)).toEqual(['NOT_FOUND']);
 }
 
+const LIVE = `subscription($filter: OperationFilter, $after: String) {
+  operationsUpdated(filter: $filter, after: $after) { cursor operation { id collection { id } owner { name } } } }`;
+const live = (token: string, variables: Record<string, unknown>) =>
+  subscribeWs(
+    server.app.url,
+    parse(LIVE) as TypedDocumentNode<Data, Record<string, unknown>>,
+    variables,
+    token,
+  );
+
+/** operationsUpdated as bob: nothing of alice's but what her public collection shows him. */
+async function liveLists() {
+  const hidden = live(server.tokens.bob, { filter: { collectionId: ids.P } });
+  await hidden.done;
+  expect(hidden.messages).toEqual([]);
+  expect(codes(hidden.errors)).toEqual(['NOT_FOUND']);
+
+  const own = live(server.tokens.bob, {});
+  const onQ = live(server.tokens.bob, { filter: { collectionId: ids.Q } });
+  const aliceOwn = live(server.tokens.alice, {});
+  const { alice, bob } = server.tokens;
+  const changed = (sub: typeof own, id: string) =>
+    sub.waitUntil((m) => m.operationsUpdated.operation.id === id);
+  // Each stream is proven live by a first change it shows (a stream starts at its subscribe).
+  const warm = await startOk(server.app.url, bob, 'diagnostics.echo', { value: 'warm' });
+  await changed(own, warm.id);
+  const q1 = await startOk(server.app.url, alice, 'collection.append', inline(ids.Q, 'q2', 'tern'));
+  await changed(onQ, q1.id);
+  expect((await settle(server.app.url, alice, q1.id)).status).toBe('COMPLETED');
+  await changed(aliceOwn, q1.id);
+  const onP = await startOk(server.app.url, alice, 'collection.append', inline(ids.P, 'p3', 'crane'));
+  expect((await settle(server.app.url, alice, onP.id)).status).toBe('COMPLETED');
+  await changed(aliceOwn, onP.id);
+  // Then later changes, awaited: whatever bob's streams had of alice's P operation is there by now.
+  const q2 = await startOk(server.app.url, alice, 'collection.append', inline(ids.Q, 'q3', 'gull'));
+  const mine = await startOk(server.app.url, bob, 'diagnostics.echo', { value: 'bob' });
+  await changed(onQ, q2.id);
+  await changed(own, mine.id);
+  expect(new Set(own.messages.map((m) => m.operationsUpdated.operation.owner.name))).toEqual(
+    new Set(['bob']),
+  );
+  const seenOnQ = new Set(onQ.messages.map((m) => m.operationsUpdated.operation.id));
+  expect(seenOnQ.has(onP.id)).toBe(false);
+  expect(new Set(onQ.messages.map((m) => m.operationsUpdated.operation.collection.id))).toEqual(
+    new Set([ids.Q]),
+  );
+  // A cursor issued to alice is not bob's to resume: BAD_USER_INPUT, nothing replayed.
+  const stolen = live(server.tokens.bob, { after: aliceOwn.messages.at(-1)!.operationsUpdated.cursor });
+  await stolen.done;
+  expect(stolen.messages).toEqual([]);
+  expect(codes(stolen.errors)).toEqual(['BAD_USER_INPUT']);
+  for (const sub of [own, onQ, aliceOwn]) sub.close();
+  // Off the first pages, as the statement count below expects of operations made for probes.
+  await server.db.query(`UPDATE "Operation" SET "createdAt" = '2020-01-01' WHERE id = ANY($1::uuid[])`, [
+    [warm, q1, onP, q2, mine].map((operation) => uuidOf(operation.id)),
+  ]);
+}
+
 async function cancelsNothing() {
   for (const [mutation, id, expected] of [
     ['cancelOperation', ids.opP, 'NotFoundError'],
@@ -562,6 +626,7 @@ const PROBES: Record<string, () => Promise<void>> = {
   'CancelOperationSuccess.operation': cancelsNothing,
   'CancelBatchSuccess.batch': cancelsNothing,
   'OperationUpdate.operation': subscriptionPayloads,
+  'OperationChange.operation': liveLists,
   'Operation.retryOf': async () => {
     const data = await asBob('query($id: ID!) { operation(id: $id) { id retryOf { id input } } }', {
       id: ids.bobRetry,

@@ -12,3 +12,6 @@ CREATE INDEX "Operation_createdAt_id_idx" ON "Operation" ("createdAt" DESC, id D
 DROP INDEX "Operation_collectionId_idx";
 CREATE INDEX "Operation_collectionId_createdAt_id_idx" ON "Operation" ("collectionId", "createdAt" DESC, id DESC)
   INCLUDE (status, type, "batchId", "ownerId");
+
+-- The collections anyone may see, for the list's per-collection ranges.
+CREATE INDEX "Collection_public_idx" ON "Collection" (id) WHERE "isPublic";
