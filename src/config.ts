@@ -45,6 +45,11 @@ export interface Config extends RequestLimits, MetricsSettings {
   reconcileIntervalMs: number;
   /** Operations changed more recently than this (seconds) are left to their worker. Default 5. */
   reconcileMinAgeSeconds: number;
+  /**
+   * Most operations one `cancelOperations` call cancels; more matching ones are left for the next
+   * call (`hasMore`). Default 1000.
+   */
+  bulkCancelMax: number;
   /** This process's identity in the cluster (cancel routing). Default: a random id. */
   instanceId: string;
   /**
@@ -231,6 +236,7 @@ const env = z.object({
   OPSGRAPH_SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
   OPSGRAPH_RECONCILE_INTERVAL_MS: int(100, 3_600_000).default(5000),
   OPSGRAPH_RECONCILE_MIN_AGE_SECONDS: z.coerce.number().min(0).max(86_400).default(5),
+  OPSGRAPH_BULK_CANCEL_MAX: int(1, 100_000).default(1000),
   OPSGRAPH_INSTANCE_ID: z.string().min(1).max(100).optional(),
   OPSGRAPH_SUBSCRIPTION_MAX_BACKLOG: int(1, 1_000_000).default(1000),
   OPSGRAPH_LIVE_LIST_MAX_REPLAY: int(1, 100_000).default(1000),
@@ -318,6 +324,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: e.OPSGRAPH_SHUTDOWN_GRACE_MS,
     reconcileIntervalMs: e.OPSGRAPH_RECONCILE_INTERVAL_MS,
     reconcileMinAgeSeconds: e.OPSGRAPH_RECONCILE_MIN_AGE_SECONDS,
+    bulkCancelMax: e.OPSGRAPH_BULK_CANCEL_MAX,
     instanceId: e.OPSGRAPH_INSTANCE_ID ?? randomUUID(),
     subscriptionMaxBacklog: e.OPSGRAPH_SUBSCRIPTION_MAX_BACKLOG,
     liveListMaxReplay: e.OPSGRAPH_LIVE_LIST_MAX_REPLAY,

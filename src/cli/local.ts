@@ -35,7 +35,9 @@ export function addLocalCommands(program: Command, run: Runner) {
 
   program
     .command('doctor')
-    .description('Compare unfinished operations with their jobs and repair what it can (uses DATABASE_URL)')
+    .description(
+      'Find drift in the database (report only; --fix repairs what is safe); exit 0 clean, 1 found, 2 not fixable, 3 could not run (uses DATABASE_URL)',
+    )
     .allowUnknownOption()
     .allowExcessArguments()
     .helpOption(false)

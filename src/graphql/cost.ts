@@ -40,6 +40,13 @@ export const HEAVY_FIELD_COST = 100;
  */
 export const TOTAL_COUNT_COST = 10;
 
+/**
+ * Mutations whose one call does bounded but large work, at a fixed price: `cancelOperations` may
+ * cancel up to OPSGRAPH_BULK_CANCEL_MAX operations, so the default limit of 50,000 lets one request
+ * call it at most 5 times.
+ */
+const FIXED_COSTS: ReadonlyMap<string, number> = new Map([['cancelOperations', 10_000]]);
+
 const isList = (type: GraphQLOutputType): boolean =>
   isListType(type) || (isNonNullType(type) && isListType(type.ofType));
 
@@ -58,6 +65,8 @@ export function fieldCost(
 ): { field: number; multiplier: number } {
   const typeName = getNamedType(field.type).name;
   if (HEAVY_FIELDS.has(field.name)) return { field: HEAVY_FIELD_COST, multiplier: 1 };
+  const fixed = FIXED_COSTS.get(field.name);
+  if (fixed !== undefined) return { field: fixed, multiplier: 1 };
   if (field.name === 'totalCount') return { field: TOTAL_COUNT_COST, multiplier: 1 };
   const connection = typeName.endsWith('Connection');
   const pages = PAGE_SIZES[typeName] ?? { default: DEFAULT_PAGE_SIZE, max: MAX_PAGE_SIZE };

@@ -5,6 +5,7 @@ import './connections.ts';
 import '../auth/schema.ts';
 import '../operations/schema.ts';
 import '../operations/schema-api.ts';
+import '../operations/schema-bulk-cancel.ts';
 import '../operations/schema-live.ts';
 import '../collections/schema.ts';
 import '../batches/schema.ts';

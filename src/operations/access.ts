@@ -5,6 +5,7 @@ import {
   type OperationGuard,
   operationsWhere,
 } from '../auth/visibility.ts';
+import type { Prisma } from '../generated/prisma/client.ts';
 
 /** Access rules of operations. Who may *see* one is the shared rule in src/auth/visibility.ts. */
 
@@ -20,6 +21,13 @@ export const canView = canSeeOperation;
 /** Who may cancel an operation: its owner, the owner of its collection, and admins. */
 export const canCancel = (viewer: Viewer, operation: Guarded): boolean =>
   viewer.isAdmin || operation.ownerId === viewer.id || operation.collection?.ownerId === viewer.id;
+
+/**
+ * The `where` of `canCancel`: the operations the viewer may cancel (all for admins; else their own
+ * and those acting on a collection they own). One visible only through a public collection is not.
+ */
+export const cancellableWhere = (viewer: Viewer): Prisma.OperationWhereInput =>
+  viewer.isAdmin ? {} : { OR: [{ ownerId: viewer.id }, { collection: { is: { ownerId: viewer.id } } }] };
 
 /** The `where` that limits operations to what the viewer may see (src/auth/visibility.ts). */
 export const visibleTo = operationsWhere;

@@ -1,6 +1,6 @@
 import { type AuditEntry, recordAudit } from '../audit/record.ts';
 import type { Viewer } from '../auth/viewer.ts';
-import { ForbiddenError, NotFoundError } from '../errors.ts';
+import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import type { Resources } from '../resources.ts';
 import { canCancel, canView, GUARD_SELECT } from './access.ts';
@@ -33,6 +33,19 @@ export async function cancelOperation(
     throw new IllegalTransitionError(current.status, 'CANCELLED');
   }
   return toOperation(applied.operation);
+}
+
+/** Longest cancel reason, in characters. */
+export const CANCEL_REASON_MAX = 1000;
+
+/** Refuses a cancel reason that is too long or holds NUL characters (ValidationError at `path`). */
+export function checkCancelReason(reason: string | null | undefined, path: string[] = ['reason']): void {
+  if (reason && reason.length > CANCEL_REASON_MAX) {
+    throw new ValidationError([{ path, message: `must be at most ${CANCEL_REASON_MAX} characters` }]);
+  }
+  if (reason?.includes('\u0000')) {
+    throw new ValidationError([{ path, message: 'must not contain NUL characters' }]);
+  }
 }
 
 /**

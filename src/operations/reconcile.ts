@@ -18,7 +18,8 @@ export interface Repair {
   fixed: boolean;
 }
 
-interface Candidate {
+/** An unfinished operation and the state of its job, as `findOrphans` reads it. */
+export interface Candidate {
   id: string;
   type: string;
   status: 'PENDING' | 'PROCESSING';
@@ -48,18 +49,12 @@ const WORKER_LOST: transitions.OperationError = {
 };
 
 /**
- * Compares unfinished operations with their pg-boss jobs and repairs each one whose job is missing,
- * finished, failed, cancelled, or whose worker stopped sending heartbeats: a PROCESSING operation's
- * attempt counts as lost (retried by its policy, else FAILED with WORKER_LOST); a PENDING one gets a
- * new job. Every repair is a conditional transition with its event, so concurrent reconcilers (one
- * per worker process) never repair twice. Operations younger than `minAgeSeconds` are left alone.
+ * The unfinished operations (changed more than `minAgeSeconds` ago) whose job is missing, finished,
+ * failed, cancelled, or whose worker stopped sending heartbeats: what `reconcile` repairs.
  */
-export async function reconcile(
-  r: Resources,
-  options: { minAgeSeconds: number; limit?: number },
-): Promise<Repair[]> {
+export async function findOrphans(r: Resources, minAgeSeconds: number, limit: number): Promise<Candidate[]> {
   const schema = r.config.bossSchema; // validated as an SQL identifier by the config
-  const candidates = await r.db.$queryRawUnsafe<Candidate[]>(
+  return r.db.$queryRawUnsafe<Candidate[]>(
     `SELECT o.id, o.type, o.status::text AS status, o."claimId", o.attempt, o."jobId", o."scheduledFor", j.state::text AS state,
             coalesce(j.state = 'active' AND j.heartbeat_seconds IS NOT NULL
               AND coalesce(j.heartbeat_on, j.started_on) < now() - make_interval(secs => j.heartbeat_seconds), false) AS stale
@@ -74,9 +69,23 @@ export async function reconcile(
                  AND coalesce(j.heartbeat_on, j.started_on) < now() - make_interval(secs => j.heartbeat_seconds)))
       ORDER BY o."updatedAt"
       LIMIT $2`,
-    options.minAgeSeconds,
-    options.limit ?? 500,
+    minAgeSeconds,
+    limit,
   );
+}
+
+/**
+ * Compares unfinished operations with their pg-boss jobs and repairs each one whose job is missing,
+ * finished, failed, cancelled, or whose worker stopped sending heartbeats: a PROCESSING operation's
+ * attempt counts as lost (retried by its policy, else FAILED with WORKER_LOST); a PENDING one gets a
+ * new job. Every repair is a conditional transition with its event, so concurrent reconcilers (one
+ * per worker process) never repair twice. Operations younger than `minAgeSeconds` are left alone.
+ */
+export async function reconcile(
+  r: Resources,
+  options: { minAgeSeconds: number; limit?: number },
+): Promise<Repair[]> {
+  const candidates = await findOrphans(r, options.minAgeSeconds, options.limit ?? 500);
   // Every worker process reconciles: a shuffled order makes them split the work rather than race
   // for the same operation (the conditional transitions make a lost race harmless either way).
   const queue = shuffle(candidates);
@@ -89,6 +98,18 @@ export async function reconcile(
   repairs.push(...(await releaseAbandonedCollections(r, options.minAgeSeconds)));
   await wakeDueQueues(r);
   return repairs;
+}
+
+/** Collections left BUSY by an operation that ended: what `reconcile` releases. */
+export function findAbandonedCollections(r: Resources, minAgeSeconds: number, limit: number) {
+  return r.db.$queryRawUnsafe<{ id: string; operationId: string; type: string; status: string }[]>(
+    `SELECT c.id, o.id AS "operationId", o.type, o.status::text AS status
+       FROM "Collection" c JOIN "Operation" o ON o.id = c."busyOperationId"
+      WHERE o.status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND o."updatedAt" < now() - make_interval(secs => $1)
+      LIMIT $2`,
+    minAgeSeconds,
+    limit,
+  );
 }
 
 /**
@@ -121,18 +142,23 @@ async function releaseAbandonedCollections(r: Resources, minAgeSeconds: number):
   }));
 }
 
-/**
- * Batch items wait without a job until their coordinator starts them. If the batch ended without
- * starting them (its coordinator gave up), they would wait for ever: they are SKIPPED instead.
- */
-async function skipAbandonedItems(r: Resources, limit: number): Promise<Repair[]> {
-  const items = await r.db.$queryRawUnsafe<{ id: string; type: string; batchStatus: string }[]>(
+/** Batch items still waiting (PENDING, no job) whose batch has ended: what `reconcile` skips. */
+export function findAbandonedItems(r: Resources, limit: number) {
+  return r.db.$queryRawUnsafe<{ id: string; type: string; batchStatus: string }[]>(
     `SELECT i.id, i.type, b.status::text AS "batchStatus"
        FROM "Operation" i JOIN "Operation" b ON b.id = i."batchId"
       WHERE i.status = 'PENDING' AND i."jobId" IS NULL AND b.status IN ('COMPLETED', 'FAILED', 'CANCELLED')
       LIMIT $1`,
     limit,
   );
+}
+
+/**
+ * Batch items wait without a job until their coordinator starts them. If the batch ended without
+ * starting them (its coordinator gave up), they would wait for ever: they are SKIPPED instead.
+ */
+async function skipAbandonedItems(r: Resources, limit: number): Promise<Repair[]> {
+  const items = await findAbandonedItems(r, limit);
   const repairs: Repair[] = [];
   for (const item of items) {
     const reason = `its batch ended (${item.batchStatus}) before it started`;
@@ -158,8 +184,12 @@ async function wakeDueQueues(r: Resources): Promise<void> {
   for (const { name } of due) r.waker.wake(name);
 }
 
+/** What is wrong with an orphan: "job missing", "worker heartbeat lost" or "job <state>". */
+export const orphanProblem = (c: Candidate): string =>
+  c.state === null ? 'job missing' : c.stale ? 'worker heartbeat lost' : `job ${c.state}`;
+
 async function repairOne(r: Resources, c: Candidate): Promise<Repair> {
-  const problem = c.state === null ? 'job missing' : c.stale ? 'worker heartbeat lost' : `job ${c.state}`;
+  const problem = orphanProblem(c);
   const report = (action: string, fixed: boolean): Repair => ({
     operationId: c.id,
     type: c.type,

@@ -12,7 +12,7 @@ import { parseGlobalId } from '../graphql/ids.ts';
 import { QuotaExceededError } from '../quotas/schema.ts';
 import { timingFields } from '../runs/timing-schema.ts';
 import { registryFor } from './audience.ts';
-import { cancelOperation } from './cancel.ts';
+import { cancelOperation, checkCancelReason } from './cancel.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError, UnknownOperationTypeError } from './errors.ts';
 import { countOperations, type OperationListFilter, pageOperationIds } from './list.ts';
 import type { OperationType } from './registry.ts';
@@ -111,7 +111,8 @@ const OperationTypeRef = builder.objectRef<OperationType>('OperationType').imple
 });
 
 export const OperationFilter = builder.inputType('OperationFilter', {
-  description: 'Narrows operations: every condition given must hold.',
+  description:
+    'Which operations to list (operations) or cancel (cancelOperations): every criterion given must match.',
   fields: (t) => ({
     status: t.field({
       type: [OperationStatusEnum],
@@ -316,12 +317,7 @@ builder.mutationFields((t) => ({
       }),
     },
     resolve: async (_, { input: { id, reason } }, context) => {
-      if (reason && reason.length > 1000) {
-        throw new ValidationError([{ path: ['reason'], message: 'must be at most 1000 characters' }]);
-      }
-      if (reason?.includes('\u0000')) {
-        throw new ValidationError([{ path: ['reason'], message: 'must not contain NUL characters' }]);
-      }
+      checkCancelReason(reason);
       const uuid = parseGlobalId(String(id), 'Operation');
       return auditingRefusals(
         context.resources,

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
-import { runToExit, startTestApp, uniquePrefix } from '../support/app.ts';
+import { startTestApp } from '../support/app.ts';
 import { startBatchOk } from '../support/batches.ts';
 import { tokenFor } from '../support/client.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { runDoctor } from '../support/doctor.ts';
 import { eventsOf, operationRow, startOperation, uuidOf, waitForRow } from '../support/operations.ts';
-import { REDIS_URL } from '../support/services.ts';
 
 /** An API-only app: operations it starts stay PENDING with their job, since nothing runs them. */
 let db: TestDatabase;
@@ -23,21 +23,8 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** Runs `npm run doctor` against the test database to its exit. */
-function doctor(timeoutMs = 60_000) {
-  return runToExit(
-    'npm',
-    ['run', '--silent', 'doctor'],
-    {
-      ...process.env,
-      DATABASE_URL: db.url,
-      REDIS_URL,
-      OPSGRAPH_CHANNEL_PREFIX: uniquePrefix(),
-      OPSGRAPH_RECONCILE_MIN_AGE_SECONDS: '0',
-    },
-    timeoutMs,
-  );
-}
+/** Runs `npm run doctor -- --fix` (these tests are about repairs) against the test database. */
+const doctor = (timeoutMs = 60_000) => runDoctor(db, ['--fix'], {}, timeoutMs);
 
 const start = (type: string) => startOperation(api.url, token, type, { steps: 1, stepMs: 1 });
 
@@ -71,7 +58,8 @@ const jobOf = async (jobId: string | null) =>
 
 const line = (stdout: string, uuid: string) => stdout.split('\n').find((l) => l.includes(uuid));
 
-describe('npm run doctor', () => {
+// Each doctor run is a process that starts, migrates and connects: seconds on a busy machine.
+describe('npm run doctor -- --fix: orphaned operations', { timeout: 240_000 }, () => {
   it('repairs operations left PROCESSING whose job no longer exists, and a second run finds nothing', async () => {
     const sleepOp = await start('diagnostics.sleep');
     const flakyOp = await start('diagnostics.flaky');
@@ -82,12 +70,12 @@ describe('npm run doctor', () => {
     const began = Date.now();
     const first = await doctor();
     console.log(`doctor run: ${Date.now() - began} ms\n${first.stdout.trim()}`);
-    expect(first.code, first.stderr).toBe(0);
+    expect(first.code, first.stderr).toBe(1);
     expect(line(first.stdout, sleepOp.uuid)).toMatch(
-      /^fixed\s.*diagnostics\.sleep\s+PROCESSING: job missing → FAILED$/,
+      /^fixed {2}orphaned-operation {2}Operation \S+ {2}diagnostics\.sleep PROCESSING: job missing → FAILED$/,
     );
     expect(line(first.stdout, flakyOp.uuid)).toMatch(
-      /^fixed\s.*diagnostics\.flaky\s+PROCESSING: job missing → RETRY_SCHEDULED$/,
+      /^fixed {2}orphaned-operation {2}Operation \S+ {2}diagnostics\.flaky PROCESSING: job missing → RETRY_SCHEDULED$/,
     );
     expect(first.stdout).toContain('doctor: 2 problem(s) found, 2 fixed, 0 not fixed');
 
@@ -128,9 +116,9 @@ describe('npm run doctor', () => {
     await deleteJob(op.uuid);
 
     const run = await doctor();
-    expect(run.code, run.stderr).toBe(0);
+    expect(run.code, run.stderr).toBe(1);
     expect(line(run.stdout, op.uuid)).toMatch(
-      /^fixed\s.*diagnostics\.sleep\s+PENDING: job missing → REQUEUED$/,
+      /^fixed {2}orphaned-operation {2}Operation \S+ {2}diagnostics\.sleep PENDING: job missing → REQUEUED$/,
     );
     expect(run.stdout).toContain('doctor: 1 problem(s) found, 1 fixed, 0 not fixed');
 
@@ -154,7 +142,7 @@ describe('npm run doctor', () => {
     }
   });
 
-  it('exits 1 and says NOT FIXED when a repair fails, and fixes it on a later run', async () => {
+  it('exits 2 and says NOT FIXED when a repair fails, and fixes it on a later run', async () => {
     const op = await start('diagnostics.sleep');
     await orphanAsProcessing(op.uuid);
     // A real database fault: every event insert for this operation is refused.
@@ -168,14 +156,16 @@ describe('npm run doctor', () => {
     } finally {
       await db.query('DROP TRIGGER refuse_event ON "OperationEvent"; DROP FUNCTION refuse_event()');
     }
-    expect(run.code).toBe(1);
-    expect(line(run.stdout, op.uuid)).toMatch(/^NOT FIXED\s.*PROCESSING: job missing → could not repair: /);
+    expect(run.code).toBe(2);
+    expect(line(run.stdout, op.uuid)).toMatch(
+      /^NOT FIXED {2}orphaned-operation .*PROCESSING: job missing → could not repair: /,
+    );
     expect(run.stdout).toContain('doctor: 1 problem(s) found, 0 fixed, 1 not fixed');
     expect(run.stdout + run.stderr).not.toMatch(/\n\s+at /);
     expect((await operationRow(db, op.uuid)).status).toBe('PROCESSING');
 
     const again = await doctor();
-    expect(again.code, again.stderr).toBe(0);
+    expect(again.code, again.stderr).toBe(1);
     expect(again.stdout).toContain('doctor: 1 problem(s) found, 1 fixed, 0 not fixed');
     expect(await operationRow(db, op.uuid)).toMatchObject({
       status: 'FAILED',
@@ -204,8 +194,12 @@ describe('npm run doctor', () => {
       [batch],
     );
     const run = await doctor();
-    expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout).toContain('doctor: 2 problem(s) found, 2 fixed, 0 not fixed');
+    expect(run.code, run.stderr).toBe(1);
+    // Both items, and the batch's job (its operation ended while it waited).
+    expect(run.stdout).toContain('doctor: 3 problem(s) found, 3 fixed, 0 not fixed');
+    expect(run.stdout).toMatch(
+      /^fixed {2}orphaned-job {2}job batch\/\S+ {2}created, but its operation \S+ is FAILED → job cancelled$/m,
+    );
     const items = await db.query<{ status: string; error: { code: string; message: string } }>(
       `SELECT status::text AS status, error FROM "Operation" WHERE "batchId" = $1`,
       [batch],
@@ -242,7 +236,7 @@ describe('npm run doctor', () => {
       writer.uuid,
     ]);
     const run = await doctor();
-    expect(run.code, run.stderr).toBe(0);
+    expect(run.code, run.stderr).toBe(1);
     expect(line(run.stdout, writer.uuid)).toMatch(
       /left BUSY by an operation that ended → collection INCOMPLETE/,
     );
@@ -255,5 +249,26 @@ describe('npm run doctor', () => {
       busyOperationId: null,
       statusMessage: 'collection.removeSource ended FAILED without finishing; committed batches were kept',
     });
+  });
+
+  it('without --fix only reports what it would do, changes nothing, and exits 1', async () => {
+    const op = await start('diagnostics.sleep');
+    await deleteJob(op.uuid);
+    const before = await operationRow(db, op.uuid);
+    const events = await eventsOf(db, op.uuid);
+
+    const report = await runDoctor(db);
+    expect(report.code, report.stderr).toBe(1);
+    expect(line(report.stdout, op.uuid)).toBe(
+      `found  orphaned-operation  Operation ${op.uuid}  diagnostics.sleep PENDING: job missing → REQUEUED with a new job`,
+    );
+    expect(report.stdout).toContain('doctor: 1 problem(s) found, 1 fixable with --fix, 0 not fixable');
+    expect(await operationRow(db, op.uuid)).toEqual(before);
+    expect(await eventsOf(db, op.uuid)).toEqual(events);
+
+    expect((await doctor()).code).toBe(1);
+    expect((await operationRow(db, op.uuid)).jobId).not.toBe(before.jobId);
+    const clean = await runDoctor(db);
+    expect(clean.code, clean.stdout).toBe(0);
   });
 });
