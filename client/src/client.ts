@@ -59,6 +59,12 @@ export interface WatchOperationsOptions {
   after?: string;
   signal?: AbortSignal;
   onConnectionChange?: (connected: boolean) => void;
+  /**
+   * Called when the stream subscribes again with no cursor to resume from (it ended before its
+   * first message, and the server named none): changes made meanwhile are not replayed, so a list
+   * built from the stream should be loaded again.
+   */
+  onResync?: () => void;
 }
 
 export interface OpsgraphClient {
@@ -167,6 +173,10 @@ export function createClient(clientOptions: ClientOptions): OpsgraphClient {
           const change = (data as { operationsUpdated: OperationChange }).operationsUpdated;
           after = change.cursor;
           return { value: change };
+        },
+        retrying(end: RetryableEnd) {
+          if (end.resumeAfter) after = end.resumeAfter;
+          else if (after === undefined) watch.onResync?.();
         },
       };
       return resume(transportNow(), spec, streamOptions(watch));

@@ -39,6 +39,8 @@ export class RetryableEnd extends Error {
     readonly code: string,
     /** A hint to wait at least this long (ms) before retrying. */
     readonly minDelayMs = 0,
+    /** Where the server says to resume (`extensions.after` of operationsUpdated), when it says. */
+    readonly resumeAfter?: string,
   ) {
     super(message);
   }
@@ -73,7 +75,8 @@ export function fromGraphQLErrors(errors: readonly GraphQLErrorLike[]): Error {
   const message = first?.message ?? 'GraphQL error';
   if (code === 'UNAUTHENTICATED') return new OpsgraphAuthError(message, code, errors);
   if (RETRYABLE_CODES.has(code) || first?.extensions?.retryable === true) {
-    return new RetryableEnd(message, code);
+    const after = first?.extensions?.after;
+    return new RetryableEnd(message, code, 0, typeof after === 'string' ? after : undefined);
   }
   return new OpsgraphError(message, code, errors);
 }

@@ -138,6 +138,8 @@ export function watchOperationsState(
       const stream = client.watchOperations(filter, {
         signal: options.signal,
         onConnectionChange: (connected) => set({ connected }),
+        // Resubscribed with nothing to resume from: what changed meanwhile comes from a new page.
+        onResync: () => void loadPage(),
       });
       for await (const { operation } of stream) {
         const operations = matches(operation)
@@ -149,7 +151,7 @@ export function watchOperationsState(
       set({ error: error instanceof Error ? error : new Error(String(error)), connected: false });
     }
   })();
-  const page = (async () => {
+  async function loadPage(): Promise<void> {
     try {
       const result = await client.listOperations({ filter, first });
       let operations = state.operations;
@@ -158,6 +160,7 @@ export function watchOperationsState(
     } catch (error) {
       set({ error: error instanceof Error ? error : new Error(String(error)), loading: false });
     }
-  })();
+  }
+  const page = loadPage();
   return Promise.all([live, page]).then(() => undefined);
 }

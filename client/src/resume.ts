@@ -25,6 +25,8 @@ export interface ResumeSpec<T> {
   request(): SubscribeRequest;
   /** Takes one message's data, moves the position on and says what to deliver. */
   accept(data: unknown): Step<T>;
+  /** Told of each retryable end before the stream subscribes again (to move the position on). */
+  retrying?(end: RetryableEnd): void;
 }
 
 export interface ResumeOptions {
@@ -92,6 +94,7 @@ export async function* resume<T>(
     } catch (error) {
       if (signal?.aborted) return;
       if (!(error instanceof RetryableEnd)) throw error;
+      spec.retrying?.(error);
       minDelayMs = error.minDelayMs;
       attempt += 1;
       if (attempt > retry.attempts) {

@@ -47,17 +47,28 @@ function globalIdProblem(value: unknown, nodeTypes: ReadonlySet<string>): string
   return undefined;
 }
 
-function cursorProblem(value: unknown): string | undefined {
+/** Connections paged by a row's BIGINT id with rowCursor (ids.ts): credit ledger, audit log. */
+const ROW_CURSOR_CONNECTIONS = new Set(['CreditLedgerEntryConnection', 'AuditEventConnection']);
+/** Prisma connections over a BIGINT key: `GPC:I:<digits>`. Every other one is over a UUID. */
+const BIGINT_CURSOR_CONNECTIONS = new Set(['OperationEventConnection']);
+const MAX_BIGINT = 9223372036854775807n;
+
+/**
+ * Why a cursor cannot be one of this connection's, or undefined: a cursor of another connection
+ * (an events cursor given to `operations`) is refused here, not by the database.
+ */
+function cursorProblem(value: unknown, connection: string): string | undefined {
   if (typeof value !== 'string' || value.length > MAX_TOKEN_LENGTH || !BASE64.test(value))
     return 'is not a valid cursor';
   try {
     const decoded = decodeBase64(value);
-    // Cursors of row-id connections (credit ledger, audit log): see rowCursor in ids.ts.
-    if (decoded.startsWith('ROW:'))
-      return /^\d{1,19}$/.test(decoded.slice(4)) ? undefined : 'is not a valid cursor';
+    if (ROW_CURSOR_CONNECTIONS.has(connection)) {
+      const row = decoded.startsWith('ROW:') ? decoded.slice(4) : '';
+      return /^\d{1,19}$/.test(row) && BigInt(row) <= MAX_BIGINT ? undefined : 'is not a valid cursor';
+    }
     const id = decoded.startsWith('GPC:') ? decodeCursorChunk(decoded.slice(4)) : undefined;
-    // Row-id cursors of Prisma connections over bigint keys (Operation.events): `GPC:I:<digits>`.
-    if (typeof id === 'bigint') return id >= 0n ? undefined : 'is not a valid cursor';
+    if (BIGINT_CURSOR_CONNECTIONS.has(connection))
+      return typeof id === 'bigint' && id >= 0n && id <= MAX_BIGINT ? undefined : 'is not a valid cursor';
     return typeof id === 'string' && UUID.test(id) ? undefined : 'is not a valid cursor';
   } catch {
     return 'is not a valid cursor';
@@ -121,7 +132,8 @@ type Item = {
 export function argumentProblems(
   args: readonly GraphQLArgument[],
   values: Record<string, unknown>,
-  connection: boolean,
+  /** The connection type the field returns (its cursors are checked), or undefined. */
+  connection: string | undefined,
   rules: ArgumentRules,
 ): Problem[] {
   const problems: Problem[] = [];
@@ -137,7 +149,7 @@ export function argumentProblems(
   for (const arg of [...args].reverse()) {
     if (values[arg.name] === undefined || values[arg.name] === null) continue;
     if (connection && (arg.name === 'after' || arg.name === 'before')) {
-      const problem = cursorProblem(values[arg.name]);
+      const problem = cursorProblem(values[arg.name], connection);
       if (problem) report([arg.name], problem);
       continue;
     }

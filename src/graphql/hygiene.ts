@@ -117,8 +117,11 @@ export function guardArguments(schema: GraphQLSchema): GraphQLSchema {
   return schema;
 }
 
-const isConnection = (field: GraphQLField<unknown, unknown>) =>
-  getNamedType(field.type).name.endsWith('Connection');
+/** The connection type a field returns (its cursors are checked by kind), or undefined. */
+const isConnection = (field: GraphQLField<unknown, unknown>): string | undefined => {
+  const name = getNamedType(field.type).name;
+  return name.endsWith('Connection') ? name : undefined;
+};
 
 /**
  * Problems with the arguments of every field selected below a root field, at the path of response

@@ -37,10 +37,11 @@ export async function operationResult(
 ): Promise<Operation['result']> {
   if (operation.result !== undefined) return operation.result;
   if (!isTerminal(operation.status)) return null;
+  // Null when the row is gone meanwhile (deleteOperation, retention).
   const row = await read(() =>
-    r.db.operation.findUniqueOrThrow({ where: { id: operation.id }, select: { result: true } }),
+    r.db.operation.findUnique({ where: { id: operation.id }, select: { result: true } }),
   );
-  return row.result;
+  return row?.result ?? null;
 }
 
 /** An event's data, from the row when it has it, else from the database. */
@@ -50,7 +51,7 @@ export async function eventData(
 ): Promise<OperationEvent['data']> {
   if (event.data !== undefined) return event.data;
   const row = await read(() =>
-    r.db.operationEvent.findUniqueOrThrow({ where: { id: event.id }, select: { data: true } }),
+    r.db.operationEvent.findUnique({ where: { id: event.id }, select: { data: true } }),
   );
-  return row.data;
+  return row?.data ?? null;
 }

@@ -51,9 +51,9 @@ export async function pageOperationIds(
 }
 
 /**
- * How many operations the viewer may see match the filter, counting at most `cap` (the page's own
- * statement with a limit of `cap`: the same index ranges, so a count costs no more than that many
- * index entries however large the table).
+ * How many operations the viewer may see match the filter, counting at most `cap`: the page's own
+ * statement, unordered, with a limit of `cap` on every range and on the whole, so a count reads at
+ * most about `cap` index entries (plus one probe per visible collection) however large the table.
  */
 export async function countOperations(
   db: Db,
@@ -61,7 +61,8 @@ export async function countOperations(
   filter: OperationListFilter,
   cap: number,
 ): Promise<number> {
-  const { sql, values } = operationPageStatement(viewer, filter, { take: cap });
+  // Unordered: every LIMIT stops its scan at `cap` rows, whichever they are.
+  const { sql, values } = operationPageStatement(viewer, filter, { take: cap }, { ordered: false });
   const rows = await db.$queryRawUnsafe<{ n: number }[]>(
     `SELECT count(*)::int AS n FROM (${sql}) counted`,
     ...values,
@@ -74,6 +75,7 @@ export function operationPageStatement(
   viewer: Viewer,
   filter: OperationListFilter,
   page: OperationListPage,
+  { ordered = true }: { ordered?: boolean } = {},
 ): { sql: string; values: unknown[] } {
   const values: unknown[] = [];
   const param = (value: unknown, cast: string) => {
@@ -83,6 +85,13 @@ export function operationPageStatement(
   const backward = page.take < 0;
   const limit = Math.abs(page.take);
   const order = backward ? 'ASC' : 'DESC';
+  const orderBy = (prefix: string) =>
+    ordered ? `ORDER BY ${prefix}"createdAt" ${order}, ${prefix}id ${order}` : '';
+  const me = viewer.isAdmin ? undefined : param(viewer.id, 'uuid');
+  const seenCollections = `SELECT c.id FROM "Collection" c WHERE c."ownerId" = ${me} OR c."isPublic"`;
+  /** The visibility rule as a filter on `o` (none for admins). */
+  const visibleTo = (o: string) =>
+    me === undefined ? [] : [`(${o}."ownerId" = ${me} OR ${o}."collectionId" IN (${seenCollections}))`];
 
   const conditions: string[] = [];
   if (filter.statuses?.length)
@@ -94,38 +103,36 @@ export function operationPageStatement(
   if (filter.createdAfter) conditions.push(`o."createdAt" >= ${param(filter.createdAfter, 'timestamptz')}`);
   if (filter.createdBefore) conditions.push(`o."createdAt" < ${param(filter.createdBefore, 'timestamptz')}`);
   if (page.cursorId !== undefined) {
+    // The cursor's row only when the viewer may see it: a cursor made from the id of someone
+    // else's operation gives an empty page, not a probe of when that operation was created.
     const cursor = param(page.cursorId, 'uuid');
-    const anchor = `(SELECT "createdAt" FROM "Operation" WHERE id = ${cursor})`;
+    const anchor = `(SELECT a."createdAt" FROM "Operation" a WHERE ${[`a.id = ${cursor}`, ...visibleTo('a')].join(' AND ')})`;
     conditions.push(`(o."createdAt", o.id) ${backward ? '>' : '<'} (${anchor}, ${cursor})`);
   }
 
   const branch = (where: string[]) =>
     `(SELECT o.id, o."createdAt" FROM "Operation" o
       WHERE ${where.length ? where.join(' AND ') : 'true'}
-      ORDER BY o."createdAt" ${order}, o.id ${order} LIMIT ${limit})`;
+      ${orderBy('o.')} LIMIT ${limit})`;
 
   let sql: string;
-  if (viewer.isAdmin) {
+  if (me === undefined) {
     sql = branch(conditions);
+  } else if (filter.collectionId !== undefined || filter.batchId !== undefined) {
+    // One collection or one batch is a short index range already: the rule as a plain filter.
+    sql = branch([...conditions, ...visibleTo('o')]);
   } else {
-    const me = param(viewer.id, 'uuid');
-    const seenCollections = `SELECT c.id FROM "Collection" c WHERE c."ownerId" = ${me} OR c."isPublic"`;
-    if (filter.collectionId !== undefined || filter.batchId !== undefined) {
-      // One collection or one batch is a short index range already: the rule as a plain filter.
-      sql = branch([...conditions, `(o."ownerId" = ${me} OR o."collectionId" IN (${seenCollections}))`]);
-    } else {
-      // Other users' operations on visible collections: each collection's own ordered range
-      // (LATERAL), so a filter that few rows match never walks the whole table by time.
-      const shared = `(SELECT x.id, x."createdAt" FROM "Collection" c CROSS JOIN LATERAL
-          ${branch([...conditions, 'o."collectionId" = c.id', `o."ownerId" <> ${me}`])} x
-        WHERE c."ownerId" = ${me} OR c."isPublic"
-        ORDER BY x."createdAt" ${order}, x.id ${order} LIMIT ${limit})`;
-      sql = `SELECT id, "createdAt" FROM (
-        ${branch([...conditions, `o."ownerId" = ${me}`])}
-        UNION ALL
-        ${shared}
-      ) page ORDER BY "createdAt" ${order}, id ${order} LIMIT ${limit}`;
-    }
+    // Other users' operations on visible collections: each collection's own ordered range
+    // (LATERAL), so a filter that few rows match never walks the whole table by time.
+    const shared = `(SELECT x.id, x."createdAt" FROM "Collection" c CROSS JOIN LATERAL
+        ${branch([...conditions, 'o."collectionId" = c.id', `o."ownerId" <> ${me}`])} x
+      WHERE c."ownerId" = ${me} OR c."isPublic"
+      ${orderBy('x.')} LIMIT ${limit})`;
+    sql = `SELECT id, "createdAt" FROM (
+      ${branch([...conditions, `o."ownerId" = ${me}`])}
+      UNION ALL
+      ${shared}
+    ) page ${orderBy('')} LIMIT ${limit}`;
   }
   return { sql, values };
 }

@@ -279,6 +279,23 @@ describe('operations connection', () => {
       totalCount: 2,
     });
   });
+
+  it("refuses a cursor of another connection, and a cursor made from someone else's operation pages nothing", async () => {
+    // An events cursor (a bigint row id) given to operations: a typed argument error, not a
+    // database error.
+    const eventsCursor = Buffer.from('GPC:I:12').toString('base64');
+    const refused = await gql(app.url, ListOperations, { first: 5, after: eventsCursor }, tokens.alice);
+    expect(refused.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    expect(refused.errors?.[0]?.message).toContain('after');
+    // A well-formed cursor of bob's newest operation, used by alice: nothing, whatever its time.
+    const bobs = ownedBy('bob')[0]!.id;
+    const probe = Buffer.from(`GPC:S:${bobs}`).toString('base64');
+    expect(ids(await list(tokens.alice, { first: 5, after: probe }))).toEqual([]);
+    // The same cursor is bob's to use.
+    expect(ids(await list(tokens.bob, { first: 2, after: probe }))).toEqual(
+      ownedBy('bob').slice(1, 3).map((row) => row.id),
+    );
+  });
 });
 
 const ListOperationsCounted = graphql(`
