@@ -42,9 +42,18 @@ builder.mutationFields((t) => ({
     errors: {
       types: [ValidationError],
       directResult: true,
-      union: { name: 'CancelOperationsResult' },
+      union: {
+        name: 'CancelOperationsResult',
+        description: 'What cancelOperations answers: CancelOperationsSuccess, or a ValidationError.',
+      },
     },
-    args: { input: t.arg({ type: CancelOperationsInput, required: true }) },
+    args: {
+      input: t.arg({
+        type: CancelOperationsInput,
+        required: true,
+        description: 'The filter (as for operations) and the reason recorded on each.',
+      }),
+    },
     resolve: (_, { input }, context) => {
       checkCancelReason(input.reason, ['input', 'reason']);
       return cancelOperations(context.resources, context.viewer!, input.filter, input.reason);
