@@ -20,8 +20,9 @@ describe('exactly-once outcome under racing cancels', () => {
   it(`${COUNT} operations, half cancelled at random moments: each has exactly one terminal event and its status agrees`, async () => {
     const plans: Plan[] = Array.from({ length: COUNT }, (_, i) => {
       // Long enough that cancels sent after a start returns still find many running: one user's 60
-      // starts now take turns on its quota lock and credit account, so they return later.
-      const input: Plan['input'] = { steps: random(2, 6), stepMs: random(40, 160) };
+      // starts take turns on its quota lock and credit account, so the last return a second or more
+      // after the first began running (CI saw 0 of 30 accepted with steps of 40–160 ms).
+      const input: Plan['input'] = { steps: random(2, 6), stepMs: random(150, 400) };
       // Every sixth handler ignores its signal: its late result must be discarded.
       if (i % 6 === 0) input.ignoreCancel = true;
       const duration = input.steps * input.stepMs;
@@ -52,8 +53,8 @@ describe('exactly-once outcome under racing cancels', () => {
     );
 
     for (const { uuid } of outcomes) await waitForTerminal(server.db, uuid, 30_000);
-    // Let handlers that ignored their signal run to their natural end (≤ 600 ms) and try to write.
-    await sleep(1500);
+    // Let handlers that ignored their signal run to their natural end (≤ 6 × 400 ms) and try to write.
+    await sleep(2600);
 
     const uuids = outcomes.map((outcome) => outcome.uuid);
     const rows = await server.db.query<{
