@@ -293,7 +293,9 @@ describe('operations connection', () => {
     expect(ids(await list(tokens.alice, { first: 5, after: probe }))).toEqual([]);
     // The same cursor is bob's to use.
     expect(ids(await list(tokens.bob, { first: 2, after: probe }))).toEqual(
-      ownedBy('bob').slice(1, 3).map((row) => row.id),
+      ownedBy('bob')
+        .slice(1, 3)
+        .map((row) => row.id),
     );
   });
 });
