@@ -68,8 +68,11 @@ describe.each(['ws', 'sse'] as const)('watchOperation over %s', (transport) => {
       if (!restarted && update.event?.kind === 'PROGRESS') {
         // Mid-stream: stop the server (it ends the stream with SERVER_SHUTTING_DOWN), start it again.
         restarted = (async () => {
-          expect(await server!.stop('SIGTERM')).toBe(0);
+          const stopping = server!;
+          const code = await stopping.stop('SIGTERM');
+          // Restart either way, so a failed shutdown fails this test alone (with its logs).
           server = await start({ PORT: port });
+          expect(code, stopping.logs.slice(-60).join('\n')).toBe(0);
         })();
       }
     }
