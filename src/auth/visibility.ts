@@ -15,6 +15,10 @@ import type { Viewer } from './viewer.ts';
  * - A **user** is shown in full (id, isAdmin, …) only to themself and to admins; to others only
  *   as their name, where an operation or collection they may see names its owner.
  *
+ * SQL that lists operations at scale (src/operations/list.ts) reads a collection's `isPublic`
+ * through `Operation.onPublicCollection`, a copy the database keeps equal to it in the writing
+ * transaction (migration 20261207140000_operation_public_flag), so the rule is the same there.
+ *
  * Without a viewer nothing is visible. Every GraphQL path that returns one of these objects goes
  * through this module (directly or through `src/auth/visible.ts`, its per-request loaders).
  */

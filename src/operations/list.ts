@@ -26,12 +26,14 @@ export interface OperationListPage {
  *
  * - an admin, or a list narrowed to one collection or one batch: one ordered index range
  *   (`(createdAt, id)`, `(collectionId, createdAt, id)`, or a batch's ≤ 1,000 items);
- * - anyone else: the visibility rule (src/auth/visibility.ts) as two ordered index ranges merged —
- *   their own operations through `(ownerId, createdAt, id)`, and other users' operations on the
- *   collections they may see through `(collectionId, createdAt, id)`, one range per visible
+ * - anyone else: the visibility rule (src/auth/visibility.ts) as ordered index ranges merged —
+ *   their own operations through `(ownerId, createdAt, id)`, other users' operations on public
+ *   collections through one partial index on `(createdAt, id) WHERE "onPublicCollection"` (a
+ *   trigger-kept copy of the collection's `isPublic`), and other users' operations on the
+ *   viewer's own private collections through `(collectionId, createdAt, id)`, one range per such
  *   collection — each stopping after |take| rows, instead of one OR that makes PostgreSQL walk
- *   every user's rows. Its cost grows with the number of collections the viewer may see (public
- *   ones included), not with the number of operations.
+ *   every user's rows. Its cost grows with neither the number of operations nor the number of
+ *   public collections.
  *
  * Those indexes INCLUDE status, type, collection and batch, so the filters are checked on index
  * entries without reading the rows. The cursor row's position is read in the same statement; a
@@ -122,16 +124,21 @@ export function operationPageStatement(
     // One collection or one batch is a short index range already: the rule as a plain filter.
     sql = branch([...conditions, ...visibleTo('o')]);
   } else {
-    // Other users' operations on visible collections: each collection's own ordered range
-    // (LATERAL), so a filter that few rows match never walks the whole table by time.
-    const shared = `(SELECT x.id, x."createdAt" FROM "Collection" c CROSS JOIN LATERAL
-        ${branch([...conditions, 'o."collectionId" = c.id', `o."ownerId" <> ${me}`])} x
-      WHERE c."ownerId" = ${me} OR c."isPublic"
+    // Other users' operations the viewer sees through a collection: those on public collections
+    // as one range of their partial index (`onPublicCollection` mirrors the collection's
+    // `isPublic`), and those on the viewer's own private collections one collection at a time
+    // (LATERAL: a few ranges, usually empty). Disjoint, so no row appears twice.
+    const others = [...conditions, `o."ownerId" <> ${me}`];
+    const onOwnPrivate = `(SELECT x.id, x."createdAt" FROM "Collection" c CROSS JOIN LATERAL
+        ${branch([...others, 'o."collectionId" = c.id'])} x
+      WHERE c."ownerId" = ${me} AND NOT c."isPublic"
       ${orderBy('x.')} LIMIT ${limit})`;
     sql = `SELECT id, "createdAt" FROM (
       ${branch([...conditions, `o."ownerId" = ${me}`])}
       UNION ALL
-      ${shared}
+      ${branch([...others, 'o."onPublicCollection"'])}
+      UNION ALL
+      ${onOwnPrivate}
     ) page ${orderBy('')} LIMIT ${limit}`;
   }
   return { sql, values };

@@ -41,6 +41,8 @@ export interface OperationJson {
   scheduleId?: string | null;
   scheduledFor?: string | null;
   creditCost: number;
+  /** Absent only in messages of instances older than the column. */
+  onPublicCollection?: boolean;
   nextAttemptAt: string | null;
   createdAt: string;
   startedAt: string | null;
@@ -106,6 +108,7 @@ export function toOperation(json: OperationJson): Operation {
     scheduleId: json.scheduleId ?? null,
     scheduledFor: date(json.scheduledFor ?? null),
     creditCost: json.creditCost ?? 0,
+    onPublicCollection: json.onPublicCollection ?? false,
     input: json.input as Operation['input'],
     result: json.result as Operation['result'],
     error: json.error as Operation['error'],

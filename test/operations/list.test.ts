@@ -278,6 +278,20 @@ describe('operations connection', () => {
       ids: [carols[2]!.id, carols[1]!.id],
       totalCount: 2,
     });
+
+    // A collection made private takes its operations out of everyone else's list in the same
+    // statement, and made public again brings them back (the list reads a trigger-kept copy of
+    // the flag); a collection deleted leaves them only to their owner.
+    const setPublic = (name: string, isPublic: boolean) =>
+      db.query('UPDATE "Collection" SET "isPublic" = $2 WHERE id = $1', [collection(name), isPublic]);
+    await setPublic('bob-public', false);
+    expect(await seenBy(dave)).toEqual({ ids: [], totalCount: 0 });
+    expect((await seenBy(tokens.alice)).ids).toEqual(newest([...alices, carols[0]!]));
+    await setPublic('bob-private', true);
+    expect(await seenBy(dave)).toEqual({ ids: [carols[2]!.id], totalCount: 1 });
+    await db.query('DELETE FROM "Collection" WHERE id = $1', [collection('bob-private')]);
+    expect(await seenBy(dave)).toEqual({ ids: [], totalCount: 0 });
+    expect((await seenBy(carol)).ids).toEqual(newest(carols));
   });
 
   it("refuses a cursor of another connection, and a cursor made from someone else's operation pages nothing", async () => {
