@@ -136,6 +136,46 @@ export function argumentProblems(
   connection: string | undefined,
   rules: ArgumentRules,
 ): Problem[] {
+  const walk = walkArguments(args, values, connection, rules);
+  for (;;) {
+    const step = walk.next();
+    if (step.done) return step.value;
+  }
+}
+
+/**
+ * {@link argumentProblems} for arguments that may be megabytes (a batch's items): the same walk,
+ * awaiting `slice()` (src/event-loop.ts) between pieces of work, so checking them never holds the
+ * event loop for long (issue 9, point 5).
+ */
+export async function argumentProblemsSliced(
+  args: readonly GraphQLArgument[],
+  values: Record<string, unknown>,
+  connection: string | undefined,
+  rules: ArgumentRules,
+  slice: () => Promise<void>,
+): Promise<Problem[]> {
+  const walk = walkArguments(args, values, connection, rules);
+  for (;;) {
+    const step = walk.next();
+    if (step.done) return step.value;
+    await slice();
+  }
+}
+
+/** Values visited between two pauses of the walk (a pause costs a clock read when sliced). */
+const STEPS_PER_PAUSE = 256;
+
+/**
+ * The walk of {@link argumentProblems}, pausing (yielding) after each JSON value it proves clean
+ * and every {@link STEPS_PER_PAUSE} values, so a caller may let other work run in between.
+ */
+function* walkArguments(
+  args: readonly GraphQLArgument[],
+  values: Record<string, unknown>,
+  connection: string | undefined,
+  rules: ArgumentRules,
+): Generator<void, Problem[]> {
   const problems: Problem[] = [];
   const limit = rules.maxProblems ?? 20;
   let more = 0;
@@ -155,7 +195,10 @@ export function argumentProblems(
     }
     stack.push({ value: values[arg.name], type: arg.type, path: elideInput ? [] : [arg.name], depth: 0 });
   }
+  let steps = 0;
   while (stack.length) {
+    steps += 1;
+    if (steps % STEPS_PER_PAUSE === 0) yield;
     const { value, type, path, depth } = stack.pop() as Item;
     if (value === null || value === undefined) continue;
     const inner = type && isNonNullType(type) ? type.ofType : type;
@@ -180,7 +223,10 @@ export function argumentProblems(
       if (problem) report(path, problem);
     } else if (typeof value === 'object' && (inner === null || inner.name === 'JSON')) {
       // Most JSON values are clean: prove it cheaply, and walk with paths only to find a problem.
-      if (inner !== null && isCleanJson(value, rules.maxJsonDepth - depth)) continue;
+      if (inner !== null && isCleanJson(value, rules.maxJsonDepth - depth)) {
+        yield;
+        continue;
+      }
       if (depth >= rules.maxJsonDepth) {
         report(path, `nests deeper than ${rules.maxJsonDepth} levels`);
         continue;

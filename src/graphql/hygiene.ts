@@ -20,7 +20,7 @@ import { isStatementTimeout } from '../db/timeout.ts';
 import { type Problem, ValidationError } from '../errors.ts';
 import { slicer } from '../event-loop.ts';
 import type { Resources } from '../resources.ts';
-import { argumentProblems } from './arguments.ts';
+import { argumentProblems, argumentProblemsSliced } from './arguments.ts';
 import type { Context } from './context.ts';
 
 /**
@@ -74,13 +74,17 @@ export function guardArguments(schema: GraphQLSchema): GraphQLSchema {
       if (field.args.length === 0 && !roots.has(type.name)) continue;
       const asData = returnsValidationError(field);
       const root = roots.has(type.name);
-      const check = (args: Record<string, unknown>, context: Context, info: GraphQLResolveInfo) => {
-        const rules = { maxJsonDepth: context.resources.config.inputMaxDepth, nodeTypes };
-        const problems = argumentProblems(field.args, args, isConnection(field), rules);
+      const rulesOf = (context: Context) => ({
+        maxJsonDepth: context.resources.config.inputMaxDepth,
+        nodeTypes,
+      });
+      const refusal = (problems: Problem[], context: Context, info: GraphQLResolveInfo) => {
         // Nested fields' arguments may be read by this field's resolver already (Prisma selections).
-        if (root && !problems.length) problems.push(...nestedProblems(schema, info, rules));
+        if (root && !problems.length) problems.push(...nestedProblems(schema, info, rulesOf(context)));
         return problems.length ? new ValidationError(problems) : undefined;
       };
+      const check = (args: Record<string, unknown>, context: Context, info: GraphQLResolveInfo) =>
+        refusal(argumentProblems(field.args, args, isConnection(field), rulesOf(context)), context, info);
       const resolve = field.resolve ?? (defaultFieldResolver as GraphQLFieldResolver<unknown, unknown>);
       const guarded: GraphQLFieldResolver<unknown, unknown> = (parent, args, context, info) => {
         const refused = check(args, context as Context, info);
@@ -91,13 +95,20 @@ export function guardArguments(schema: GraphQLSchema): GraphQLSchema {
       };
       // A mutation's arguments may be megabytes (a batch): parsing the body and coercing them ran
       // just before, in one go; let other requests and heartbeats in before checking them, and
-      // again before the resolver when the check took long (it serializes them once).
+      // while checking them, in slices.
       field.resolve =
         type === mutationType
           ? async (parent, args, context, info) => {
               await new Promise<void>((resolve) => setImmediate(resolve));
               const slice = slicer();
-              const refused = check(args, context as Context, info);
+              const problems = await argumentProblemsSliced(
+                field.args,
+                args,
+                isConnection(field),
+                rulesOf(context as Context),
+                slice,
+              );
+              const refused = refusal(problems, context as Context, info);
               if (refused && asData) return wrapErrorIfMatches(refused, [ValidationError]);
               if (refused) throw refused;
               await slice();

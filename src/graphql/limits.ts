@@ -61,17 +61,27 @@ export interface RequestSizeOptions {
 const tooLarge = (maxBytes: number, measured: number) =>
   limitError('REQUEST_TOO_LARGE', 'The request body is too large', maxBytes, measured, 413);
 
+/** Bodies from this many bytes (or of unknown length) are read and parsed in turns of their own. */
+const LARGE_BODY_BYTES = 64 * 1024;
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /**
  * Bounds every request body before it is parsed: a Content-Length above the limit is refused at
- * once, and a body without one (chunked) is cut off as soon as more than `maxBytes` arrived.
+ * once, and a body without one (chunked) is cut off as soon as more than `maxBytes` arrived (with
+ * one, Node's HTTP parser reads no more than it says, so the body is not counted again).
  * Replaces Yoga's own `maxRequestBodySize` (configure that to `false`) to report limit and measured.
+ *
+ * A large JSON body (a batch of ~2 MB) is decoded, parsed and coerced in three turns of the event
+ * loop instead of one, so other users' requests and heartbeats run in between (issue 9, point 5).
  */
 export function useRequestSizeLimit({ maxBytes }: RequestSizeOptions): Plugin {
   return {
     onRequestParse({ request, requestParser, setRequestParser, fetchAPI }) {
       const header = request.headers.get('content-length');
+      let length: number | undefined;
       if (header !== null) {
-        const length = /^\d+$/.test(header) ? Number(header) : Number.NaN;
+        length = /^\d+$/.test(header) ? Number(header) : Number.NaN;
         if (Number.isNaN(length)) {
           throw new GraphQLError('Content-Length header is invalid.', {
             extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
@@ -80,28 +90,39 @@ export function useRequestSizeLimit({ maxBytes }: RequestSizeOptions): Plugin {
         if (length > maxBytes) throw tooLarge(maxBytes, length);
       }
       if (!requestParser || !request.body) return;
+      if (length !== undefined && length < LARGE_BODY_BYTES) return;
       const parse = requestParser;
       setRequestParser((req) => {
         let received = 0;
-        const counted = (req.body as ReadableStream<Uint8Array>).pipeThrough(
-          new TransformStream<Uint8Array, Uint8Array>({
-            transform(chunk, controller) {
-              received += chunk.byteLength;
-              if (received > maxBytes) controller.error(tooLarge(maxBytes, received));
-              else controller.enqueue(chunk);
-            },
-          }),
-        );
-        return parse(
-          new fetchAPI.Request(req.url, {
-            method: req.method,
-            headers: req.headers,
-            signal: req.signal,
-            body: counted,
-            // @ts-expect-error Node's fetch needs `duplex` for a streamed body; the DOM types lack it.
-            duplex: 'half',
-          }),
-        );
+        const body =
+          length !== undefined
+            ? req.body
+            : (req.body as ReadableStream<Uint8Array>).pipeThrough(
+                new TransformStream<Uint8Array, Uint8Array>({
+                  transform(chunk, controller) {
+                    received += chunk.byteLength;
+                    if (received > maxBytes) controller.error(tooLarge(maxBytes, received));
+                    else controller.enqueue(chunk);
+                  },
+                }),
+              );
+        const large = new fetchAPI.Request(req.url, {
+          method: req.method,
+          headers: req.headers,
+          signal: req.signal,
+          body,
+          // @ts-expect-error Node's fetch needs `duplex` for a streamed body; the DOM types lack it.
+          duplex: 'half',
+        });
+        const text = large.text.bind(large);
+        large.json = async () => {
+          const json = await text();
+          await nextTurn();
+          const parsed: unknown = JSON.parse(json);
+          await nextTurn();
+          return parsed;
+        };
+        return parse(large);
       });
     },
   };
