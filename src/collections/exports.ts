@@ -1,11 +1,12 @@
 import { join } from 'node:path';
+import type { SqlExecutor } from '../db/direct.ts';
 import type { Db } from '../db/prisma.ts';
 import { NonRetryableError } from '../operations/registry.ts';
 import { exportFileName, type OpenedExport, openExport, type ReadLimits } from './export-file.ts';
 import { removeFile } from './export-write.ts';
 import { resolveInside } from './paths.ts';
 
-type Executor = Pick<Db, '$queryRawUnsafe' | '$executeRawUnsafe'>;
+type Executor = SqlExecutor;
 
 /**
  * Who owns an export (SQL of the ExportFile table). An export belongs to the user who made it; that

@@ -1,9 +1,9 @@
-import type { Db } from '../db/prisma.ts';
+import { randomUUID } from 'node:crypto';
+import type { SqlExecutor } from '../db/direct.ts';
 import { NonRetryableError } from '../operations/registry.ts';
-import { chunkText, contentHash, type SourceDocument } from './text.ts';
+import { arrayLiteral, type EncodedChunks, type PreparedBatch } from './prepare.ts';
 
-type Executor = Pick<Db, '$queryRawUnsafe' | '$executeRawUnsafe'>;
-type Tx = Parameters<Parameters<Db['$transaction']>[0]>[0];
+type Executor = SqlExecutor;
 
 /** The columns of a collection that the work needs. */
 export interface CollectionRow {
@@ -96,82 +96,84 @@ export interface BatchCounts {
 }
 
 /**
- * Stores one batch of documents in the caller's transaction: new ones are added, changed ones
- * (different content hash) replaced, unchanged ones skipped; chunks are indexed in the active
- * generation and the collection's counts move with them.
+ * Stores one prepared batch of documents in the caller's transaction: new ones are added, changed
+ * ones (different content hash) replaced, unchanged ones skipped; chunks are indexed in the active
+ * generation and the collection's counts move with them. The big parameters were encoded by
+ * `prepareBatch`; what is encoded here is one id per document.
  */
 export async function writeBatch(
-  tx: Tx,
+  tx: Executor,
   collection: CollectionRow,
   operationId: string,
-  docs: SourceDocument[],
+  batch: PreparedBatch,
 ): Promise<BatchCounts> {
-  const hashed = docs.map((doc) => ({ ...doc, hash: contentHash(doc) }));
-  const existing = await tx.$queryRawUnsafe<
-    { id: string; source: string; externalId: string; contentHash: string }[]
-  >(
-    `SELECT d.id, d.source, d."externalId", d."contentHash"
-       FROM "Document" d JOIN unnest($2::text[], $3::text[]) AS k(source, "externalId")
+  const { documents } = batch;
+  const existing = await tx.$queryRawUnsafe<{ n: number; id: string; contentHash: string }[]>(
+    `SELECT k.n::int AS n, d.id, d."contentHash"
+       FROM "Document" d JOIN unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(source, "externalId", n)
          ON d.source = k.source AND d."externalId" = k."externalId"
       WHERE d."collectionId" = $1::uuid`,
     collection.id,
-    hashed.map((d) => d.source),
-    hashed.map((d) => d.externalId),
+    documents.sources,
+    documents.externalIds,
   );
-  const byKey = new Map(existing.map((row) => [`${row.source}\0${row.externalId}`, row]));
-  const fresh = hashed.filter((doc) => !byKey.has(`${doc.source}\0${doc.externalId}`));
-  const changed = hashed.flatMap((doc) => {
-    const row = byKey.get(`${doc.source}\0${doc.externalId}`);
-    return row && row.contentHash !== doc.hash ? [{ ...doc, id: row.id }] : [];
+  const byPosition = new Map(existing.map((row) => [row.n, row]));
+  // Per document: its id when it is to be (re)indexed, null when unchanged.
+  const ids: (string | null)[] = [];
+  const fresh: number[] = [];
+  const changed: number[] = [];
+  batch.keys.forEach((key, i) => {
+    const row = byPosition.get(i + 1);
+    if (!row) {
+      ids.push(randomUUID());
+      fresh.push(i + 1);
+    } else if (row.contentHash !== key.hash) {
+      ids.push(row.id);
+      changed.push(i + 1);
+    } else ids.push(null);
   });
-  const unchanged = hashed.length - fresh.length - changed.length;
-
-  const inserted = fresh.length
-    ? await tx.$queryRawUnsafe<{ id: string }[]>(
-        `INSERT INTO "Document" ("collectionId", source, "externalId", title, content, "contentHash", metadata, "operationId")
-         SELECT $1::uuid, s, e, t, c, h, m::jsonb, $8::uuid
-           FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS x(s, e, t, c, h, m, n)
-          ORDER BY n
-         RETURNING id`,
-        collection.id,
-        fresh.map((d) => d.source),
-        fresh.map((d) => d.externalId),
-        fresh.map((d) => d.title),
-        fresh.map((d) => d.content),
-        fresh.map((d) => d.hash),
-        fresh.map((d) => JSON.stringify(d.metadata)),
-        operationId,
-      )
-    : [];
+  const idList = arrayLiteral(ids);
+  if (fresh.length) {
+    await tx.$executeRawUnsafe(
+      `INSERT INTO "Document" (id, "collectionId", source, "externalId", title, content, "contentHash", metadata, "operationId")
+       SELECT ($2::uuid[])[n], $1::uuid, s, e, t, c, h, m::jsonb, $3::uuid
+         FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS x(s, e, t, c, h, m, n)
+        WHERE n = ANY($10::int[])`,
+      collection.id,
+      idList,
+      operationId,
+      documents.sources,
+      documents.externalIds,
+      documents.titles,
+      documents.contents,
+      documents.hashes,
+      documents.metadata,
+      arrayLiteral(fresh),
+    );
+  }
   let removedChunks = 0;
   if (changed.length) {
-    const ids = changed.map((d) => d.id);
+    const changedIds = arrayLiteral(changed.map((n) => ids[n - 1]!));
     removedChunks = await tx.$executeRawUnsafe(
       `DELETE FROM "Chunk" WHERE "documentId" = ANY($1::uuid[]) AND generation = $2`,
-      ids,
+      changedIds,
       collection.activeGeneration,
     );
     await tx.$executeRawUnsafe(
       `UPDATE "Document" d SET title = x.t, content = x.c, "contentHash" = x.h, metadata = x.m::jsonb, "updatedAt" = now()
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS x(id, t, c, h, m)
+         FROM (SELECT ($1::uuid[])[n] AS id, t, c, h, m
+                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(t, c, h, m, n)
+                WHERE n = ANY($6::int[])) AS x
         WHERE d.id = x.id`,
-      ids,
-      changed.map((d) => d.title),
-      changed.map((d) => d.content),
-      changed.map((d) => d.hash),
-      changed.map((d) => JSON.stringify(d.metadata)),
+      idList,
+      documents.titles,
+      documents.contents,
+      documents.hashes,
+      documents.metadata,
+      arrayLiteral(changed),
     );
   }
-  // Postgres returns the inserted rows in the order of the ordered SELECT.
-  const toIndex = [
-    ...fresh.map((doc, i) => ({
-      id: (inserted[i] as { id: string }).id,
-      title: doc.title,
-      content: doc.content,
-    })),
-    ...changed.map((doc) => ({ id: doc.id, title: doc.title, content: doc.content })),
-  ];
-  const chunks = await insertChunks(tx, collection, collection.activeGeneration, toIndex);
+  const chunks = await insertChunks(tx, collection, collection.activeGeneration, idList, batch.chunks);
   await tx.$executeRawUnsafe(
     `UPDATE "Collection" SET "documentCount" = "documentCount" + $2, "chunkCount" = "chunkCount" + $3, "updatedAt" = now()
       WHERE id = $1::uuid`,
@@ -179,39 +181,42 @@ export async function writeBatch(
     fresh.length,
     chunks - removedChunks,
   );
-  return { added: fresh.length, updated: changed.length, unchanged, chunks };
+  return {
+    added: fresh.length,
+    updated: changed.length,
+    unchanged: ids.length - fresh.length - changed.length,
+    chunks,
+  };
 }
 
 /**
- * Splits documents into chunks and indexes them in `generation` with the collection's language.
- * The title is indexed (weighted highest) with each document's first chunk.
+ * Indexes encoded chunks (see `encodeChunks`) in `generation` with the collection's language.
+ * `ids` (an array literal) holds the id of the document at each batch position, or NULL for a
+ * document whose chunks are to be skipped. The title is indexed (weighted highest) with each
+ * document's first chunk.
  */
 export async function insertChunks(
   tx: Executor,
-  settings: { id: string; language: string; chunkSize: number },
+  settings: { id: string; language: string },
   generation: number,
-  docs: { id: string; title: string; content: string }[],
+  ids: string,
+  chunks: EncodedChunks,
 ): Promise<number> {
-  const rows = docs.flatMap((doc) =>
-    chunkText(doc.content, settings.chunkSize).map((content, ordinal) => ({
-      documentId: doc.id,
-      ordinal,
-      content,
-      title: ordinal === 0 ? doc.title : '',
-    })),
-  );
-  if (rows.length === 0) return 0;
+  if (chunks.count === 0) return 0;
   return tx.$executeRawUnsafe(
     `INSERT INTO "Chunk" ("collectionId", "documentId", generation, ordinal, content, tsv)
      SELECT $1::uuid, d, $2, o, c, setweight(to_tsvector($3::regconfig, t), 'A') || to_tsvector($3::regconfig, c)
-       FROM unnest($4::uuid[], $5::int[], $6::text[], $7::text[]) AS x(d, o, c, t)`,
+       FROM (SELECT ($4::uuid[])[p] AS d, o, c, t
+               FROM unnest($5::int[], $6::int[], $7::text[], $8::text[]) AS x(p, o, c, t)) AS x
+      WHERE d IS NOT NULL`,
     settings.id,
     generation,
     settings.language,
-    rows.map((r) => r.documentId),
-    rows.map((r) => r.ordinal),
-    rows.map((r) => r.content),
-    rows.map((r) => r.title),
+    ids,
+    chunks.positions,
+    chunks.ordinals,
+    chunks.contents,
+    chunks.titles,
   );
 }
 

@@ -1,8 +1,10 @@
+import { directTransaction, type SqlExecutor } from '../db/direct.ts';
+import { poolOf } from '../db/prisma.ts';
 import { safeFailure } from '../operations/failure.ts';
 import type { RunContext } from '../operations/registry.ts';
 import { acquire, ClaimLostError, type CollectionRow, release, stillHeld } from './store.ts';
 
-type Tx = Parameters<Parameters<RunContext['db']['$transaction']>[0]>[0];
+type Tx = SqlExecutor;
 
 /** How far a collection operation has got, in documents. */
 export interface Tally {
@@ -82,19 +84,20 @@ export async function onCollection<T>(
 /**
  * Applies `step` to each batch in its own transaction, which commits only while this attempt
  * holds the operation; reports progress after each batch and stops at the next batch boundary
- * once the signal fires.
+ * once the signal fires. The next batch is read and prepared while the current one is in the
+ * database (see `readAhead`).
  */
-export async function eachBatch<T>(
+export async function eachBatch<B extends { readonly length: number }>(
   ctx: RunContext,
-  batches: AsyncIterable<T[]>,
+  batches: AsyncIterable<B>,
   tally: Tally,
-  step: (tx: Tx, batch: T[]) => Promise<void>,
+  step: (tx: Tx, batch: B) => Promise<void>,
   message: () => string,
   /** The batches build something searches do not see yet (a reindex before its switch). */
   options: { unseen?: boolean } = {},
 ): Promise<void> {
   checkpoint(ctx.signal);
-  for await (const batch of batches) {
+  for await (const batch of readAhead(batches)) {
     checkpoint(ctx.signal);
     await inTransaction(ctx, (tx) => step(tx, batch));
     if (!options.unseen) tally.changed = true;
@@ -104,12 +107,57 @@ export async function eachBatch<T>(
   checkpoint(ctx.signal);
 }
 
-/** One transaction that commits only while this attempt holds the operation. */
-export const inTransaction = <T>(ctx: RunContext, body: (tx: Tx) => Promise<T>): Promise<T> =>
-  ctx.db.$transaction(async (tx) => {
+/**
+ * Yields what `source` yields, asking it for the next item as soon as it has handed one out, so
+ * that reading, hashing and chunking batch N+1 overlap with batch N's transaction. Never more than
+ * one item ahead (memory stays at two batches). When the consumer stops early, the item in the
+ * making is awaited (its failure ignored) before the source is closed, so nothing reads on after.
+ */
+export async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T, void, undefined> {
+  const iterator = source[Symbol.asyncIterator]();
+  let next = iterator.next();
+  let finished = false;
+  try {
+    for (;;) {
+      const current = await next;
+      if (current.done) {
+        finished = true;
+        return;
+      }
+      next = iterator.next();
+      // Seen by the next `await next` if the consumer asks; ignored in `finally` if it stops.
+      next.catch(() => {});
+      yield current.value;
+    }
+  } finally {
+    if (!finished) {
+      await next.catch(() => {});
+      await iterator.return?.();
+    }
+  }
+}
+
+/** Maps each item of an async iterable (a batch of a source to its prepared form). */
+export async function* mapBatches<T, U>(
+  source: AsyncIterable<T>,
+  map: (item: T) => U,
+): AsyncGenerator<U, void, undefined> {
+  for await (const item of source) yield map(item);
+}
+
+/**
+ * One transaction that commits only while this attempt holds the operation. It runs on the
+ * driver's connection directly where there is one: a batch's parameters are megabytes, which
+ * Prisma's raw query path would serialize to JSON and parse back before sending.
+ */
+export function inTransaction<T>(ctx: RunContext, body: (tx: Tx) => Promise<T>): Promise<T> {
+  const held = async (tx: Tx) => {
     await stillHeld(tx, ctx.operationId, ctx.claimId);
     return body(tx);
-  }, TX_OPTIONS);
+  };
+  const pool = poolOf(ctx.db);
+  return pool ? directTransaction(pool, TX_OPTIONS.timeout, held) : ctx.db.$transaction(held, TX_OPTIONS);
+}
 
 /** Repeats `removeOne` (one batch per call, returning how many it removed) until nothing is left. */
 export async function removeAll(

@@ -1,4 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
 import { inStatementTurn } from '../request-context.ts';
 
@@ -42,19 +43,20 @@ export interface DbOptions {
  * finds silent ones) and replaced on demand; queries meanwhile fail fast with connection errors.
  */
 export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
-  const adapter = new PrismaPg(
-    {
-      connectionString: databaseUrl,
-      max: options.poolSize ?? 10,
-      connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
-      idleTimeoutMillis: options.idleTimeoutMs ?? 10_000,
-      keepAlive: true,
-      ...(options.statementTimeoutMs
-        ? { options: `-c statement_timeout=${Math.trunc(options.statementTimeoutMs)}` }
-        : {}),
-    },
-    { onPoolError: options.onIdleConnectionError ?? (() => {}) },
-  );
+  const pool = new pg.Pool({
+    connectionString: databaseUrl,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: options.connectionTimeoutMs ?? 5000,
+    idleTimeoutMillis: options.idleTimeoutMs ?? 10_000,
+    keepAlive: true,
+    ...(options.statementTimeoutMs
+      ? { options: `-c statement_timeout=${Math.trunc(options.statementTimeoutMs)}` }
+      : {}),
+  });
+  const adapter = new PrismaPg(pool, {
+    onPoolError: options.onIdleConnectionError ?? (() => {}),
+    disposeExternalPool: true,
+  });
   const onQuery = options.onQuery;
   let client: Db;
   if (onQuery) {
@@ -63,9 +65,22 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
     client = logging as unknown as Db;
   } else client = new PrismaClient({ adapter });
   const max = options.statementsPerRequest;
-  if (!max) return client;
   // Same client, every statement (models and raw) taking its request's turn.
-  return client.$extends({
-    query: { $allOperations: ({ args, query }) => inStatementTurn(max, () => query(args)) },
-  }) as unknown as Db;
+  const db = max
+    ? (client.$extends({
+        query: { $allOperations: ({ args, query }) => inStatementTurn(max, () => query(args)) },
+      }) as unknown as Db)
+    : client;
+  pools.set(db, pool);
+  return db;
 }
+
+const pools = new WeakMap<Db, pg.Pool>();
+
+/**
+ * The node-postgres pool under a client made by `createDb`, for the few statements whose
+ * parameters are too big for Prisma's raw query path (it serializes every parameter to JSON and
+ * parses it back): the collection batch writes. Its statements bypass `onQuery` and
+ * `statementsPerRequest`. Undefined for a client made otherwise (an inline type's transaction).
+ */
+export const poolOf = (db: Db): pg.Pool | undefined => pools.get(db);

@@ -3,6 +3,7 @@ import type { Db } from '../../db/prisma.ts';
 import { defineOperationType, NonRetryableError, type RunContext } from '../../operations/registry.ts';
 import { collectionGlobalId, collectionIdInput } from '../ids.ts';
 import { batchSizeInput } from '../languages.ts';
+import { prepareBatch } from '../prepare.ts';
 import {
   checkSource,
   folderSourceName,
@@ -12,7 +13,7 @@ import {
   sourceInput,
 } from '../sources.ts';
 import { type BatchCounts, type CollectionRow, removeBatch, writeBatch } from '../store.ts';
-import { eachBatch, onCollection, removeAll, type Tally } from '../work.ts';
+import { eachBatch, mapBatches, onCollection, removeAll, type Tally } from '../work.ts';
 
 const input = z.strictObject({
   collectionId: collectionIdInput,
@@ -65,7 +66,7 @@ async function loadAll(
   const counts: BatchCounts = { added: 0, updated: 0, unchanged: 0, chunks: 0 };
   await eachBatch(
     ctx,
-    opened.batches(batchSize),
+    mapBatches(opened.batches(batchSize), (docs) => prepareBatch(docs, collection.chunkSize)),
     tally,
     async (tx, batch) => {
       const done = await writeBatch(tx, collection, ctx.operationId, batch);

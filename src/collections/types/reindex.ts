@@ -3,8 +3,9 @@ import type { Db } from '../../db/prisma.ts';
 import { defineOperationType } from '../../operations/registry.ts';
 import { collectionGlobalId, collectionIdInput } from '../ids.ts';
 import { batchSizeInput, chunkSizeInput, languageInput } from '../languages.ts';
+import { arrayLiteral, encodeChunks } from '../prepare.ts';
 import { insertChunks } from '../store.ts';
-import { eachBatch, inTransaction, onCollection, type Tally } from '../work.ts';
+import { eachBatch, inTransaction, mapBatches, onCollection, type Tally } from '../work.ts';
 
 const input = z.strictObject({
   collectionId: collectionIdInput,
@@ -82,10 +83,17 @@ export const collectionReindex = defineOperationType({
         let chunks = 0;
         await eachBatch(
           ctx,
-          documentBatches(ctx.db, collection.id, request.batchSize ?? ctx.config.collectionBatchSize),
+          mapBatches(
+            documentBatches(ctx.db, collection.id, request.batchSize ?? ctx.config.collectionBatchSize),
+            (docs) => ({
+              length: docs.length,
+              ids: arrayLiteral(docs.map((doc) => doc.id)),
+              chunks: encodeChunks(docs, next.chunkSize),
+            }),
+          ),
           tally,
-          async (tx, docs) => {
-            chunks += await insertChunks(tx, next, generation, docs);
+          async (tx, batch) => {
+            chunks += await insertChunks(tx, next, generation, batch.ids, batch.chunks);
           },
           () => `built ${tally.done} of ${tally.total} documents into generation ${generation}`,
           { unseen: true },
