@@ -54,8 +54,14 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `src/main.ts` as a separate OS process and waits for its ready line. */
-export async function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
+/**
+ * Starts `src/main.ts` as a separate OS process and waits for its ready line (up to
+ * `startTimeoutMs`, default 30 s).
+ */
+export async function spawnServer(
+  env: Record<string, string>,
+  { startTimeoutMs = 30_000 } = {},
+): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     env: {
       ...process.env,
@@ -74,8 +80,8 @@ export async function spawnServer(env: Record<string, string>): Promise<ServerPr
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`server did not start:\n${logs.join('\n')}`));
-    }, 30_000);
+      reject(new Error(`server did not start within ${startTimeoutMs} ms:\n${logs.join('\n')}`));
+    }, startTimeoutMs);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const match = /^opsgraph ready: (\S+)/.exec(line);
       if (!match) return;

@@ -1,0 +1,100 @@
+import WebSocket from 'ws';
+import type { ServerProcess } from '../test/support/app.ts';
+
+/**
+ * A V8 inspector session with a server process started with `INSPECT_ENV`: its memory after a
+ * full GC, and (for finding what a subscription costs) the allocation sites of what is still
+ * alive, from V8's sampling heap profiler. No server code is involved.
+ */
+
+/** Environment that opens the inspector on a free local port (printed to the process's stderr). */
+export const INSPECT_ENV = {
+  NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0`.trim(),
+};
+
+interface ProfileNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: ProfileNode[];
+}
+
+export class Inspector {
+  private next = 0;
+  private readonly pending = new Map<number, (result: unknown) => void>();
+
+  private constructor(private readonly socket: WebSocket) {
+    socket.on('message', (data) => {
+      const reply = JSON.parse(data.toString()) as { id?: number; result?: unknown };
+      if (reply.id !== undefined) this.pending.get(reply.id)?.(reply.result);
+    });
+  }
+
+  static async attach(server: ServerProcess): Promise<Inspector> {
+    const line = server.logs.find((entry) => entry.includes('Debugger listening on'));
+    const url = line && /ws:\/\/\S+/.exec(line)?.[0];
+    if (!url) throw new Error('the server has no inspector: start it with INSPECT_ENV');
+    const socket = new WebSocket(url);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    return new Inspector(socket);
+  }
+
+  call(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
+    return new Promise<unknown>((resolve) => {
+      this.next += 1;
+      const id = this.next;
+      this.pending.set(id, resolve);
+      this.socket.send(JSON.stringify({ id, method, params }));
+    });
+  }
+
+  /**
+   * `process.memoryUsage()` inside the process after a full GC (`HeapProfiler.collectGarbage`,
+   * twice, so what only weak references held is gone too).
+   */
+  async memoryAfterGc(): Promise<NodeJS.MemoryUsage> {
+    await this.call('HeapProfiler.collectGarbage');
+    await this.call('HeapProfiler.collectGarbage');
+    const result = (await this.call('Runtime.evaluate', {
+      expression: 'JSON.stringify(process.memoryUsage())',
+      returnByValue: true,
+    })) as { result: { value: string } };
+    return JSON.parse(result.result.value) as NodeJS.MemoryUsage;
+  }
+
+  /** Starts sampling allocations (V8 keeps the samples of objects that stay alive). */
+  startSampling(): Promise<unknown> {
+    return this.call('HeapProfiler.startSampling', { samplingInterval: 1024 });
+  }
+
+  /**
+   * After a full GC: bytes still alive by allocation site (function and its two callers), largest
+   * first, from the samples taken since `startSampling`.
+   */
+  async liveBySite(top = 25): Promise<[string, number][]> {
+    await this.call('HeapProfiler.collectGarbage');
+    const { profile } = (await this.call('HeapProfiler.getSamplingProfile')) as {
+      profile: { head: ProfileNode };
+    };
+    await this.call('HeapProfiler.stopSampling');
+    const sites = new Map<string, number>();
+    const frame = (node: ProfileNode) =>
+      `${node.callFrame.functionName || '(anonymous)'} ${node.callFrame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/(src|bench|test)\//, '$1/')}:${node.callFrame.lineNumber + 1}`;
+    const walk = (node: ProfileNode, stack: string[]) => {
+      const here = [frame(node), ...stack].slice(0, 3);
+      if (node.selfSize > 0) {
+        const key = here.join(' ← ');
+        sites.set(key, (sites.get(key) ?? 0) + node.selfSize);
+      }
+      for (const child of node.children) walk(child, here);
+    };
+    walk(profile.head, []);
+    return [...sites].sort((x, y) => y[1] - x[1]).slice(0, top);
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
