@@ -9,6 +9,7 @@ import { type ServerProcess, spawnServer, uniquePrefix } from '../test/support/a
 import { gql, tokenFor } from '../test/support/client.ts';
 import { StartTrivial } from '../test/support/documents.ts';
 import { ADMIN_DATABASE_URL, REDIS_URL } from '../test/support/services.ts';
+import { type ChainRun, chainBatch, printChain, runChain, statementCounter } from './batch-chain.ts';
 import {
   BENCH_QUOTAS,
   cpuSeconds,
@@ -50,17 +51,29 @@ import {
  *    untimed warm-up of both kinds. Completion is watched by polling PostgreSQL (every 20 ms, from
  *    this process) and times come from the database's timestamps, as bench:throughput does. A run
  *    whose progress (items completed) stops for `--stall` seconds is reported as stalled.
+ * 3. Chain: statements per item of a chain of `--chain` dependent items beside one of
+ *    `--chain-small` (bench/batch-chain.ts), on a server whose statements are counted, after an idle
+ *    stretch of `--chain-idle` ms that measures its background statements.
+ *
+ * `--phases submission|completion|chain` runs one phase only (default all).
  */
 
-const args = readArgs({
-  'small-runs': { default: 30, min: 1 },
-  'large-runs': { default: 15, min: 1 },
-  warmup: { default: 3, min: 0 },
-  n: { default: 1000, min: 1 },
-  rounds: { default: 2, min: 1 },
-  clients: { default: 16, min: 1 },
-  stall: { default: 30, min: 1 },
-});
+const args = readArgs(
+  {
+    'small-runs': { default: 30, min: 1 },
+    'large-runs': { default: 15, min: 1 },
+    warmup: { default: 3, min: 0 },
+    n: { default: 1000, min: 1 },
+    rounds: { default: 2, min: 1 },
+    clients: { default: 16, min: 1 },
+    stall: { default: 30, min: 1 },
+    chain: { default: 200, min: 2 },
+    'chain-small': { default: 50, min: 2 },
+    'chain-idle': { default: 3000, min: 0 },
+  },
+  { phases: ['all', 'submission', 'completion', 'chain'] },
+);
+const inPhase = (name: string) => args.phases === 'all' || args.phases === name;
 
 const SMALL = 100;
 const LARGE = 1000;
@@ -212,6 +225,7 @@ async function withServer<T>(
   label: string,
   role: 'api' | 'all',
   body: (server: Server, db: ScratchDatabase) => Promise<T>,
+  env: Record<string, string> = {},
 ): Promise<T> {
   const db = await createScratchDatabase(label, { migrate: true });
   try {
@@ -222,6 +236,7 @@ async function withServer<T>(
       OPSGRAPH_ROLE: role,
       OPSGRAPH_SHUTDOWN_GRACE_MS: '2000',
       ...BENCH_QUOTAS,
+      ...env,
     });
     const close = defer(async () => {
       await app.stop();
@@ -458,169 +473,203 @@ await runBench(async () => {
       `items are ${ECHO}; default worker settings (8 slots per type)`,
   );
 
-  // ------------------------------------------------------------ 1. submission
-  console.log(
-    `\n1. submission: startBatch round trips, ${args['small-runs']} runs of ${SMALL} items and ` +
-      `${args['large-runs']} of ${LARGE} (interleaved, each also sent with validateOnly), atomic, ` +
-      `mixed shapes (per 10 items: 5 independent, a chain of 3, a fan-in of 3 → 1, 1 join; 4 with $ref:); ` +
-      `after ${args.warmup} untimed run(s) of each; server OPSGRAPH_ROLE=api (accepted batches are not run)`,
-  );
-  const submission = await submissionPhase();
-  const groups = [SMALL, LARGE].flatMap((size) =>
-    (['startBatch', 'validateOnly'] as const).map((mode) => ({
-      size,
-      mode,
-      samples: submission.samples.filter((s) => s.size === size && s.mode === mode),
-    })),
-  );
-  printTable(
-    `Submission round trip (HTTP, ms; nearest-rank percentiles; validateOnly = validation and plan only, ` +
-      `nothing written; ${submission.rows} operations stored by the end)`,
-    ['items', 'mutation', 'runs', 'request KB', 'p50', 'p95', 'max', 'target', 'met'],
-    groups.map(({ size, mode, samples }) => {
-      const times = samples.map((s) => s.ms);
-      const p95 = percentile(times, 95);
-      const target = mode === 'startBatch' ? TARGET[size] : undefined;
-      const check = size === SMALL ? p95 : Math.max(...times);
-      return [
-        String(size),
-        mode,
-        String(samples.length),
-        fixed(median(samples.map((s) => s.bytes)) / 1024, 1),
-        fixed(percentile(times, 50), 1),
-        fixed(p95, 1),
-        fixed(Math.max(...times), 1),
-        target === undefined ? '' : size === SMALL ? `p95 ≤ ${target}` : `all ≤ ${target}`,
-        target === undefined ? '' : check <= target ? 'yes' : 'NO',
-      ];
-    }),
-  );
-  for (const size of [SMALL, LARGE]) {
-    const of = (mode: Submission['mode']) =>
-      median(submission.samples.filter((s) => s.size === size && s.mode === mode).map((s) => s.ms));
-    const write = of('startBatch') - of('validateOnly');
+  if (inPhase('submission')) {
+    // ------------------------------------------------------------ 1. submission
     console.log(
-      `  ${size} items: median startBatch − median validateOnly = ${fixed(write, 1)} ms ` +
-        `(creating the ${size + 1} operations, their events and the coordinator's job)`,
+      `\n1. submission: startBatch round trips, ${args['small-runs']} runs of ${SMALL} items and ` +
+        `${args['large-runs']} of ${LARGE} (interleaved, each also sent with validateOnly), atomic, ` +
+        `mixed shapes (per 10 items: 5 independent, a chain of 3, a fan-in of 3 → 1, 1 join; 4 with $ref:); ` +
+        `after ${args.warmup} untimed run(s) of each; server OPSGRAPH_ROLE=api (accepted batches are not run)`,
     );
-  }
-
-  // ------------------------------------------------------------ 2. completion
-  console.log(
-    `\n2. completion: ${args.n} trivial items (${ECHO} {value}), one startBatch (atomic: false) beside ` +
-      `${args.n} startOperation calls from ${args.clients} concurrent clients; ${args.rounds} round(s) ` +
-      `alternating, each run on a fresh database and server process (OPSGRAPH_ROLE=all) after a warm-up`,
-  );
-  const runs: Completion[] = [];
-  for (let round = 1; round <= args.rounds; round += 1) {
-    // Alternate which goes first, so neither always runs on a machine the other just warmed.
-    const order = round % 2 === 1 ? [runBatch, runOneByOne] : [runOneByOne, runBatch];
-    for (const run of order) {
-      const result = await run(round);
-      runs.push(result);
+    const submission = await submissionPhase();
+    const groups = [SMALL, LARGE].flatMap((size) =>
+      (['startBatch', 'validateOnly'] as const).map((mode) => ({
+        size,
+        mode,
+        samples: submission.samples.filter((s) => s.size === size && s.mode === mode),
+      })),
+    );
+    printTable(
+      `Submission round trip (HTTP, ms; nearest-rank percentiles; validateOnly = validation and plan only, ` +
+        `nothing written; ${submission.rows} operations stored by the end)`,
+      ['items', 'mutation', 'runs', 'request KB', 'p50', 'p95', 'max', 'target', 'met'],
+      groups.map(({ size, mode, samples }) => {
+        const times = samples.map((s) => s.ms);
+        const p95 = percentile(times, 95);
+        const target = mode === 'startBatch' ? TARGET[size] : undefined;
+        const check = size === SMALL ? p95 : Math.max(...times);
+        return [
+          String(size),
+          mode,
+          String(samples.length),
+          fixed(median(samples.map((s) => s.bytes)) / 1024, 1),
+          fixed(percentile(times, 50), 1),
+          fixed(p95, 1),
+          fixed(Math.max(...times), 1),
+          target === undefined ? '' : size === SMALL ? `p95 ≤ ${target}` : `all ≤ ${target}`,
+          target === undefined ? '' : check <= target ? 'yes' : 'NO',
+        ];
+      }),
+    );
+    for (const size of [SMALL, LARGE]) {
+      const of = (mode: Submission['mode']) =>
+        median(submission.samples.filter((s) => s.size === size && s.mode === mode).map((s) => s.ms));
+      const write = of('startBatch') - of('validateOnly');
       console.log(
-        `  round ${round} ${result.system.padEnd(10)} ${fixed(opsPerSecond(result), 0).padStart(5)} ops/s, ` +
-          `${result.completed}/${args.n} completed in ${seconds(result.totalMs)} s` +
-          (result.stalled ? ` (STALLED for ${args.stall} s)` : ''),
+        `  ${size} items: median startBatch − median validateOnly = ${fixed(write, 1)} ms ` +
+          `(creating the ${size + 1} operations, their events and the coordinator's job)`,
       );
     }
   }
-
-  printTable(
-    'Runs (s from the first request; total = until the batch operation (startBatch) or the last ' +
-      'operation (one by one) was COMPLETED; request = startBatch round trip, or until the last ' +
-      'startOperation was answered; CPU = the server process; busy = the whole machine, 1.0 = all cores)',
-    [
-      'round',
-      'system',
-      'done',
-      'ops/s',
-      'total s',
-      'request s',
-      'first start s',
-      'last done s',
-      'server CPU s',
-      'busy',
-    ],
-    runs.map((run) => [
-      String(run.round),
-      run.system,
-      `${run.completed}/${args.n}${run.stalled ? ' STALLED' : ''}`,
-      fixed(opsPerSecond(run), 0),
-      seconds(run.totalMs),
-      seconds(run.requestMs),
-      seconds(run.firstStartMs),
-      seconds(run.lastCompletedMs),
-      fixed(run.serverCpu, 1),
-      fixed(run.machineBusy, 2),
-    ]),
-  );
-  const batches = runs.filter((run) => run.system === 'startBatch');
-  printTable(
-    "Where a batch's time goes (ms from the mutation sent; database timestamps): coordinator = the batch " +
-      "job claimed; released = items' READY events (the coordinator starting items, 100 per " +
-      "transaction); per item = (last − first released) / (n − 1); ITEM = the batch's item " +
-      'status events (up to 500 per statement); tail = last item COMPLETED → batch COMPLETED',
-    [
-      'round',
-      'request',
-      'coordinator',
-      'first released',
-      'last released',
-      'per item',
-      'last item done',
-      'ITEM/all events',
-      'first ITEM',
-      'last ITEM',
-      'batch done',
-      'tail',
-    ],
-    batches.map((run) => [
-      String(run.round),
-      ms(run.requestMs),
-      ms(run.coordinatorMs),
-      ms(run.firstReleaseMs),
-      ms(run.lastReleaseMs),
-      fixed((run.lastReleaseMs! - run.firstReleaseMs!) / Math.max(1, args.n - 1), 1),
-      ms(run.lastCompletedMs),
-      `${run.itemEvents}/${run.batchEvents}`,
-      ms(run.firstItemEventMs),
-      ms(run.lastItemEventMs),
-      ms(run.totalMs),
-      ms(run.totalMs - run.lastCompletedMs),
-    ]),
-  );
-
-  const ones = runs.filter((run) => run.system === 'one by one');
-  const batchS = median(batches.map((run) => run.totalMs)) / 1000;
-  const oneS = median(ones.map((run) => run.totalMs)) / 1000;
-  printTable(
-    `Summary: completion of ${args.n} trivial operations (median of ${args.rounds} run(s) each)`,
-    ['system', 'total s', 'ops/s', 'server CPU s', 'time ratio'],
-    [
-      [
-        'startBatch (one request)',
-        fixed(batchS, 2),
-        fixed(median(batches.map(opsPerSecond)), 0),
-        fixed(median(batches.map((run) => run.serverCpu)), 1),
-        fixed(batchS / oneS, 2),
-      ],
-      [
-        `one by one (${args.clients} clients)`,
-        fixed(oneS, 2),
-        fixed(median(ones.map(opsPerSecond)), 0),
-        fixed(median(ones.map((run) => run.serverCpu)), 1),
-        '1.00',
-      ],
-    ],
-  );
-  console.log(
-    `\nbatch / one by one = ${fixed(batchS / oneS, 2)} × the time` +
-      (batchS > oneS ? ' (the batch is slower)' : ' (the batch is faster)'),
-  );
-  for (const run of runs.filter((r) => r.stalled)) {
+  if (inPhase('completion')) {
+    // ------------------------------------------------------------ 2. completion
     console.log(
-      `  ${run.system} round ${run.round} stalled: ${run.completed}/${args.n} completed, no progress for ${args.stall} s`,
+      `\n2. completion: ${args.n} trivial items (${ECHO} {value}), one startBatch (atomic: false) beside ` +
+        `${args.n} startOperation calls from ${args.clients} concurrent clients; ${args.rounds} round(s) ` +
+        `alternating, each run on a fresh database and server process (OPSGRAPH_ROLE=all) after a warm-up`,
+    );
+    const runs: Completion[] = [];
+    for (let round = 1; round <= args.rounds; round += 1) {
+      // Alternate which goes first, so neither always runs on a machine the other just warmed.
+      const order = round % 2 === 1 ? [runBatch, runOneByOne] : [runOneByOne, runBatch];
+      for (const run of order) {
+        const result = await run(round);
+        runs.push(result);
+        console.log(
+          `  round ${round} ${result.system.padEnd(10)} ${fixed(opsPerSecond(result), 0).padStart(5)} ops/s, ` +
+            `${result.completed}/${args.n} completed in ${seconds(result.totalMs)} s` +
+            (result.stalled ? ` (STALLED for ${args.stall} s)` : ''),
+        );
+      }
+    }
+
+    printTable(
+      'Runs (s from the first request; total = until the batch operation (startBatch) or the last ' +
+        'operation (one by one) was COMPLETED; request = startBatch round trip, or until the last ' +
+        'startOperation was answered; CPU = the server process; busy = the whole machine, 1.0 = all cores)',
+      [
+        'round',
+        'system',
+        'done',
+        'ops/s',
+        'total s',
+        'request s',
+        'first start s',
+        'last done s',
+        'server CPU s',
+        'busy',
+      ],
+      runs.map((run) => [
+        String(run.round),
+        run.system,
+        `${run.completed}/${args.n}${run.stalled ? ' STALLED' : ''}`,
+        fixed(opsPerSecond(run), 0),
+        seconds(run.totalMs),
+        seconds(run.requestMs),
+        seconds(run.firstStartMs),
+        seconds(run.lastCompletedMs),
+        fixed(run.serverCpu, 1),
+        fixed(run.machineBusy, 2),
+      ]),
+    );
+    const batches = runs.filter((run) => run.system === 'startBatch');
+    printTable(
+      "Where a batch's time goes (ms from the mutation sent; database timestamps): coordinator = the batch " +
+        "job claimed; released = items' READY events (the coordinator starting items, 100 per " +
+        "transaction); per item = (last − first released) / (n − 1); ITEM = the batch's item " +
+        'status events (up to 500 per statement); tail = last item COMPLETED → batch COMPLETED',
+      [
+        'round',
+        'request',
+        'coordinator',
+        'first released',
+        'last released',
+        'per item',
+        'last item done',
+        'ITEM/all events',
+        'first ITEM',
+        'last ITEM',
+        'batch done',
+        'tail',
+      ],
+      batches.map((run) => [
+        String(run.round),
+        ms(run.requestMs),
+        ms(run.coordinatorMs),
+        ms(run.firstReleaseMs),
+        ms(run.lastReleaseMs),
+        fixed((run.lastReleaseMs! - run.firstReleaseMs!) / Math.max(1, args.n - 1), 1),
+        ms(run.lastCompletedMs),
+        `${run.itemEvents}/${run.batchEvents}`,
+        ms(run.firstItemEventMs),
+        ms(run.lastItemEventMs),
+        ms(run.totalMs),
+        ms(run.totalMs - run.lastCompletedMs),
+      ]),
+    );
+
+    const ones = runs.filter((run) => run.system === 'one by one');
+    const batchS = median(batches.map((run) => run.totalMs)) / 1000;
+    const oneS = median(ones.map((run) => run.totalMs)) / 1000;
+    printTable(
+      `Summary: completion of ${args.n} trivial operations (median of ${args.rounds} run(s) each)`,
+      ['system', 'total s', 'ops/s', 'server CPU s', 'time ratio'],
+      [
+        [
+          'startBatch (one request)',
+          fixed(batchS, 2),
+          fixed(median(batches.map(opsPerSecond)), 0),
+          fixed(median(batches.map((run) => run.serverCpu)), 1),
+          fixed(batchS / oneS, 2),
+        ],
+        [
+          `one by one (${args.clients} clients)`,
+          fixed(oneS, 2),
+          fixed(median(ones.map(opsPerSecond)), 0),
+          fixed(median(ones.map((run) => run.serverCpu)), 1),
+          '1.00',
+        ],
+      ],
+    );
+    console.log(
+      `\nbatch / one by one = ${fixed(batchS / oneS, 2)} × the time (goal ≤ 0.25)` +
+        (batchS > oneS ? ' (the batch is slower)' : ' (the batch is faster)'),
+    );
+    for (const run of runs.filter((r) => r.stalled)) {
+      console.log(
+        `  ${run.system} round ${run.round} stalled: ${run.completed}/${args.n} completed, no progress for ${args.stall} s`,
+      );
+    }
+  }
+  if (inPhase('chain')) {
+    // ------------------------------------------------------------ 3. chain
+    console.log(
+      `\n3. chain: statements per item of a chain of ${args.chain} dependent ${ECHO} items ($ref: to the ` +
+        `previous one, atomic: false) beside one of ${args['chain-small']}; one server (OPSGRAPH_ROLE=all) ` +
+        `whose statements are counted`,
+    );
+    const counter = statementCounter();
+    const chainRuns = await withServer(
+      'batch_chain',
+      'all',
+      async (server, db) => {
+        const submit = async (n: number) =>
+          (await startBatch(server, { items: chainBatch(n, ECHO), atomic: false })) as string;
+        await runChain(db, counter.read, submit, 5, 0); // warm-up
+        const out: ChainRun[] = [];
+        for (const n of [args['chain-small'], args.chain]) {
+          out.push(await runChain(db, counter.read, submit, n, args['chain-idle']));
+        }
+        return out;
+      },
+      counter.env,
+    );
+    printChain(chainRuns);
+    const [small, large] = chainRuns.map((run) => (run.statements - run.background) / run.items);
+    console.log(
+      `\nchain: ${fixed(large ?? Number.NaN, 1)} statements per item at ${args.chain} items ` +
+        `(${fixed(small ?? Number.NaN, 1)} at ${args['chain-small']}: ratio ${fixed((large ?? 0) / (small ?? 1), 2)}, ` +
+        `1.00 = constant per item)`,
     );
   }
 });

@@ -10,7 +10,7 @@ import { defineOperationType, type OperationType, type RunContext } from '../ope
 import type { Resources } from '../resources.ts';
 import { compensate } from './compensate.ts';
 import { runInlineBatch } from './inline-batch.ts';
-import { InputBudget, loadItems, startItems } from './items.ts';
+import { InputBudget, loadChanged, loadItems, skipItem, startItems } from './items.ts';
 import { type BatchOutcome, type ItemRow, type ItemStatus, itemStatus, outcomeOf } from './outcome.ts';
 import { kahnLevels } from './plan.ts';
 
@@ -21,8 +21,15 @@ const spec = z.object({
 });
 export type BatchSpec = z.infer<typeof spec>;
 
-/** How often the coordinator looks at its items when no event woke it, in ms. */
+/**
+ * How often the coordinator looks at its unfinished items when no message woke it, in ms: a safety
+ * net for a message lost (a process that died between its commit and its publish), not the way it
+ * learns of changes. While the bus is disconnected no message can come: it looks every POLL_MS.
+ */
+const SAFETY_MS = 5000;
 const POLL_MS = 500;
+/** Shortest time between the starts of two passes, in ms: messages arriving meanwhile are handled together. */
+const PASS_MS = 10;
 
 const terminal = (row: ItemRow) =>
   row.status === 'COMPLETED' || row.status === 'FAILED' || row.status === 'CANCELLED';
@@ -66,19 +73,40 @@ async function coordinate(r: Resources, batch: BatchSpec, ctx: RunContext): Prom
   const viewer: Viewer = { id: owner.id, name: owner.name, isAdmin: owner.isAdmin };
   const announced = await announcedStatuses(r, ctx.operationId);
   const budget = new InputBudget(r);
+  // Every committed change of an item is published on the batch's channel with the item's id: the
+  // coordinator reads back those items only, never all of them per change.
+  const dirty = new Set<string>();
+  /** The items as last read, by client id; and client ids by operation id. */
+  const byItem = new Map<string, ItemRow>();
+  const itemOf = new Map<string, string>();
+  let woken = false;
   let wake: () => void = () => {};
-  const unsubscribe = await r.bus.subscribe(batchChannel(ctx.operationId), () => wake());
+  const unsubscribe = await r.bus.subscribe(batchChannel(ctx.operationId), (message) => {
+    const { operationId } = message as { operationId?: string };
+    if (operationId) dirty.add(operationId);
+    woken = true;
+    wake();
+  });
   try {
     if (batch.atomic && batch.items.every((item) => r.registry.get(item.type)?.inline)) {
       const rows = await loadItems(r.db, ctx.operationId);
       if (rows.every((row) => row.status === 'PENDING' && !row.jobId))
         await runInlineBatch(r, viewer, rows, order, budget);
     }
+    // Read once in full (inputs, for references and the input budget); afterwards only changes.
+    const first = await loadItems(r.db, ctx.operationId);
+    for (const row of first) {
+      byItem.set(row.batchItemId, row);
+      itemOf.set(row.id, row.batchItemId);
+    }
+    budget.begin(first);
+    let cancelled = (await loadChanged(r.db, ctx.operationId, [])).cancelled;
+    let changedRows = first;
     let reported = -1;
+    let passStarted = 0;
     for (;;) {
-      const rows = await loadItems(r.db, ctx.operationId);
-      const byItem = new Map(rows.map((row) => [row.batchItemId, row]));
-      await announce(r, ctx, rows, announced);
+      await announce(r, ctx, changedRows, announced);
+      const rows = [...byItem.values()];
       const finished = rows.filter(terminal).length;
       if (finished !== reported) {
         reported = finished;
@@ -88,20 +116,26 @@ async function coordinate(r: Resources, batch: BatchSpec, ctx: RunContext): Prom
           message: `${finished} of ${rows.length} items finished`,
         });
       }
-      const [flags] = await r.db.$queryRawUnsafe<{ cancelRequestedAt: Date | null }[]>(
-        `SELECT "cancelRequestedAt" FROM "Operation" WHERE id = $1::uuid`,
-        ctx.operationId,
-      );
-      const cancelled = Boolean(flags?.cancelRequestedAt);
       const failure = rows.find(isFailure);
       const stopping = cancelled || (failure !== undefined && (batch.atomic || !batch.continueOnError));
+      if (finished === rows.length) return await finish(r, ctx, batch, order, cancelled, announced);
 
-      if (rows.every(terminal)) return await finish(r, ctx, batch, rows, order, cancelled, announced);
-      let changed = false;
+      const acted: ItemRow[] = [];
       const ready: ItemRow[] = [];
       for (const id of order) {
         const row = byItem.get(id);
-        if (row?.status !== 'PENDING' || row.jobId) continue;
+        // Not started yet: waiting for its dependencies, or released (with a job) but not taken.
+        if (row?.status !== 'PENDING' || row.startedAt) continue;
+        if (row.jobId) {
+          if (stopping) {
+            const reason = cancelled
+              ? 'the batch was cancelled'
+              : `not started: item ${failure?.batchItemId} failed`;
+            if (await skipItem(r, row, reason, cancelled ? null : (failure?.batchItemId ?? null)))
+              acted.push(row);
+          }
+          continue;
+        }
         const upstream = (deps.get(id) ?? []).map((dep) => byItem.get(dep) as ItemRow);
         const broken = upstream.find((dep) => dep.status === 'FAILED' || dep.status === 'CANCELLED');
         if (broken) {
@@ -112,13 +146,14 @@ async function coordinate(r: Resources, batch: BatchSpec, ctx: RunContext): Prom
                 ? 'failed'
                 : 'was cancelled';
           const rootCause = broken.error?.rootCause ?? broken.batchItemId;
-          changed = (await skip(r, row, `dependency ${broken.batchItemId} ${verb}`, rootCause)) || changed;
+          await skipItem(r, row, `dependency ${broken.batchItemId} ${verb}`, rootCause);
+          acted.push(row);
         } else if (stopping) {
           const reason = cancelled
             ? 'the batch was cancelled'
             : `not started: item ${failure?.batchItemId} failed`;
-          changed =
-            (await skip(r, row, reason, cancelled ? null : (failure?.batchItemId ?? null))) || changed;
+          await skipItem(r, row, reason, cancelled ? null : (failure?.batchItemId ?? null));
+          acted.push(row);
         } else if (upstream.every((dep) => dep.status === 'COMPLETED')) {
           ready.push(row);
         }
@@ -127,36 +162,64 @@ async function coordinate(r: Resources, batch: BatchSpec, ctx: RunContext): Prom
         const results = new Map(
           rows.filter((x) => x.status === 'COMPLETED').map((x) => [x.batchItemId, x.result]),
         );
-        budget.begin(rows);
         await startItems(r, viewer, ready, results, budget);
-        changed = true;
+        acted.push(...ready);
       }
       if (stopping && (batch.atomic || cancelled)) {
         const reason = cancelled
           ? 'the batch was cancelled'
           : `item ${failure?.batchItemId} failed (atomic batch)`;
         for (const row of rows) {
-          if (row.status === 'PROCESSING' || (row.status === 'PENDING' && row.jobId)) {
-            changed = (await cancelNow(r, row, reason, ctx.ownerId)) !== null || changed;
+          // Running, or waiting for its next attempt (those never started were skipped above).
+          if (row.status === 'PROCESSING' || (row.status === 'PENDING' && row.startedAt)) {
+            if ((await cancelNow(r, row, reason, ctx.ownerId)) !== null) acted.push(row);
           }
         }
       }
-      if (changed) continue;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        setTimeout(resolve, POLL_MS).unref();
-      });
+      // What this pass changed is read back at once (its messages may come later, or never).
+      for (const row of acted) dirty.add(row.id);
+      const wait = Math.max(0, passStarted + PASS_MS - Date.now());
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait).unref());
+      if (acted.length === 0) await waitForChange();
       if (ctx.signal.aborted) throw new Error(`batch coordinator stopped: ${String(ctx.signal.reason)}`);
+      passStarted = Date.now();
+      const ids = [...dirty];
+      dirty.clear();
+      woken = false;
+      const read = await loadChanged(r.db, ctx.operationId, ids);
+      cancelled = read.cancelled;
+      changedRows = read.rows.flatMap((row) => {
+        const known = byItem.get(row.batchItemId);
+        if (!known || itemOf.get(row.id) !== row.batchItemId) return [];
+        // The input is not read back: the one held is the template (or what was released).
+        const merged = { ...row, input: known.input };
+        byItem.set(row.batchItemId, merged);
+        return [merged];
+      });
     }
   } finally {
     unsubscribe();
   }
-}
 
-async function skip(r: Resources, row: ItemRow, reason: string, rootCause: string | null): Promise<boolean> {
-  const applied = await batchTransitions.skip(r.db, row.id, reason, rootCause);
-  if (applied) publish(r, applied);
-  return applied !== null;
+  /** Waits for a message, at most until the next safety look (which then reads every unfinished item). */
+  async function waitForChange(): Promise<void> {
+    if (woken || ctx.signal.aborted) return;
+    let onAbort = () => {};
+    const timedOut = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(true), r.bus.connected ? SAFETY_MS : POLL_MS);
+      timer.unref();
+      wake = onAbort = () => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    ctx.signal.removeEventListener('abort', onAbort);
+    wake = () => {};
+    if (timedOut) {
+      for (const [id, item] of itemOf) if (!terminal(byItem.get(item) as ItemRow)) dirty.add(id);
+    }
+  }
 }
 
 /** The states an item went through to reach `status`: RUNNING if it ever started, COMPLETED before ROLLED_BACK. */
@@ -215,16 +278,17 @@ async function finish(
   r: Resources,
   ctx: RunContext,
   batch: BatchSpec,
-  rows: ItemRow[],
   order: string[],
   cancelled: boolean,
   announced: Map<string, ItemStatus>,
 ): Promise<BatchOutcome> {
+  // Read in full once more: the outcome carries every item's result.
+  let after = await loadItems(r.db, ctx.operationId);
   let compensationErrors: string[] = [];
-  if (batch.atomic && (cancelled || rows.some(isFailure))) {
-    compensationErrors = await compensate(r, ctx, rows, order);
+  if (batch.atomic && (cancelled || after.some(isFailure))) {
+    compensationErrors = await compensate(r, ctx, after, order);
+    after = await loadItems(r.db, ctx.operationId);
   }
-  const after = await loadItems(r.db, ctx.operationId);
   await announce(r, ctx, after, announced);
   const outcome = outcomeOf(after, batch.atomic, cancelled);
   observeBatchOutcome(r.metrics, outcome.counts);

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { fromPrisma } from 'pg-boss';
 import type { Viewer } from '../auth/viewer.ts';
 import type { Db } from '../db/prisma.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
@@ -8,13 +7,12 @@ import { publish } from '../operations/attempt.ts';
 import * as batchTransitions from '../operations/batch-transitions.ts';
 import { runInlineItem } from '../operations/inline.ts';
 import { measureJson } from '../operations/input-limits.ts';
-import { type JobData, jobOptions } from '../operations/queues.ts';
-import type { EventMessage } from '../operations/record.ts';
 import type { OperationType } from '../operations/registry.ts';
 import { authorize } from '../operations/start.ts';
 import * as transitions from '../operations/transitions.ts';
 import { countUnfinished, fairPriority } from '../quotas/fair-share.ts';
 import type { Resources } from '../resources.ts';
+import { queueJobs } from './insert-items.ts';
 import { ITEM_COLUMNS, type ItemRow } from './outcome.ts';
 import { InputTooLargeError, RefError, type ResolveLimits, resolveRefs } from './refs.ts';
 
@@ -24,6 +22,51 @@ export const loadItems = (db: Db, batchId: string) =>
     `SELECT ${ITEM_COLUMNS} FROM "Operation" WHERE "batchId" = $1::uuid`,
     batchId,
   );
+
+/**
+ * Skips an item that never started (PENDING, with or without a job: items ready at submission have
+ * one at once). Its job, if any, is cancelled too; a worker that takes it first finds it CANCELLED.
+ * Returns whether the skip applied.
+ */
+export async function skipItem(
+  r: Resources,
+  item: { id: string; type: string; jobId: string | null },
+  reason: string,
+  rootCause: string | null,
+): Promise<boolean> {
+  const applied = await batchTransitions.skip(r.db, item.id, reason, rootCause);
+  if (!applied) return false;
+  publish(r, applied);
+  if (item.jobId) {
+    await r.boss.cancel(item.type, item.jobId).catch((error: Error) => {
+      r.logger.warn('pg-boss cancel failed', { operationId: item.id, error: error.message });
+    });
+  }
+  return true;
+}
+
+/**
+ * What the coordinator reads after a wake: the batch's cancel flag and the items of `ids` (those
+ * whose change woke it), without their inputs (it has them, and an input changes only when it
+ * releases the item). Reads only what changed, so a step costs the same in a batch of any size.
+ */
+export async function loadChanged(
+  db: Db,
+  batchId: string,
+  ids: readonly string[],
+): Promise<{ cancelled: boolean; rows: ItemRow[] }> {
+  const found = await db.$queryRawUnsafe<(Omit<ItemRow, 'id'> & { id: string | null; cancelled: boolean })[]>(
+    `SELECT b."cancelRequestedAt" IS NOT NULL AS cancelled, i.id, i."batchItemId", i.type, i.status::text AS status,
+            NULL AS input, i.result, i.error, i."jobId", i."startedAt", i."compensatedAt"
+       FROM "Operation" b
+       LEFT JOIN "Operation" i ON i."batchId" = b.id AND i.id = ANY($2::uuid[])
+      WHERE b.id = $1::uuid`,
+    batchId,
+    ids,
+  );
+  const rows = found.flatMap(({ cancelled: _, ...row }) => (row.id === null ? [] : [row as ItemRow]));
+  return { cancelled: found[0]?.cancelled ?? false, rows };
+}
 
 /**
  * What the inputs of one batch's items may take together (`config.batchInputMaxBytes`), as their
@@ -171,22 +214,28 @@ export async function startItems(
   if (ready.length) await release(r, viewer, ready);
 }
 
-/** Stores the resolved inputs and queues the jobs of `ready`, in one transaction. */
+/** Stores the resolved inputs and queues the jobs of `ready`, in one transaction, set-based. */
 async function release(r: Resources, viewer: Viewer, ready: Ready[]): Promise<void> {
   const released = await r.db.$transaction(
     async (tx) => {
-      const applied: EventMessage[] = [];
       // Fair share: ranked by the owner's other unfinished operations (these items included).
       const priority = fairPriority((await countUnfinished(tx, viewer.id)) - 1);
-      for (const { row, type, input, collectionId } of ready) {
-        const jobId = randomUUID();
-        const done = await batchTransitions.release(tx, row.id, input, jobId, collectionId);
-        if (!done) continue; // started meanwhile (a restarted coordinator)
-        const data: JobData = { operationId: row.id };
-        const options = { id: jobId, ...jobOptions(type.policy, priority), db: fromPrisma(tx) };
-        await r.boss.send(type.name, data, options);
-        applied.push(done);
-      }
+      const entries = ready.map(({ row, type, input, collectionId }) => ({
+        operationId: row.id,
+        type,
+        input,
+        jobId: randomUUID(),
+        collectionId,
+      }));
+      const applied = await batchTransitions.releaseMany(tx, entries);
+      // Items started meanwhile (a restarted coordinator) get no second job.
+      const done = new Set(applied.map((message) => message.operation.id));
+      await queueJobs(
+        tx,
+        r,
+        entries.filter((entry) => done.has(entry.operationId)),
+        priority,
+      );
       return applied;
     },
     { maxWait: 10_000, timeout: 60_000 },

@@ -4,12 +4,11 @@ import type { Operation } from '../generated/prisma/client.ts';
 import { observeBatchSubmitted } from '../metrics/events.ts';
 import { publish } from '../operations/attempt.ts';
 import { registryFor } from '../operations/audience.ts';
-import * as batchTransitions from '../operations/batch-transitions.ts';
 import { cancelNow, findToCancel } from '../operations/cancel.ts';
 import { IllegalTransitionError } from '../operations/errors.ts';
 import { ProblemList } from '../operations/input-limits.ts';
 import { insertOperation } from '../operations/insert.ts';
-import { batchChannel, toOperation } from '../operations/record.ts';
+import { batchChannel, type EventMessage, toOperation } from '../operations/record.ts';
 import { authorize, checkIdempotencyKey, findByKey, hashRequest, replay } from '../operations/start.ts';
 import { isTerminal } from '../operations/status.ts';
 import * as transitions from '../operations/transitions.ts';
@@ -18,7 +17,8 @@ import { enforceQuotas } from '../quotas/quotas.ts';
 import type { Resources } from '../resources.ts';
 import { checkTiming, jobPriority } from '../runs/timing.ts';
 import type { BatchSpec } from './coordinator.ts';
-import { loadItems } from './items.ts';
+import { insertItems } from './insert-items.ts';
+import { loadItems, skipItem } from './items.ts';
 import { outcomeOf } from './outcome.ts';
 import { type BatchItemRequest, batchLimits, type Plan, planBatch } from './plan.ts';
 
@@ -75,9 +75,11 @@ export async function startBatch(
     const earlier = await findByKey(r.db, viewer.id, key);
     if (earlier) return { batch: replay(earlier, key, inputHash).operation, plan, replayed: true };
   }
+  let released: EventMessage[] = [];
   const created = await r.db.$transaction(
     async (tx) => {
-      const priority = jobPriority(fairPriority(await countUnfinished(tx, viewer.id)), timing.priority);
+      const unfinished = await countUnfinished(tx, viewer.id);
+      const priority = jobPriority(fairPriority(unfinished), timing.priority);
       const batch = await insertOperation(tx, r, {
         runAt: timing.runAt,
         type,
@@ -88,23 +90,26 @@ export async function startBatch(
         priority,
       });
       if (!batch) return null;
-      await tx.$executeRawUnsafe(
-        `WITH items AS (
-           INSERT INTO "Operation" (type, input, "ownerId", "batchId", "batchItemId", "collectionId", "requestId", sequence, "creditCost")
-           SELECT t, i::jsonb, $1::uuid, $2::uuid, b, c::uuid, $7, 1, k
-             FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $8::int[]) AS x(t, i, b, c, k)
-           RETURNING id, status
-         )
-         INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent")
-         SELECT id, 1, 'CREATED', status, 0 FROM items`,
-        viewer.id,
-        batch.operation.id,
-        plan.items.map((item) => item.type.name),
-        plan.items.map((item) => JSON.stringify(item.input ?? {})),
-        plan.items.map((item) => item.id),
-        plan.items.map((item) => literal.get(item.id) ?? null),
-        batch.operation.requestId,
-        plan.items.map((item) => item.type.cost),
+      // Items that can start now are released here, in the submission's transaction: ranked like
+      // the coordinator's releases, by the owner's other unfinished operations (these items included).
+      const startsNow = !timing.runAt || timing.runAt.getTime() <= Date.now();
+      released = await insertItems(
+        tx,
+        r,
+        { id: batch.operation.id, ownerId: viewer.id, requestId: batch.operation.requestId },
+        plan.items.map((item) => {
+          const checked = literal.get(item.id);
+          const ready =
+            startsNow && !item.type.inline && item.dependsOn.length === 0 && checked !== undefined;
+          return {
+            id: item.id,
+            type: item.type,
+            input: ready ? checked?.input : item.input,
+            collectionId: checked?.collectionId ?? null,
+            ready,
+          };
+        }),
+        fairPriority(unfinished + plan.items.length - 1),
       );
       // Its items count, the batch operation itself does not; a refusal rolls all of it back.
       await enforceQuotas(tx, r.config, {
@@ -122,6 +127,7 @@ export async function startBatch(
     return { batch: replay(earlier, key as string, inputHash).operation, plan, replayed: true };
   }
   publish(r, created);
+  for (const message of released) publish(r, message);
   observeBatchSubmitted(
     r.metrics,
     plan.items.map((item) => item.type.name),
@@ -131,12 +137,16 @@ export async function startBatch(
 
 /**
  * Items whose input holds no reference are checked now as if started alone (access to their
- * collection, their type's own checks); the others when their references are resolved. Returns the
- * collection each checked item acts on.
+ * collection, their type's own checks); the others when their references are resolved. Returns each
+ * checked item's parsed input (defaults filled in) and the collection it acts on.
  */
-async function checkItems(r: Resources, viewer: Viewer, plan: Plan): Promise<Map<string, string>> {
+async function checkItems(
+  r: Resources,
+  viewer: Viewer,
+  plan: Plan,
+): Promise<Map<string, { input: unknown; collectionId: string | null }>> {
   const problems = new ProblemList(r.config.maxProblems);
-  const collections = new Map<string, string>();
+  const checked = new Map<string, { input: unknown; collectionId: string | null }>();
   for (const [index, item] of plan.items.entries()) {
     if (item.refs.length) continue;
     const parsed = item.type.input.safeParse(item.input);
@@ -144,14 +154,14 @@ async function checkItems(r: Resources, viewer: Viewer, plan: Plan): Promise<Map
     // A collection the viewer may not see (NotFoundError) or not change (ForbiddenError) refuses the
     // whole batch with that error, as startOperation refuses one operation: the first such item wins.
     const collectionId = await authorize(r, viewer, item.type, parsed.data);
-    if (collectionId) collections.set(item.id, collectionId);
-    const checked = (await item.type.check?.(parsed.data, { db: r.db, config: r.config, viewer })) ?? [];
-    for (const problem of checked) {
+    checked.set(item.id, { input: parsed.data, collectionId: collectionId ?? null });
+    const found = (await item.type.check?.(parsed.data, { db: r.db, config: r.config, viewer })) ?? [];
+    for (const problem of found) {
       problems.add(['items', index, ...problem.path], problem.message);
     }
   }
   problems.throwIfAny();
-  return collections;
+  return checked;
 }
 
 /**
@@ -177,12 +187,11 @@ export async function cancelBatch(
   const why = reason || `the batch was cancelled by ${viewer.name}`;
   const items = await r.db.operation.findMany({
     where: { batchId: id, status: { in: ['PENDING', 'PROCESSING'] } },
-    select: { id: true, type: true, jobId: true, status: true },
+    select: { id: true, type: true, jobId: true, status: true, startedAt: true },
   });
   for (const item of items) {
-    if (item.status === 'PENDING' && !item.jobId) {
-      const skipped = await batchTransitions.skip(r.db, item.id, why, null);
-      if (skipped) publish(r, skipped);
+    if (item.status === 'PENDING' && !item.startedAt) {
+      await skipItem(r, item, why, null);
     } else {
       await cancelNow(r, item, why, viewer.id);
     }

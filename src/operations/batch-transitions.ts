@@ -7,6 +7,9 @@ import { type Applied, apply, type Executor, type OperationError } from './trans
  * rollback, and the batch coordinator's own events and end. Applied like every other change.
  */
 
+/** The message of an item's READY event. */
+export const RELEASE_MESSAGE = 'dependencies completed; references resolved';
+
 /** A batch item whose dependencies completed: its resolved input and its job (PENDING, once). */
 export const release = (
   db: Executor,
@@ -20,11 +23,52 @@ export const release = (
     from: ['PENDING'],
     to: 'PENDING',
     kind: 'READY',
-    message: 'dependencies completed; references resolved',
+    message: RELEASE_MESSAGE,
     where: '"jobId" IS NULL',
     set: { input: '$1::jsonb', jobId: '$2::uuid', collectionId: 'COALESCE($3::uuid, "collectionId")' },
     values: [JSON.stringify(input), jobId, collectionId],
   });
+
+/** One item to release with `releaseMany`. */
+export interface Release {
+  operationId: string;
+  input: unknown;
+  jobId: string;
+  collectionId: string | null;
+}
+
+/**
+ * `release` for many items in one statement (the coordinator's and the submission's path: one
+ * UPDATE and one event INSERT for all of them). Returns the items it applied to (those still PENDING
+ * without a job), each as of its READY event.
+ */
+export async function releaseMany(db: Executor, items: readonly Release[]): Promise<Applied[]> {
+  if (items.length === 0 || !mayApply('PENDING', 'PENDING')) return [];
+  const rows = await db.$queryRawUnsafe<{ operation: OperationJson; event: EventJson }[]>(
+    `WITH x AS (
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[]) AS x(id, input, job, collection)
+     ), updated AS (
+       UPDATE "Operation" o
+          SET sequence = o.sequence + 1, "updatedAt" = now(), input = x.input::jsonb, "jobId" = x.job,
+              "collectionId" = COALESCE(x.collection, o."collectionId")
+         FROM x
+        WHERE o.id = x.id AND o.status = 'PENDING' AND o."jobId" IS NULL
+        RETURNING o.*
+     ), inserted AS (
+       INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent", "progressTotal", message)
+       SELECT id, sequence, 'READY', status, "progressCurrent", "progressTotal", $5 FROM updated
+       RETURNING *
+     )
+     SELECT ${operationJsonSql('u')} AS operation, ${eventJsonSql('i')} AS event
+       FROM updated u JOIN inserted i ON i."operationId" = u.id`,
+    items.map((item) => item.operationId),
+    items.map((item) => JSON.stringify(item.input)),
+    items.map((item) => item.jobId),
+    items.map((item) => item.collectionId),
+    RELEASE_MESSAGE,
+  );
+  return rows;
+}
 
 /**
  * A batch item that will not run: PENDING → CANCELLED with code SKIPPED (or ROLLED_BACK, when its
