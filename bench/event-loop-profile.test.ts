@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect, it } from 'vitest';
 import {
   amplifyingBatch,
+  cyclicBatch,
   DEFAULT_LIMITS,
   densestBatch,
   largestBatch,
@@ -14,7 +15,8 @@ import { uuidOf } from '../test/support/operations.ts';
 /**
  * Where the long synchronous blocks of one worst input come from (issue 9, point 5); not part of the
  * suite. `npm run bench:event-loop-profile` with PROFILE_KIND=op1mb (a 1 MB startOperation, the
- * default), largest (startBatch of 2 × ~1 MB) or amplify (refs copying a 1 MB result), sent
+ * default), largest (startBatch of 2 × ~1 MB), densest (the densest validateOnly batch), cycles
+ * (10,000 dependencies in cycles) or amplify (refs copying a 1 MB result), sent
  * PROFILE_ROUNDS times (default 4), each waited for until every operation ended. Prints the turns
  * of the loop with the most main-thread CPU (process.threadCpuUsage: not inflated by other
  * processes on a busy machine) and, unless PROFILE_OFF=1, the busiest stretches of a CPU profile
@@ -40,6 +42,7 @@ const bodies: Record<string, () => string> = {
   largest: () => JSON.stringify({ query: BATCH, variables: { input: { items: largestBatch() } } }),
   densest: () =>
     JSON.stringify({ query: BATCH, variables: { input: { items: densestBatch(), validateOnly: true } } }),
+  cycles: () => JSON.stringify({ query: BATCH, variables: { input: { items: cyclicBatch() } } }),
   amplify: () =>
     JSON.stringify({ query: BATCH, variables: { input: { items: amplifyingBatch(), atomic: false } } }),
 };
