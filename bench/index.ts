@@ -62,7 +62,10 @@ const args = readArgs({
 
 const CHUNK_SIZE = 1000;
 const LANGUAGE = 'english';
-const POLL_MS = 100;
+/** How often the operation is polled: its time is read from completedAt, so this only spaces rounds. */
+const POLL_MS = 500;
+/** Issue 13: indexing at 0.95× a raw COPY of the same files or better. */
+const TARGET = 0.95;
 
 // ---------------------------------------------------------------- the corpus
 
@@ -629,12 +632,12 @@ await runBench(async () => {
     `Summary (median of ${args.rounds} run(s) each)`,
     ['system', 'docs/s', 'ratio', 'target'],
     [
-      ['opsgraph collection.index', fixed(mine, 0), fixed(ratio, 2), '≥ 0.50'],
+      ['opsgraph collection.index', fixed(mine, 0), fixed(ratio, 2), `≥ ${fixed(TARGET, 2)}`],
       ['raw COPY', fixed(raw, 0), '1.00', ''],
     ],
   );
   console.log(
-    `\nratio opsgraph / raw COPY = ${fixed(ratio, 2)} (target ≥ 0.50: ${ratio >= 0.5 ? 'met' : 'not met'})`,
+    `\nratio opsgraph / raw COPY = ${fixed(ratio, 2)} (target ≥ ${fixed(TARGET, 2)}: ${ratio >= TARGET ? 'met' : 'not met'})`,
   );
   if (chunkCounts.size > 1) {
     console.log(`warning: the runs stored different chunk counts: ${[...chunkCounts].join(', ')}`);

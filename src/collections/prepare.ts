@@ -1,4 +1,12 @@
+import { setImmediate as turn } from 'node:timers/promises';
 import { chunkText, contentHash, type SourceDocument } from './text.ts';
+
+/**
+ * Documents hashed or chunked between two turns of the event loop: a batch is prepared while the
+ * batch before is in the database, and that transaction's next statement waits for no more than
+ * this much work (a whole batch at once would hold it up by tens of milliseconds).
+ */
+const DOCUMENTS_PER_TURN = 10;
 
 /**
  * A PostgreSQL array literal (`{"a","b",NULL,3}`), passed as one text parameter and cast in SQL
@@ -30,22 +38,25 @@ export interface EncodedChunks {
 }
 
 /** Splits documents into chunks of about `chunkSize` characters, encoded for `insertChunks`. */
-export function encodeChunks(
+export async function encodeChunks(
   docs: readonly { title: string; content: string }[],
   chunkSize: number,
-): EncodedChunks {
+): Promise<EncodedChunks> {
   const positions: number[] = [];
   const ordinals: number[] = [];
   const contents: string[] = [];
   const titles: string[] = [];
-  docs.forEach((doc, i) => {
+  for (let i = 0; i < docs.length; i += 1) {
+    if (i > 0 && i % DOCUMENTS_PER_TURN === 0) await turn();
+    const doc = docs[i]!;
     chunkText(doc.content, chunkSize).forEach((content, ordinal) => {
       positions.push(i + 1);
       ordinals.push(ordinal);
       contents.push(content);
       titles.push(ordinal === 0 ? doc.title : '');
     });
-  });
+  }
+  await turn();
   return {
     count: contents.length,
     positions: arrayLiteral(positions),
@@ -73,24 +84,26 @@ export interface PreparedBatch {
   chunks: EncodedChunks;
 }
 
-/** Does a batch's Node work (hashing, chunking, encoding) before its transaction. */
-export function prepareBatch(docs: readonly SourceDocument[], chunkSize: number): PreparedBatch {
-  const keys = docs.map((doc) => ({
-    source: doc.source,
-    externalId: doc.externalId,
-    hash: contentHash(doc),
-  }));
-  return {
-    length: docs.length,
-    keys,
-    documents: {
-      sources: arrayLiteral(keys.map((key) => key.source)),
-      externalIds: arrayLiteral(keys.map((key) => key.externalId)),
-      titles: arrayLiteral(docs.map((doc) => doc.title)),
-      contents: arrayLiteral(docs.map((doc) => doc.content)),
-      hashes: arrayLiteral(keys.map((key) => key.hash)),
-      metadata: arrayLiteral(docs.map((doc) => JSON.stringify(doc.metadata))),
-    },
-    chunks: encodeChunks(docs, chunkSize),
+/** Does a batch's Node work (hashing, chunking, encoding) before its transaction, a little at a time. */
+export async function prepareBatch(
+  docs: readonly SourceDocument[],
+  chunkSize: number,
+): Promise<PreparedBatch> {
+  const keys: PreparedBatch['keys'] = [];
+  for (let i = 0; i < docs.length; i += 1) {
+    if (i > 0 && i % DOCUMENTS_PER_TURN === 0) await turn();
+    const doc = docs[i]!;
+    keys.push({ source: doc.source, externalId: doc.externalId, hash: contentHash(doc) });
+  }
+  await turn();
+  const documents = {
+    sources: arrayLiteral(keys.map((key) => key.source)),
+    externalIds: arrayLiteral(keys.map((key) => key.externalId)),
+    titles: arrayLiteral(docs.map((doc) => doc.title)),
+    contents: arrayLiteral(docs.map((doc) => doc.content)),
+    hashes: arrayLiteral(keys.map((key) => key.hash)),
+    metadata: arrayLiteral(docs.map((doc) => JSON.stringify(doc.metadata))),
   };
+  await turn();
+  return { length: docs.length, keys, documents, chunks: await encodeChunks(docs, chunkSize) };
 }

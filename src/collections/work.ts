@@ -140,9 +140,9 @@ export async function* readAhead<T>(source: AsyncIterable<T>): AsyncGenerator<T,
 /** Maps each item of an async iterable (a batch of a source to its prepared form). */
 export async function* mapBatches<T, U>(
   source: AsyncIterable<T>,
-  map: (item: T) => U,
+  map: (item: T) => U | Promise<U>,
 ): AsyncGenerator<U, void, undefined> {
-  for await (const item of source) yield map(item);
+  for await (const item of source) yield await map(item);
 }
 
 /**

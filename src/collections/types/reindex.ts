@@ -85,10 +85,10 @@ export const collectionReindex = defineOperationType({
           ctx,
           mapBatches(
             documentBatches(ctx.db, collection.id, request.batchSize ?? ctx.config.collectionBatchSize),
-            (docs) => ({
+            async (docs) => ({
               length: docs.length,
               ids: arrayLiteral(docs.map((doc) => doc.id)),
-              chunks: encodeChunks(docs, next.chunkSize),
+              chunks: await encodeChunks(docs, next.chunkSize),
             }),
           ),
           tally,
