@@ -665,7 +665,7 @@ await runBench(async () => {
       counter.env,
     );
     printChain(chainRuns);
-    const [small, large] = chainRuns.map((run) => (run.statements - run.background) / run.items);
+    const [small, large] = chainRuns.map((run) => run.statements / run.items);
     console.log(
       `\nchain: ${fixed(large ?? Number.NaN, 1)} statements per item at ${args.chain} items ` +
         `(${fixed(small ?? Number.NaN, 1)} at ${args['chain-small']}: ratio ${fixed((large ?? 0) / (small ?? 1), 2)}, ` +

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { fromPrisma } from 'pg-boss';
+import { skipItem } from '../batches/items.ts';
 import type { Resources } from '../resources.ts';
 import { endAttempt, publish } from './attempt.ts';
-import * as batchTransitions from './batch-transitions.ts';
 import { type JobData, jobOptions } from './queues.ts';
 import * as transitions from './transitions.ts';
 
@@ -142,12 +142,15 @@ async function releaseAbandonedCollections(r: Resources, minAgeSeconds: number):
   }));
 }
 
-/** Batch items still waiting (PENDING, no job) whose batch has ended: what `reconcile` skips. */
+/**
+ * Batch items that never started (PENDING: waiting without a job, or released with one but not
+ * taken yet) whose batch has ended: what `reconcile` skips.
+ */
 export function findAbandonedItems(r: Resources, limit: number) {
-  return r.db.$queryRawUnsafe<{ id: string; type: string; batchStatus: string }[]>(
-    `SELECT i.id, i.type, b.status::text AS "batchStatus"
+  return r.db.$queryRawUnsafe<{ id: string; type: string; jobId: string | null; batchStatus: string }[]>(
+    `SELECT i.id, i.type, i."jobId", b.status::text AS "batchStatus"
        FROM "Operation" i JOIN "Operation" b ON b.id = i."batchId"
-      WHERE i.status = 'PENDING' AND i."jobId" IS NULL AND b.status IN ('COMPLETED', 'FAILED', 'CANCELLED')
+      WHERE i.status = 'PENDING' AND i."startedAt" IS NULL AND b.status IN ('COMPLETED', 'FAILED', 'CANCELLED')
       LIMIT $1`,
     limit,
   );
@@ -155,15 +158,15 @@ export function findAbandonedItems(r: Resources, limit: number) {
 
 /**
  * Batch items wait without a job until their coordinator starts them. If the batch ended without
- * starting them (its coordinator gave up), they would wait for ever: they are SKIPPED instead.
+ * starting them (its coordinator gave up), they would wait for ever, or (released with a job) run
+ * with nobody to watch them: they are SKIPPED instead, and their job cancelled.
  */
 async function skipAbandonedItems(r: Resources, limit: number): Promise<Repair[]> {
   const items = await findAbandonedItems(r, limit);
   const repairs: Repair[] = [];
   for (const item of items) {
     const reason = `its batch ended (${item.batchStatus}) before it started`;
-    const applied = await batchTransitions.skip(r.db, item.id, reason, null);
-    if (applied) publish(r, applied);
+    const applied = await skipItem(r, item, reason, null);
     repairs.push({
       operationId: item.id,
       type: item.type,

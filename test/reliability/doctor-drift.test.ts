@@ -93,9 +93,11 @@ beforeAll(async () => {
     `UPDATE "Operation" SET status = 'COMPLETED', "completedAt" = now(), result = $2 WHERE id = $1`,
     [drift.batch, JSON.stringify({ status: 'COMPLETED', counts, failed: [], items: {} })],
   );
-  await db.query(`DELETE FROM pgboss.job WHERE id = (SELECT "jobId" FROM "Operation" WHERE id = $1)`, [
-    drift.batch,
-  ]);
+  // The batch's job, and its items' (ready at submission, they were queued with it).
+  await db.query(
+    `DELETE FROM pgboss.job WHERE id IN (SELECT "jobId" FROM "Operation" WHERE id = $1 OR "batchId" = $1)`,
+    [drift.batch],
+  );
 
   // credit-ledger: carol's account off its intact ledger (fixable); dave's ledger itself broken.
   drift.carol = await userId('carol');
