@@ -85,15 +85,7 @@ export async function startOperation(r: Resources, viewer: Viewer, request: Star
   };
   const messages = type.inline
     ? await runInline(r, type, spec)
-    : request.onInserted
-      ? await startInTransaction(r, { ...spec, runAt: timing.runAt }, timing.priority)
-      : await created(
-          createOperation(r.db, r.config, await jobTable(r.boss, r.config.bossSchema, type.name), {
-            ...spec,
-            runAt: timing.runAt,
-            priority: timing.priority,
-          }),
-        );
+    : await create(r, { ...spec, runAt: timing.runAt }, timing.priority);
   if (!messages) {
     // A concurrent request with the same key won the insert.
     const earlier = await findByKey(r.db, viewer.id, key as string);
@@ -104,19 +96,22 @@ export async function startOperation(r: Resources, viewer: Viewer, request: Star
   return { operation: toOperation((messages.at(-1) as EventMessage).operation), replayed: false };
 }
 
-const created = async (message: Promise<EventMessage | null>) => {
-  const done = await message;
-  return done && [done];
-};
-
-/** A start that runs more in its transaction (onInserted: a retry's audit rows): several statements. */
-function startInTransaction(r: Resources, spec: NewOperation, priority: number) {
+/**
+ * Creates a job type's operation: in one statement (create.ts), or in a transaction of several when
+ * the start writes more rows of its own (onInserted: a retry's audit rows). [row] or null: a replay.
+ */
+async function create(r: Resources, spec: NewOperation, priority: number): Promise<EventMessage[] | null> {
+  if (!spec.onInserted) {
+    const table = await jobTable(r.boss, r.config.bossSchema, spec.type.name);
+    const created = await createOperation(r.db, r.config, table, { ...spec, priority });
+    return created && [created];
+  }
   return r.db.$transaction(
     async (tx) => {
-      const done = await admit(tx, r.config, { ownerId: spec.ownerId, operations: 1 }, (rank) =>
+      const created = await admit(tx, r.config, { ownerId: spec.ownerId, operations: 1 }, (rank) =>
         insertOperation(tx, r, { ...spec, priority: jobPriority(rank, priority) }),
       );
-      return done && [done];
+      return created && [created];
     },
     // Starts of one user queue on their quota lock: wait for it rather than fail.
     { maxWait: 10_000, timeout: 30_000 },
