@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.ts';
 import { reserveCtes } from '../credits/ledger.ts';
-import type { Db } from '../db/prisma.ts';
+import { type Db, prepared } from '../db/prisma.ts';
 import { fairPrioritySql } from '../quotas/fair-share.ts';
 import { admitSql, refusing } from '../quotas/quotas.ts';
 import { jobPrioritySql } from '../runs/timing.ts';
@@ -46,14 +46,16 @@ export async function createOperation(
   return rows[0] ?? null;
 }
 
-/** The statement per job table (schema and table are SQL identifiers; everything else a parameter). */
+/** The statement per job table (schema and table are SQL identifiers; everything else a parameter), prepared. */
 const statements = new Map<string, string>();
 
 function sql(table: JobTable): string {
   const key = `${table.schema}.${table.table}.${table.notify}`;
   let text = statements.get(key);
   if (text === undefined) {
-    text = `WITH ${CREATED_CTES},
+    text = prepared(
+      `opsgraph_start_${key.replaceAll('.', '_')}`,
+      `WITH ${CREATED_CTES},
       ${reserveCtes('$4::uuid', 'SELECT id, "creditCost"::bigint AS cost, true AS root FROM op', (total) =>
         admitSql({
           owner: '$4::uuid',
@@ -76,7 +78,8 @@ function sql(table: JobTable): string {
         heartbeatSeconds: '$19::int',
       })}
      SELECT ${operationJsonSql('op')} AS operation, ${eventJsonSql('ev')} AS event
-       FROM op, ev WHERE (SELECT count(*) FROM job_notified) >= 0`;
+       FROM op, ev WHERE (SELECT count(*) FROM job_notified) >= 0`,
+    );
     statements.set(key, text);
   }
   return text;
