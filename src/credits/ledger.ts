@@ -4,7 +4,7 @@ import type { Db } from '../db/prisma.ts';
  * The credits ledger in SQL. Whole credits in BIGINT. A user's "CreditAccount" row is changed only
  * together with the "CreditLedger" row that records the movement, in one statement:
  * - GRANT: balance += amount (openAccount, grantCredits);
- * - RESERVE at a start: balance -= cost, reserved += cost (RESERVE_CTES, inside the quota check);
+ * - RESERVE at a start: balance -= cost, reserved += cost (reserveCtes, with the quota check);
  * - CONSUME when an operation completes, REFUND when it fails or is cancelled: reserved -= cost,
  *   and a refund puts it back in the balance (SETTLE_CTES, inside the status transition).
  * So for every user: granted = balance + reserved + consumed.
@@ -13,26 +13,34 @@ import type { Db } from '../db/prisma.ts';
 type Executor = Pick<Db, '$queryRawUnsafe'>;
 
 /**
- * CTEs that reserve the cost of the operation `$ROOT` and of its batch items for user `$USER`, when
- * the balance covers it all. Defines `need` (total) and `reservation` (one row, `before`, when it
- * was reserved; none when the balance was short). `$ROOT` and `$USER` are replaced by the caller's
- * parameter placeholders.
+ * CTEs that admit a start and reserve its credits, for user `user` (SQL expressions throughout):
+ * `costs` (SQL yielding `id`, `cost` and `root`: the started operation first, then its batch items;
+ * see {@link costsOf}), `need` (their total), `admitted` (`rank`: the quota check `admit(total)`
+ * builds, src/quotas/quotas.ts, which raises on a refusal, so nothing below happens), `reservation`
+ * (balance -= total, reserved += total) and `reserve_rows` (a RESERVE row per operation). Nothing
+ * is admitted or reserved when `costs` is empty (an idempotent replay wrote no row). The balance
+ * is not checked here: admit checked it under the owner's lock, and the account's CHECK
+ * (balance >= 0) refuses anything else.
  */
-export const reserveCtes = (user: string, root: string) => `
-  costs AS (
-    SELECT id, "creditCost"::bigint AS cost FROM "Operation" WHERE id = ${root} OR "batchId" = ${root}
-  ), need AS (
+export const reserveCtes = (user: string, costs: string, admit: (total: string) => string) => `
+  costs AS (${costs}), need AS (
     SELECT COALESCE(sum(cost), 0)::bigint AS total FROM costs
+  ), admitted AS (
+    SELECT ${admit('need.total')} AS rank FROM need WHERE EXISTS (SELECT 1 FROM costs)
   ), reservation AS (
     UPDATE "CreditAccount" a SET balance = a.balance - need.total, reserved = a.reserved + need.total, "updatedAt" = now()
-      FROM need WHERE a."userId" = ${user} AND a.balance >= need.total
+      FROM need, admitted WHERE a."userId" = ${user}
     RETURNING a.balance + need.total AS before
   ), reserve_rows AS (
     INSERT INTO "CreditLedger" ("userId", "operationId", kind, amount, "balanceAfter")
     SELECT ${user}, c.id, 'RESERVE', c.cost,
-           r.before - sum(c.cost) OVER (ORDER BY c.id <> ${root}, c.id ROWS UNBOUNDED PRECEDING)
+           r.before - sum(c.cost) OVER (ORDER BY NOT c.root, c.id ROWS UNBOUNDED PRECEDING)
       FROM costs c, reservation r
   )`;
+
+/** `costs` for {@link reserveCtes}: the operation `root` and its batch items, as the statement sees them. */
+export const costsOf = (root: string) =>
+  `SELECT id, "creditCost"::bigint AS cost, id = ${root} AS root FROM "Operation" WHERE id = ${root} OR "batchId" = ${root}`;
 
 /**
  * CTEs that settle the reservation of the operations in the CTE `updated` (just moved to a terminal

@@ -33,6 +33,39 @@ export interface NewOperation {
 }
 
 /**
+ * CTEs `op` (the operation row, none when the owner already used the idempotency key), `ev` (its
+ * CREATED event) and `audit` (its OPERATION_STARTED or BATCH_STARTED row), from parameters $1–$13
+ * ({@link operationValues}).
+ */
+export const CREATED_CTES = `op AS (
+    INSERT INTO "Operation" (id, type, input, "ownerId", "idempotencyKey", "inputHash", "jobId", "collectionId", "requestId", "retryOfId", "scheduleId", "scheduledFor", sequence, "creditCost")
+    VALUES ($1::uuid, $2, $3::jsonb, $4::uuid, $5, $6, $7::uuid, $8::uuid, $9, $10::uuid, $11::uuid, $12::timestamptz, 1, $13)
+    ON CONFLICT ("ownerId", "idempotencyKey") DO NOTHING
+    RETURNING *
+  ), ev AS (
+    INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent")
+    SELECT id, 1, 'CREATED', status, 0 FROM op
+    RETURNING *
+  ), ${STARTED_AUDIT_CTE}`;
+
+/** Parameters $1–$13 of {@link CREATED_CTES}. */
+export const operationValues = (spec: NewOperation, id: string, jobId: string) => [
+  id,
+  spec.type.name,
+  spec.inputJson ?? JSON.stringify(spec.input),
+  spec.ownerId,
+  spec.idempotencyKey,
+  spec.inputHash,
+  spec.type.inline ? null : jobId,
+  spec.collectionId ?? null,
+  currentRequestId() ?? null,
+  spec.retryOfId ?? null,
+  spec.scheduleId ?? null,
+  spec.runAt ?? null,
+  spec.type.cost,
+];
+
+/**
  * Writes the operation row, its first event, its audit row (OPERATION_STARTED or BATCH_STARTED, in
  * the same statement) and (for a job type) its job inside the caller's transaction. Returns null, writing nothing, when the owner already used the idempotency key.
  */
@@ -44,30 +77,9 @@ export async function insertOperation(
   const id = randomUUID();
   const jobId = randomUUID();
   const rows = await tx.$queryRawUnsafe<EventMessage[]>(
-    `WITH op AS (
-       INSERT INTO "Operation" (id, type, input, "ownerId", "idempotencyKey", "inputHash", "jobId", "collectionId", "requestId", "retryOfId", "scheduleId", "scheduledFor", sequence, "creditCost")
-       VALUES ($1::uuid, $2, $3::jsonb, $4::uuid, $5, $6, $7::uuid, $8::uuid, $9, $10::uuid, $11::uuid, $12::timestamptz, 1, $13)
-       ON CONFLICT ("ownerId", "idempotencyKey") DO NOTHING
-       RETURNING *
-     ), ev AS (
-       INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent")
-       SELECT id, 1, 'CREATED', status, 0 FROM op
-       RETURNING *
-     ), ${STARTED_AUDIT_CTE}
+    `WITH ${CREATED_CTES}
      SELECT ${operationJsonSql('op')} AS operation, ${eventJsonSql('ev')} AS event FROM op, ev`,
-    id,
-    spec.type.name,
-    spec.inputJson ?? JSON.stringify(spec.input),
-    spec.ownerId,
-    spec.idempotencyKey,
-    spec.inputHash,
-    spec.type.inline ? null : jobId,
-    spec.collectionId ?? null,
-    currentRequestId() ?? null,
-    spec.retryOfId ?? null,
-    spec.scheduleId ?? null,
-    spec.runAt ?? null,
-    spec.type.cost,
+    ...operationValues(spec, id, jobId),
   );
   const created = rows[0];
   if (created && spec.onInserted) await spec.onInserted(tx, created);

@@ -11,10 +11,12 @@ import type { Resources } from '../resources.ts';
 import { checkTiming, jobPriority } from '../runs/timing.ts';
 import { publish } from './attempt.ts';
 import { registryFor } from './audience.ts';
+import { createOperation } from './create.ts';
 import { IdempotencyKeyConflictError, UnknownOperationTypeError } from './errors.ts';
 import { runInline } from './inline.ts';
 import { parseInput } from './input-limits.ts';
 import { insertOperation, type NewOperation } from './insert.ts';
+import { jobTable } from './job-row.ts';
 import type { EventMessage } from './record.ts';
 import { toOperation } from './record.ts';
 import type { OperationType } from './registry.ts';
@@ -43,7 +45,7 @@ export interface Started {
 
 /**
  * Validates and creates an operation: its row, its CREATED event and its pg-boss job in one
- * transaction, then publishes the event. With an idempotency key, a repeat returns the original.
+ * transaction (one statement: create.ts), then publishes the event. With an idempotency key, a repeat returns the original.
  */
 export async function startOperation(r: Resources, viewer: Viewer, request: StartRequest): Promise<Started> {
   // Measuring, hashing and storing a 1 MB input are each a few ms of CPU: one at a time.
@@ -83,20 +85,7 @@ export async function startOperation(r: Resources, viewer: Viewer, request: Star
   };
   const messages = type.inline
     ? await runInline(r, type, spec)
-    : await r.db.$transaction(
-        async (tx) => {
-          const created = await admit(tx, r.config, { ownerId: viewer.id, operations: 1 }, (rank) =>
-            insertOperation(tx, r, {
-              ...spec,
-              runAt: timing.runAt,
-              priority: jobPriority(rank, timing.priority),
-            }),
-          );
-          return created && [created];
-        },
-        // Starts of one user queue on their quota lock: wait for it rather than fail.
-        { maxWait: 10_000, timeout: 30_000 },
-      );
+    : await create(r, { ...spec, runAt: timing.runAt }, timing.priority);
   if (!messages) {
     // A concurrent request with the same key won the insert.
     const earlier = await findByKey(r.db, viewer.id, key as string);
@@ -105,6 +94,28 @@ export async function startOperation(r: Resources, viewer: Viewer, request: Star
   }
   for (const message of messages) publish(r, message);
   return { operation: toOperation((messages.at(-1) as EventMessage).operation), replayed: false };
+}
+
+/**
+ * Creates a job type's operation: in one statement (create.ts), or in a transaction of several when
+ * the start writes more rows of its own (onInserted: a retry's audit rows). [row] or null: a replay.
+ */
+async function create(r: Resources, spec: NewOperation, priority: number): Promise<EventMessage[] | null> {
+  if (!spec.onInserted) {
+    const table = await jobTable(r.boss, r.config.bossSchema, spec.type.name);
+    const created = await createOperation(r.db, r.config, table, { ...spec, priority });
+    return created && [created];
+  }
+  return r.db.$transaction(
+    async (tx) => {
+      const created = await admit(tx, r.config, { ownerId: spec.ownerId, operations: 1 }, (rank) =>
+        insertOperation(tx, r, { ...spec, priority: jobPriority(rank, priority) }),
+      );
+      return created && [created];
+    },
+    // Starts of one user queue on their quota lock: wait for it rather than fail.
+    { maxWait: 10_000, timeout: 30_000 },
+  );
 }
 
 /**

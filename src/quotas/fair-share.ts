@@ -11,6 +11,10 @@ type Executor = Pick<Db, '$queryRawUnsafe'>;
  */
 export const fairPriority = (unfinished: number): number => -Math.min(Math.max(0, unfinished), MAX_RANK);
 
+/** fairPriority in SQL, of an SQL expression. */
+export const fairPrioritySql = (unfinished: string): string =>
+  `(-LEAST(GREATEST(0, ${unfinished}), ${MAX_RANK}))`;
+
 /** Jobs queued outside a start (retries, releases, repairs) rank behind first operations. */
 export const REQUEUE_PRIORITY = -1;
 

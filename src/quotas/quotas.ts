@@ -1,6 +1,6 @@
 import type { Config } from '../config.ts';
 import { InsufficientCreditsError } from '../credits/errors.ts';
-import { reserveCtes } from '../credits/ledger.ts';
+import { costsOf, reserveCtes } from '../credits/ledger.ts';
 import type { Db } from '../db/prisma.ts';
 import { QuotaExceededError } from '../operations/errors.ts';
 import { countUnfinished, fairPriority } from './fair-share.ts';
@@ -21,10 +21,10 @@ export interface QuotaRequest {
 
 type Limits = Pick<Config, 'quotaMaxActive' | 'quotaStartsPerMinute'>;
 
-/** Names opsgraph's quota locks among other users of two-key advisory locks. */
-const LOCK_NAMESPACE = 7341;
 /** What a refusal by the active quota suggests: it cannot know when an operation will finish. */
 const ACTIVE_RETRY_AFTER_SECONDS = 5;
+/** The SQLSTATE opsgraph_admit raises a refusal with (prisma/migrations/…_admit_function). */
+const REFUSED = 'OGQ01';
 
 /**
  * Creates a start's rows within its owner's quotas, in the caller's transaction: `create` writes
@@ -45,72 +45,123 @@ export async function admit<T extends { operation: { id: string } }>(
 }
 
 /**
- * Checks the owner's quotas once this start's own rows are written in `tx`, under a per-user
- * transaction-scoped advisory lock held until the transaction ends: concurrent starts of one user,
- * in any process, take turns from here to their commit, so each counts everything committed before
- * it plus its own rows, and the limits are exact. Taken after the inserts, the lock is held only for
- * the count and the commit. The same statement reserves the start's credits (src/credits/): no
- * extra round trip. Throws QuotaExceededError, or InsufficientCreditsError when the quotas allow
- * the start but the balance does not cover it.
+ * The quota check of a start as an SQL expression: opsgraph_admit (see its migration) takes the
+ * owner's transaction-scoped quota lock, held until the transaction ends, so concurrent starts of
+ * one user, in any process, take turns from there to their commit; then, each query with a new
+ * snapshot that sees every start committed before the lock was granted, it counts the owner's
+ * unfinished operations and starts of the last minute besides the start's own rows (the operation
+ * `started` and its batch items, visible or not) plus `requested`, and checks the balance covers
+ * `cost`. Taken last in the start's statement or transaction, the lock is held only for the count
+ * and the commit. A refusal raises an error that {@link refusal} turns into QuotaExceededError or
+ * InsufficientCreditsError; otherwise its value is the owner's other unfinished operations.
+ * Arguments are SQL expressions.
  */
-export async function enforceQuotas(tx: Tx, limits: Limits, request: QuotaRequest): Promise<void> {
-  await tx.$executeRawUnsafe(
-    'SELECT pg_advisory_xact_lock($1::int, hashtext($2))',
-    LOCK_NAMESPACE,
-    request.ownerId,
-  );
-  const n = request.operations;
-  const { quotaMaxActive: maxActive, quotaStartsPerMinute: perMinute } = limits;
-  // A new statement, so it sees every start committed before this one took the lock.
-  const [usage] = await tx.$queryRawUnsafe<Counted[]>(
-    COUNT_SQL,
-    request.ownerId,
-    maxActive,
-    perMinute,
-    request.reserveFor,
-  );
-  const { active, windowEdge, now, reserved, required, available } = usage as Counted;
-  if (active > maxActive) {
-    const never = n > maxActive;
-    throw new QuotaExceededError('ACTIVE_OPERATIONS', maxActive, never ? null : ACTIVE_RETRY_AFTER_SECONDS);
-  }
-  if (n > perMinute) throw new QuotaExceededError('STARTS_PER_MINUTE', perMinute, null);
-  if (windowEdge) {
-    // Once the start just past the limit is a minute old, the window holds this one.
-    const waitMs = windowEdge.getTime() + 60_000 - now.getTime();
-    throw new QuotaExceededError('STARTS_PER_MINUTE', perMinute, Math.max(1, Math.ceil(waitMs / 1000)));
-  }
-  if (!reserved) throw new InsufficientCreditsError(required, available);
-}
-
-interface Counted {
-  active: number;
-  windowEdge: Date | null;
-  now: Date;
-  /** Whether the credits were reserved; else what was needed and what the balance held. */
-  reserved: boolean;
-  required: number;
-  available: number;
-}
+export const admitSql = (a: {
+  owner: string;
+  started: string;
+  requested: string;
+  maxActive: string;
+  perMinute: string;
+  cost: string;
+}) => `opsgraph_admit(${a.owner}, ${a.started}, ${a.requested}, ${a.maxActive}, ${a.perMinute}, ${a.cost})`;
 
 /**
- * In one snapshot, this start's rows included: the unfinished operations that count, up to one past
- * the limit (served by "Operation_owner_unfinished_idx"), and the start one past the per-minute
- * limit in the last 60 s, if any (served by "Operation_owner_starts_idx"); and the reservation of
- * the start's credits (the balance read is the statement's snapshot: the one before it).
+ * Checks the owner's quotas and reserves the start's credits once its rows are written in `tx`
+ * (batches, retries, inline starts), in one statement: see {@link admitSql}. Throws
+ * QuotaExceededError, or InsufficientCreditsError when the quotas allow the start but the balance
+ * does not cover it.
  */
-const COUNT_SQL = `
-  WITH ${reserveCtes('$1::uuid', '$4::uuid')}
-  SELECT
-    (SELECT count(*)::int FROM (
-       SELECT 1 FROM "Operation"
-        WHERE "ownerId" = $1::uuid AND status IN ('PENDING', 'PROCESSING') AND type <> 'batch'
-        LIMIT $2::int + 1
-     ) unfinished) AS active,
-    (SELECT "createdAt" FROM "Operation"
-      WHERE "ownerId" = $1::uuid AND "createdAt" > now() - interval '1 minute' AND type <> 'batch'
-      ORDER BY "createdAt" DESC OFFSET $3::int LIMIT 1) AS "windowEdge",
-    now() AS now,
-    EXISTS (SELECT 1 FROM reservation) AS reserved,
-    (SELECT total FROM need)::float8 AS required,
-    COALESCE((SELECT balance FROM "CreditAccount" WHERE "userId" = $1::uuid), 0)::float8 AS available`;
+export async function enforceQuotas(tx: Tx, limits: Limits, request: QuotaRequest): Promise<void> {
+  await refusing(limits, request.operations, () =>
+    tx.$executeRawUnsafe(
+      ENFORCE_SQL,
+      request.ownerId,
+      request.reserveFor,
+      request.operations,
+      limits.quotaMaxActive,
+      limits.quotaStartsPerMinute,
+    ),
+  );
+}
+
+const ENFORCE_SQL = `
+  WITH ${reserveCtes('$1::uuid', costsOf('$2::uuid'), (total) =>
+    admitSql({
+      owner: '$1::uuid',
+      started: '$2::uuid',
+      requested: '$3::int',
+      maxActive: '$4::int',
+      perMinute: '$5::int',
+      cost: total,
+    }),
+  )}
+  SELECT 1`;
+
+/**
+ * Runs `write` (a statement with {@link admitSql} in it, for `requested` operations) and turns the
+ * refusal it may raise into QuotaExceededError or InsufficientCreditsError.
+ */
+export async function refusing<T>(limits: Limits, requested: number, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    throw refusal(error, limits, requested) ?? error;
+  }
+}
+
+/** What opsgraph_admit's refusal says (its DETAIL). */
+type Refused =
+  | { refused: 'ACTIVE_OPERATIONS' }
+  | { refused: 'STARTS_PER_MINUTE'; waitMs?: number }
+  | { refused: 'CREDITS'; required: number; available: number };
+
+/** The typed error of an opsgraph_admit refusal found in `error`'s chain (however Prisma wrapped it), else null. */
+export function refusal(error: unknown, limits: Limits, requested: number): Error | null {
+  const detail = refusedDetail(error);
+  if (!detail) return null;
+  const { quotaMaxActive: maxActive, quotaStartsPerMinute: perMinute } = limits;
+  const facts = JSON.parse(detail) as Refused;
+  switch (facts.refused) {
+    case 'ACTIVE_OPERATIONS': {
+      const never = requested > maxActive;
+      return new QuotaExceededError(
+        'ACTIVE_OPERATIONS',
+        maxActive,
+        never ? null : ACTIVE_RETRY_AFTER_SECONDS,
+      );
+    }
+    case 'STARTS_PER_MINUTE':
+      // Without waitMs the request alone exceeds the limit.
+      return new QuotaExceededError(
+        'STARTS_PER_MINUTE',
+        perMinute,
+        facts.waitMs === undefined ? null : Math.max(1, Math.ceil(facts.waitMs / 1000)),
+      );
+    case 'CREDITS':
+      return new InsufficientCreditsError(Number(facts.required), Number(facts.available));
+  }
+}
+
+function refusedDetail(error: unknown): string | null {
+  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth += 1) {
+    const { code, detail, meta, cause } = current as {
+      code?: unknown;
+      detail?: unknown;
+      meta?: {
+        driverAdapterError?: { cause?: { code?: unknown; originalCode?: unknown; detail?: unknown } };
+      };
+      cause?: unknown;
+    };
+    if (code === REFUSED && typeof detail === 'string') return detail;
+    const driver = meta?.driverAdapterError?.cause;
+    if (
+      driver &&
+      (driver.code === REFUSED || driver.originalCode === REFUSED) &&
+      typeof driver.detail === 'string'
+    ) {
+      return driver.detail;
+    }
+    current = cause;
+  }
+  return null;
+}

@@ -48,3 +48,7 @@ export function checkTiming(
  */
 export const jobPriority = (fairRank: number, priority: number): number =>
   fairRank * (MAX_PRIORITY + 1) + priority;
+
+/** jobPriority in SQL, of SQL expressions. */
+export const jobPrioritySql = (fairRank: string, priority: string): string =>
+  `(${fairRank} * ${MAX_PRIORITY + 1} + ${priority})`;

@@ -1,0 +1,86 @@
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../config.ts';
+import { reserveCtes } from '../credits/ledger.ts';
+import { type Db, prepared } from '../db/prisma.ts';
+import { fairPrioritySql } from '../quotas/fair-share.ts';
+import { admitSql, refusing } from '../quotas/quotas.ts';
+import { jobPrioritySql } from '../runs/timing.ts';
+import { CREATED_CTES, type NewOperation, operationValues } from './insert.ts';
+import { type JobTable, jobCtes } from './job-row.ts';
+import { jobOptions } from './queues.ts';
+import { type EventMessage, eventJsonSql, operationJsonSql } from './record.ts';
+
+/**
+ * Starts an operation of a job type in ONE statement, its own transaction: the operation row, its
+ * CREATED event and audit row (insert.ts), the quota check and credit reservation
+ * (src/quotas/quotas.ts, src/credits/ledger.ts) and its pg-boss job with the NOTIFY that wakes the
+ * workers (job-row.ts). One round trip instead of a transaction of seven (BEGIN, fair-share count,
+ * insert, job, quota lock, count and reservation, COMMIT), and the owner's quota lock, taken by the
+ * check, is held only while the database finishes the statement and commits, never while this
+ * process gets round to its next statement. A refusal raises inside the statement, so nothing is
+ * written; the fair-share rank of the job comes from the check's own count.
+ *
+ * Returns null, writing nothing and checking nothing, when the owner already used the idempotency
+ * key. Starts that run more in their transaction (inline types, retries with their audit rows) use
+ * insertOperation and enforceQuotas instead.
+ */
+export async function createOperation(
+  db: Db,
+  config: Pick<Config, 'quotaMaxActive' | 'quotaStartsPerMinute'>,
+  table: JobTable,
+  spec: NewOperation & { priority: number },
+): Promise<EventMessage | null> {
+  const options = jobOptions(spec.type.policy);
+  const rows = await refusing(config, 1, () =>
+    db.$queryRawUnsafe<EventMessage[]>(
+      sql(table),
+      ...operationValues(spec, randomUUID(), randomUUID()),
+      spec.priority,
+      config.quotaMaxActive,
+      config.quotaStartsPerMinute,
+      options.retryLimit,
+      options.expireInSeconds,
+      options.heartbeatSeconds,
+    ),
+  );
+  return rows[0] ?? null;
+}
+
+/** The statement per job table (schema and table are SQL identifiers; everything else a parameter), prepared. */
+const statements = new Map<string, string>();
+
+function sql(table: JobTable): string {
+  const key = `${table.schema}.${table.table}.${table.notify}`;
+  let text = statements.get(key);
+  if (text === undefined) {
+    text = prepared(
+      `opsgraph_start_${key.replaceAll('.', '_')}`,
+      `WITH ${CREATED_CTES},
+      ${reserveCtes('$4::uuid', 'SELECT id, "creditCost"::bigint AS cost, true AS root FROM op', (total) =>
+        admitSql({
+          owner: '$4::uuid',
+          started: '(SELECT id FROM op)',
+          requested: '1',
+          maxActive: '$15::int',
+          perMinute: '$16::int',
+          cost: total,
+        }),
+      )},
+      ${jobCtes(table, {
+        from: 'op, admitted',
+        id: 'op."jobId"',
+        name: '$2::text',
+        data: "jsonb_build_object('operationId', op.id)",
+        priority: jobPrioritySql(fairPrioritySql('admitted.rank'), '$14::int'),
+        startAfter: '$12::timestamptz',
+        retryLimit: '$17::int',
+        expireSeconds: '$18::int',
+        heartbeatSeconds: '$19::int',
+      })}
+     SELECT ${operationJsonSql('op')} AS operation, ${eventJsonSql('ev')} AS event
+       FROM op, ev WHERE (SELECT count(*) FROM job_notified) >= 0`,
+    );
+    statements.set(key, text);
+  }
+  return text;
+}
