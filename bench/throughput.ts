@@ -9,6 +9,7 @@ import { StartTrivial } from '../test/support/documents.ts';
 import { REDIS_URL } from '../test/support/services.ts';
 import {
   BENCH_QUOTAS,
+  cpuSeconds,
   createScratchDatabase,
   defer,
   fixed,
@@ -29,7 +30,7 @@ import {
  * alternating A B A B in one run on the same PostgreSQL server, each run on a fresh database.
  *
  *   npm run bench:throughput -- --n 2000 [--clients 16] [--rounds 2] [--warmup 50] [--stall 5]
- *                                        [--raw refetch|plain]
+ *                                        [--raw refetch|plain] [--drain 2000]
  *
  * `--raw refetch` (default): the raw workers fetch again as soon as a job is done (each worker
  * wakes itself with `notifyWorker`). `--raw plain`: pg-boss' own loop, which after every job
@@ -37,6 +38,13 @@ import {
  * left when the senders stop drains at one job per worker per 30 s (opsgraph's runner, as of this
  * writing, behaves like `plain`). A run whose completions stop growing for `--stall` seconds is
  * reported as stalled, with what had completed until then.
+ *
+ * Then the worker side alone (`--drain` operations, 0 to skip): a backlog queued while no worker
+ * runs (opsgraph: started through an `OPSGRAPH_ROLE=api` server, which is then stopped; raw
+ * pg-boss: sent with no worker registered), then drained by an `OPSGRAPH_ROLE=worker` process /
+ * the raw workers: rate = backlog / (first job started → last completed), database clock. This is
+ * what a batch of independent items or any burst asks of the workers, without the HTTP and
+ * GraphQL cost of each start.
  */
 
 const args = readArgs(
@@ -46,6 +54,7 @@ const args = readArgs(
     rounds: { default: 2, min: 1 },
     warmup: { default: 50, min: 0 },
     stall: { default: 5, min: 1 },
+    drain: { default: 2000, min: 0 },
   },
   { raw: ['refetch', 'plain'] },
 );
@@ -88,6 +97,24 @@ interface TimingRow {
   started: Date;
   completed: Date;
 }
+
+/** The raw pg-boss queue. */
+const RAW_QUEUE = 'bench-trivial';
+
+const OPSGRAPH_PROBE: Probe = {
+  completed: `SELECT count(*)::int AS n FROM "Operation" WHERE "createdAt" >= $1 AND status = 'COMPLETED'`,
+  timings: `SELECT "createdAt" AS created, "startedAt" AS started, "completedAt" AS completed
+              FROM "Operation" WHERE "createdAt" >= $1 AND status = 'COMPLETED'`,
+  values: [],
+};
+
+const RAW_PROBE: Probe = {
+  completed: `SELECT count(*)::int AS n FROM pgboss.job
+                WHERE name = $1 AND created_on >= $2 AND state = 'completed'`,
+  timings: `SELECT created_on AS created, started_on AS started, completed_on AS completed
+              FROM pgboss.job WHERE name = $1 AND created_on >= $2 AND state = 'completed'`,
+  values: [RAW_QUEUE],
+};
 
 /** Warm-up, then N requests with bounded concurrency, then waits for N completions. */
 async function measure(
@@ -148,12 +175,7 @@ async function runOpsgraph(round: number): Promise<Run> {
             throw new Error(`startOperation failed: ${JSON.stringify(response)}`);
           }
         },
-        {
-          completed: `SELECT count(*)::int AS n FROM "Operation" WHERE "createdAt" >= $1 AND status = 'COMPLETED'`,
-          timings: `SELECT "createdAt" AS created, "startedAt" AS started, "completedAt" AS completed
-                      FROM "Operation" WHERE "createdAt" >= $1 AND status = 'COMPLETED'`,
-          values: [],
-        },
+        OPSGRAPH_PROBE,
       );
       return { system: 'opsgraph', round, ...result };
     } finally {
@@ -174,22 +196,15 @@ async function runRawBoss(round: number): Promise<Run> {
     const stop = defer(() => boss.stop({ graceful: false, timeout: 5000 }));
     try {
       // The same queue and job options as opsgraph's for diagnostics.sleep.
-      const queue = 'bench-trivial';
       const options = jobOptions(diagnosticsSleep.policy);
-      await boss.createQueue(queue, { notify: true, ...options });
-      await startRawWorkers(boss, queue);
+      await boss.createQueue(RAW_QUEUE, { notify: true, ...options });
+      await startRawWorkers(boss, RAW_QUEUE);
       const result = await measure(
         db,
         async () => {
-          await boss.send(queue, { operationId: randomUUID() }, { id: randomUUID(), ...options });
+          await boss.send(RAW_QUEUE, { operationId: randomUUID() }, { id: randomUUID(), ...options });
         },
-        {
-          completed: `SELECT count(*)::int AS n FROM pgboss.job
-                        WHERE name = $1 AND created_on >= $2 AND state = 'completed'`,
-          timings: `SELECT created_on AS created, started_on AS started, completed_on AS completed
-                      FROM pgboss.job WHERE name = $1 AND created_on >= $2 AND state = 'completed'`,
-          values: [queue],
-        },
+        RAW_PROBE,
       );
       return { system: 'pg-boss', round, ...result };
     } finally {
@@ -229,6 +244,124 @@ async function startRawWorkers(boss: PgBoss, queue: string): Promise<void> {
   }
 }
 
+/** A drained backlog: `completed` jobs between the first start and the last completion. */
+interface Drain {
+  system: Run['system'];
+  round: number;
+  completed: number;
+  stalled: boolean;
+  drainMs: number;
+  /** CPU time of the process running the workers over the drain, per job, in ms. */
+  cpuMsPerJob: number;
+}
+
+/** Waits for `n` completions of a backlog, then reads first started → last completed. */
+async function drained(
+  db: ScratchDatabase,
+  probe: Probe,
+  n: number,
+  cpu: () => Promise<number>,
+): Promise<Omit<Drain, 'system' | 'round'>> {
+  const cpuBefore = await cpu();
+  const done = await waitForCount(db.pool, probe.completed, [...probe.values, new Date(0)], n, {
+    stallMs: args.stall * 1000,
+  });
+  const { rows } = await db.pool.query<TimingRow>(probe.timings, [...probe.values, new Date(0)]);
+  const first = Math.min(...rows.map((row) => row.started.getTime()));
+  const last = Math.max(...rows.map((row) => row.completed.getTime()));
+  const cpuMsPerJob = ((await cpu()) - cpuBefore) * (1000 / Math.max(1, rows.length));
+  return { completed: rows.length, stalled: done.stalled, drainMs: Math.max(1, last - first), cpuMsPerJob };
+}
+
+async function drainOpsgraph(round: number): Promise<Drain> {
+  const db = await createScratchDatabase('tp_drain', { migrate: true });
+  try {
+    const env = {
+      DATABASE_URL: db.url,
+      REDIS_URL,
+      OPSGRAPH_CHANNEL_PREFIX: uniquePrefix(),
+      ...BENCH_QUOTAS,
+    };
+    // The backlog: started through an API-only server, so nothing runs them yet.
+    const api = await spawnServer({ ...env, OPSGRAPH_ROLE: 'api' });
+    try {
+      const token = await tokenFor(db.url, 'bench');
+      const variables = { input: { type: diagnosticsSleep.name, input: INPUT } };
+      await inParallel(args.drain, args.clients, async () => {
+        const response = await gql(api.url, StartTrivial, variables, token);
+        if (response.data?.startOperation.__typename !== 'StartOperationSuccess') {
+          throw new Error(`startOperation failed: ${JSON.stringify(response)}`);
+        }
+      });
+    } finally {
+      await api.stop();
+    }
+    const worker = await spawnServer({ ...env, OPSGRAPH_ROLE: 'worker' });
+    try {
+      const result = await drained(db, OPSGRAPH_PROBE, args.drain, () => cpuSeconds(worker.child.pid));
+      return { system: 'opsgraph', round, ...result };
+    } finally {
+      await worker.stop();
+    }
+  } finally {
+    await db.drop();
+  }
+}
+
+async function drainRawBoss(round: number): Promise<Drain> {
+  const db = await createScratchDatabase('tp_drain_pgboss', { migrate: false });
+  try {
+    const boss = new PgBoss({ connectionString: db.url, useListenNotify: true, max: 10 });
+    boss.on('error', (error: Error) => console.error(`pg-boss error: ${error.message}`));
+    await boss.start();
+    const stop = defer(() => boss.stop({ graceful: false, timeout: 5000 }));
+    try {
+      const options = jobOptions(diagnosticsSleep.policy);
+      await boss.createQueue(RAW_QUEUE, { notify: true, ...options });
+      await inParallel(args.drain, args.clients, async () => {
+        await boss.send(RAW_QUEUE, { operationId: randomUUID() }, { id: randomUUID(), ...options });
+      });
+      await startRawWorkers(boss, RAW_QUEUE);
+      // The raw workers run in this process (which also polls for the count).
+      const ownCpu = async () => {
+        const { user, system } = process.cpuUsage();
+        return (user + system) / 1e6;
+      };
+      const result = await drained(db, RAW_PROBE, args.drain, ownCpu);
+      return { system: 'pg-boss', round, ...result };
+    } finally {
+      await stop();
+    }
+  } finally {
+    await db.drop();
+  }
+}
+
+/** The worker side alone: `--drain` queued operations / jobs, alternating, medians. */
+async function benchDrain() {
+  console.log(
+    `\nworker drain: a backlog of ${args.drain} queued before any worker runs, ${args.rounds} round(s) each`,
+  );
+  const drains: Drain[] = [];
+  for (let round = 1; round <= args.rounds; round += 1) {
+    for (const run of [drainOpsgraph, drainRawBoss]) {
+      const result = await run(round);
+      drains.push(result);
+      console.log(
+        `  drain round ${round} ${result.system.padEnd(8)} ${fixed(drainRate(result), 0).padStart(6)} jobs/s, ` +
+          `${result.completed}/${args.drain} in ${fixed(result.drainMs / 1000, 2)} s${result.stalled ? ' (stalled)' : ''}, ` +
+          `worker CPU ${fixed(result.cpuMsPerJob, 2)} ms/job`,
+      );
+    }
+  }
+  const ours = median(drains.filter((d) => d.system === 'opsgraph').map(drainRate));
+  const raw = median(drains.filter((d) => d.system === 'pg-boss').map(drainRate));
+  console.log(
+    `drain ratio opsgraph / raw pg-boss = ${fixed(ours / raw, 2)} (${fixed(ours, 0)} vs ${fixed(raw, 0)} jobs/s, medians)`,
+  );
+}
+
+const drainRate = (drain: Drain) => (drain.completed / drain.drainMs) * 1000;
 const opsPerSecond = (run: Run) => (run.completed / run.totalMs) * 1000;
 const stalledMark = (run: Run) => (run.stalled ? ' (stalled)' : '');
 
@@ -301,4 +434,5 @@ await runBench(async () => {
         `${args.stall} s after the last completion; ops/s counts only what completed before that.`,
     );
   }
+  if (args.drain > 0) await benchDrain();
 });
