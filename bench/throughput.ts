@@ -3,13 +3,18 @@ import { type Job, PgBoss } from 'pg-boss';
 import type { Config } from '../src/config.ts';
 import { jobOptions } from '../src/operations/queues.ts';
 import { diagnosticsSleep } from '../src/operations/types/diagnostics-sleep.ts';
-import { type ServerProcess, spawnServer, testConfig, uniquePrefix } from '../test/support/app.ts';
+import {
+  type ServerProcess,
+  spawnServer,
+  startTestApp,
+  testConfig,
+  uniquePrefix,
+} from '../test/support/app.ts';
 import { gql, tokenFor } from '../test/support/client.ts';
 import { StartTrivial } from '../test/support/documents.ts';
 import { REDIS_URL } from '../test/support/services.ts';
 import {
   BENCH_QUOTAS,
-  cpuSeconds,
   createScratchDatabase,
   defer,
   fixed,
@@ -32,7 +37,7 @@ import {
  *   npm run bench:throughput -- --n 2000 [--clients 16] [--rounds 2] [--warmup 50] [--stall 5]
  *                                        [--raw refetch|plain] [--drain 2000]
  *
- * `--raw refetch` (default): the raw workers fetch again as soon as a job is done (each worker
+ * `--n 0` skips this part. `--raw refetch` (default): the raw workers fetch again as soon as a job is done (each worker
  * wakes itself with `notifyWorker`). `--raw plain`: pg-boss' own loop, which after every job
  * sleeps `notifyPollingIntervalSeconds` (30 s) unless a NOTIFY arrived meanwhile, so a backlog
  * left when the senders stop drains at one job per worker per 30 s (opsgraph's runner, as of this
@@ -40,16 +45,17 @@ import {
  * reported as stalled, with what had completed until then.
  *
  * Then the worker side alone (`--drain` operations, 0 to skip): a backlog queued while no worker
- * runs (opsgraph: started through an `OPSGRAPH_ROLE=api` server, which is then stopped; raw
- * pg-boss: sent with no worker registered), then drained by an `OPSGRAPH_ROLE=worker` process /
- * the raw workers: rate = backlog / (first job started → last completed), database clock. This is
+ * runs (opsgraph: started through an API-only instance, which is then closed; raw pg-boss: sent
+ * with no worker registered), then drained by a worker-only opsgraph instance / the raw workers,
+ * both in this process: rate = backlog / (first job started → last completed), database clock,
+ * and this process's CPU per job over the drain. This is
  * what a batch of independent items or any burst asks of the workers, without the HTTP and
  * GraphQL cost of each start.
  */
 
 const args = readArgs(
   {
-    n: { default: 2000, min: 1 },
+    n: { default: 2000, min: 0 },
     clients: { default: 16, min: 1 },
     rounds: { default: 2, min: 1 },
     warmup: { default: 50, min: 0 },
@@ -293,14 +299,12 @@ async function drained(
 async function drainOpsgraph(round: number): Promise<Drain> {
   const db = await createScratchDatabase('tp_drain', { migrate: true });
   try {
-    const env = {
-      DATABASE_URL: db.url,
-      REDIS_URL,
-      OPSGRAPH_CHANNEL_PREFIX: uniquePrefix(),
-      ...BENCH_QUOTAS,
-    };
-    // The backlog: started through an API-only server, so nothing runs them yet.
-    const api = await spawn({ ...env, OPSGRAPH_ROLE: 'api' });
+    // In this process, like the raw workers (so both CPU figures are this process's), and without
+    // a server process that may take longer than spawnServer's 30 s to load on a loaded machine.
+    const quotas = { quotaMaxActive: 10_000_000, quotaStartsPerMinute: 10_000_000 };
+    const channelPrefix = uniquePrefix();
+    // The backlog: started through an API-only instance, so nothing runs them yet.
+    const api = await startTestApp(db.url, { role: 'api', channelPrefix, ...quotas });
     try {
       const token = await tokenFor(db.url, 'bench');
       const variables = { input: { type: diagnosticsSleep.name, input: INPUT } };
@@ -311,19 +315,25 @@ async function drainOpsgraph(round: number): Promise<Drain> {
         }
       });
     } finally {
-      await api.stop();
+      await api.close();
     }
-    const worker = await spawn({ ...env, OPSGRAPH_ROLE: 'worker' });
+    const worker = await startTestApp(db.url, { role: 'worker', channelPrefix, ...quotas });
     try {
-      const result = await drained(db, OPSGRAPH_PROBE, args.drain, () => cpuSeconds(worker.child.pid));
+      const result = await drained(db, OPSGRAPH_PROBE, args.drain, ownCpu);
       return { system: 'opsgraph', round, ...result };
     } finally {
-      await worker.stop();
+      await worker.close();
     }
   } finally {
     await db.drop();
   }
 }
+
+/** CPU seconds of this process so far. */
+const ownCpu = async () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
 
 async function drainRawBoss(round: number): Promise<Drain> {
   const db = await createScratchDatabase('tp_drain_pgboss', { migrate: false });
@@ -340,10 +350,6 @@ async function drainRawBoss(round: number): Promise<Drain> {
       });
       await startRawWorkers(boss, RAW_QUEUE);
       // The raw workers run in this process (which also polls for the count).
-      const ownCpu = async () => {
-        const { user, system } = process.cpuUsage();
-        return (user + system) / 1e6;
-      };
       const result = await drained(db, RAW_PROBE, args.drain, ownCpu);
       return { system: 'pg-boss', round, ...result };
     } finally {
@@ -383,6 +389,12 @@ const opsPerSecond = (run: Run) => (run.completed / run.totalMs) * 1000;
 const stalledMark = (run: Run) => (run.stalled ? ' (stalled)' : '');
 
 await runBench(async () => {
+  if (args.n > 0) await benchThroughput();
+  if (args.drain > 0) await benchDrain();
+});
+
+/** The end-to-end part: `--n` operations started over HTTP beside raw pg-boss send → work. */
+async function benchThroughput() {
   console.log(
     `throughput: N=${args.n} trivial operations (${diagnosticsSleep.name} ${JSON.stringify(INPUT)}), ` +
       `${args.clients} concurrent clients; workers batchSize 1 × localConcurrency ${reference.workerConcurrency}, ` +
@@ -451,5 +463,4 @@ await runBench(async () => {
         `${args.stall} s after the last completion; ops/s counts only what completed before that.`,
     );
   }
-  if (args.drain > 0) await benchDrain();
-});
+}
