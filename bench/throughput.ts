@@ -3,7 +3,13 @@ import { type Job, PgBoss } from 'pg-boss';
 import type { Config } from '../src/config.ts';
 import { jobOptions } from '../src/operations/queues.ts';
 import { diagnosticsSleep } from '../src/operations/types/diagnostics-sleep.ts';
-import { spawnServer, testConfig, uniquePrefix } from '../test/support/app.ts';
+import {
+  type ServerProcess,
+  spawnServer,
+  startTestApp,
+  testConfig,
+  uniquePrefix,
+} from '../test/support/app.ts';
 import { gql, tokenFor } from '../test/support/client.ts';
 import { StartTrivial } from '../test/support/documents.ts';
 import { REDIS_URL } from '../test/support/services.ts';
@@ -29,23 +35,32 @@ import {
  * alternating A B A B in one run on the same PostgreSQL server, each run on a fresh database.
  *
  *   npm run bench:throughput -- --n 2000 [--clients 16] [--rounds 2] [--warmup 50] [--stall 5]
- *                                        [--raw refetch|plain]
+ *                                        [--raw refetch|plain] [--drain 2000]
  *
- * `--raw refetch` (default): the raw workers fetch again as soon as a job is done (each worker
+ * `--n 0` skips this part. `--raw refetch` (default): the raw workers fetch again as soon as a job is done (each worker
  * wakes itself with `notifyWorker`). `--raw plain`: pg-boss' own loop, which after every job
  * sleeps `notifyPollingIntervalSeconds` (30 s) unless a NOTIFY arrived meanwhile, so a backlog
  * left when the senders stop drains at one job per worker per 30 s (opsgraph's runner, as of this
  * writing, behaves like `plain`). A run whose completions stop growing for `--stall` seconds is
  * reported as stalled, with what had completed until then.
+ *
+ * Then the worker side alone (`--drain` operations, 0 to skip): a backlog queued while no worker
+ * runs (opsgraph: started through an API-only instance, which is then closed; raw pg-boss: sent
+ * with no worker registered), then drained by a worker-only opsgraph instance / the raw workers,
+ * both in this process: rate = backlog / (first job started → last completed), database clock,
+ * and this process's CPU per job over the drain. This is
+ * what a batch of independent items or any burst asks of the workers, without the HTTP and
+ * GraphQL cost of each start.
  */
 
 const args = readArgs(
   {
-    n: { default: 2000, min: 1 },
+    n: { default: 2000, min: 0 },
     clients: { default: 16, min: 1 },
     rounds: { default: 2, min: 1 },
     warmup: { default: 50, min: 0 },
     stall: { default: 5, min: 1 },
+    drain: { default: 2000, min: 0 },
   },
   { raw: ['refetch', 'plain'] },
 );
@@ -89,6 +104,41 @@ interface TimingRow {
   completed: Date;
 }
 
+/**
+ * spawnServer, tried up to three times: on a loaded machine a server process sometimes needs more
+ * than the 30 s spawnServer allows to load its code, which says nothing about its throughput.
+ */
+async function spawn(env: Record<string, string>): Promise<ServerProcess> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await spawnServer(env);
+    } catch (error) {
+      if (attempt === 3) throw error;
+      console.log(
+        `  (server start attempt ${attempt} failed: ${(error as Error).message.split('\n')[0]}; again)`,
+      );
+    }
+  }
+}
+
+/** The raw pg-boss queue. */
+const RAW_QUEUE = 'bench-trivial';
+
+const OPSGRAPH_PROBE: Probe = {
+  completed: `SELECT count(*)::int AS n FROM "Operation" WHERE "createdAt" >= $1 AND status = 'COMPLETED'`,
+  timings: `SELECT "createdAt" AS created, "startedAt" AS started, "completedAt" AS completed
+              FROM "Operation" WHERE "createdAt" >= $1 AND status = 'COMPLETED'`,
+  values: [],
+};
+
+const RAW_PROBE: Probe = {
+  completed: `SELECT count(*)::int AS n FROM pgboss.job
+                WHERE name = $1 AND created_on >= $2 AND state = 'completed'`,
+  timings: `SELECT created_on AS created, started_on AS started, completed_on AS completed
+              FROM pgboss.job WHERE name = $1 AND created_on >= $2 AND state = 'completed'`,
+  values: [RAW_QUEUE],
+};
+
 /** Warm-up, then N requests with bounded concurrency, then waits for N completions. */
 async function measure(
   db: ScratchDatabase,
@@ -127,7 +177,7 @@ async function runOpsgraph(round: number): Promise<Run> {
   const db = await createScratchDatabase('tp_opsgraph', { migrate: true });
   try {
     // The server runs as its own process, as deployed; this process only sends requests.
-    const app = await spawnServer({
+    const app = await spawn({
       DATABASE_URL: db.url,
       REDIS_URL,
       OPSGRAPH_CHANNEL_PREFIX: uniquePrefix(),
@@ -148,12 +198,7 @@ async function runOpsgraph(round: number): Promise<Run> {
             throw new Error(`startOperation failed: ${JSON.stringify(response)}`);
           }
         },
-        {
-          completed: `SELECT count(*)::int AS n FROM "Operation" WHERE "createdAt" >= $1 AND status = 'COMPLETED'`,
-          timings: `SELECT "createdAt" AS created, "startedAt" AS started, "completedAt" AS completed
-                      FROM "Operation" WHERE "createdAt" >= $1 AND status = 'COMPLETED'`,
-          values: [],
-        },
+        OPSGRAPH_PROBE,
       );
       return { system: 'opsgraph', round, ...result };
     } finally {
@@ -174,22 +219,15 @@ async function runRawBoss(round: number): Promise<Run> {
     const stop = defer(() => boss.stop({ graceful: false, timeout: 5000 }));
     try {
       // The same queue and job options as opsgraph's for diagnostics.sleep.
-      const queue = 'bench-trivial';
       const options = jobOptions(diagnosticsSleep.policy);
-      await boss.createQueue(queue, { notify: true, ...options });
-      await startRawWorkers(boss, queue);
+      await boss.createQueue(RAW_QUEUE, { notify: true, ...options });
+      await startRawWorkers(boss, RAW_QUEUE);
       const result = await measure(
         db,
         async () => {
-          await boss.send(queue, { operationId: randomUUID() }, { id: randomUUID(), ...options });
+          await boss.send(RAW_QUEUE, { operationId: randomUUID() }, { id: randomUUID(), ...options });
         },
-        {
-          completed: `SELECT count(*)::int AS n FROM pgboss.job
-                        WHERE name = $1 AND created_on >= $2 AND state = 'completed'`,
-          timings: `SELECT created_on AS created, started_on AS started, completed_on AS completed
-                      FROM pgboss.job WHERE name = $1 AND created_on >= $2 AND state = 'completed'`,
-          values: [queue],
-        },
+        RAW_PROBE,
       );
       return { system: 'pg-boss', round, ...result };
     } finally {
@@ -229,10 +267,134 @@ async function startRawWorkers(boss: PgBoss, queue: string): Promise<void> {
   }
 }
 
+/** A drained backlog: `completed` jobs between the first start and the last completion. */
+interface Drain {
+  system: Run['system'];
+  round: number;
+  completed: number;
+  stalled: boolean;
+  drainMs: number;
+  /** CPU time of the process running the workers over the drain, per job, in ms. */
+  cpuMsPerJob: number;
+}
+
+/** Waits for `n` completions of a backlog, then reads first started → last completed. */
+async function drained(
+  db: ScratchDatabase,
+  probe: Probe,
+  n: number,
+  cpu: () => Promise<number>,
+): Promise<Omit<Drain, 'system' | 'round'>> {
+  const cpuBefore = await cpu();
+  const done = await waitForCount(db.pool, probe.completed, [...probe.values, new Date(0)], n, {
+    stallMs: args.stall * 1000,
+  });
+  const { rows } = await db.pool.query<TimingRow>(probe.timings, [...probe.values, new Date(0)]);
+  const first = Math.min(...rows.map((row) => row.started.getTime()));
+  const last = Math.max(...rows.map((row) => row.completed.getTime()));
+  const cpuMsPerJob = ((await cpu()) - cpuBefore) * (1000 / Math.max(1, rows.length));
+  return { completed: rows.length, stalled: done.stalled, drainMs: Math.max(1, last - first), cpuMsPerJob };
+}
+
+async function drainOpsgraph(round: number): Promise<Drain> {
+  const db = await createScratchDatabase('tp_drain', { migrate: true });
+  try {
+    // In this process, like the raw workers (so both CPU figures are this process's), and without
+    // a server process that may take longer than spawnServer's 30 s to load on a loaded machine.
+    const quotas = { quotaMaxActive: 10_000_000, quotaStartsPerMinute: 10_000_000 };
+    const channelPrefix = uniquePrefix();
+    // The backlog: started through an API-only instance, so nothing runs them yet.
+    const api = await startTestApp(db.url, { role: 'api', channelPrefix, ...quotas });
+    try {
+      const token = await tokenFor(db.url, 'bench');
+      const variables = { input: { type: diagnosticsSleep.name, input: INPUT } };
+      await inParallel(args.drain, args.clients, async () => {
+        const response = await gql(api.url, StartTrivial, variables, token);
+        if (response.data?.startOperation.__typename !== 'StartOperationSuccess') {
+          throw new Error(`startOperation failed: ${JSON.stringify(response)}`);
+        }
+      });
+    } finally {
+      await api.close();
+    }
+    const worker = await startTestApp(db.url, { role: 'worker', channelPrefix, ...quotas });
+    try {
+      const result = await drained(db, OPSGRAPH_PROBE, args.drain, ownCpu);
+      return { system: 'opsgraph', round, ...result };
+    } finally {
+      await worker.close();
+    }
+  } finally {
+    await db.drop();
+  }
+}
+
+/** CPU seconds of this process so far. */
+const ownCpu = async () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+
+async function drainRawBoss(round: number): Promise<Drain> {
+  const db = await createScratchDatabase('tp_drain_pgboss', { migrate: false });
+  try {
+    const boss = new PgBoss({ connectionString: db.url, useListenNotify: true, max: 10 });
+    boss.on('error', (error: Error) => console.error(`pg-boss error: ${error.message}`));
+    await boss.start();
+    const stop = defer(() => boss.stop({ graceful: false, timeout: 5000 }));
+    try {
+      const options = jobOptions(diagnosticsSleep.policy);
+      await boss.createQueue(RAW_QUEUE, { notify: true, ...options });
+      await inParallel(args.drain, args.clients, async () => {
+        await boss.send(RAW_QUEUE, { operationId: randomUUID() }, { id: randomUUID(), ...options });
+      });
+      await startRawWorkers(boss, RAW_QUEUE);
+      // The raw workers run in this process (which also polls for the count).
+      const result = await drained(db, RAW_PROBE, args.drain, ownCpu);
+      return { system: 'pg-boss', round, ...result };
+    } finally {
+      await stop();
+    }
+  } finally {
+    await db.drop();
+  }
+}
+
+/** The worker side alone: `--drain` queued operations / jobs, alternating, medians. */
+async function benchDrain() {
+  console.log(
+    `\nworker drain: a backlog of ${args.drain} queued before any worker runs, ${args.rounds} round(s) each`,
+  );
+  const drains: Drain[] = [];
+  for (let round = 1; round <= args.rounds; round += 1) {
+    for (const run of [drainOpsgraph, drainRawBoss]) {
+      const result = await run(round);
+      drains.push(result);
+      console.log(
+        `  drain round ${round} ${result.system.padEnd(8)} ${fixed(drainRate(result), 0).padStart(6)} jobs/s, ` +
+          `${result.completed}/${args.drain} in ${fixed(result.drainMs / 1000, 2)} s${result.stalled ? ' (stalled)' : ''}, ` +
+          `worker CPU ${fixed(result.cpuMsPerJob, 2)} ms/job`,
+      );
+    }
+  }
+  const ours = median(drains.filter((d) => d.system === 'opsgraph').map(drainRate));
+  const raw = median(drains.filter((d) => d.system === 'pg-boss').map(drainRate));
+  console.log(
+    `drain ratio opsgraph / raw pg-boss = ${fixed(ours / raw, 2)} (${fixed(ours, 0)} vs ${fixed(raw, 0)} jobs/s, medians)`,
+  );
+}
+
+const drainRate = (drain: Drain) => (drain.completed / drain.drainMs) * 1000;
 const opsPerSecond = (run: Run) => (run.completed / run.totalMs) * 1000;
 const stalledMark = (run: Run) => (run.stalled ? ' (stalled)' : '');
 
 await runBench(async () => {
+  if (args.n > 0) await benchThroughput();
+  if (args.drain > 0) await benchDrain();
+});
+
+/** The end-to-end part: `--n` operations started over HTTP beside raw pg-boss send → work. */
+async function benchThroughput() {
   console.log(
     `throughput: N=${args.n} trivial operations (${diagnosticsSleep.name} ${JSON.stringify(INPUT)}), ` +
       `${args.clients} concurrent clients; workers batchSize 1 × localConcurrency ${reference.workerConcurrency}, ` +
@@ -301,4 +463,4 @@ await runBench(async () => {
         `${args.stall} s after the last completion; ops/s counts only what completed before that.`,
     );
   }
-});
+}

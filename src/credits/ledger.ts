@@ -46,21 +46,29 @@ export const costsOf = (root: string) =>
  * CTEs that settle the reservation of the operations in the CTE `updated` (just moved to a terminal
  * status): consumed when COMPLETED, refunded otherwise. Part of the transition's own statement, so
  * no path can end an operation without settling it, nor settle it twice (and the unique index
- * "CreditLedger_settle_once" refuses a second settlement outright).
+ * "CreditLedger_settle_once" refuses a second settlement outright). `updated` may hold several
+ * operations (the worker ends the attempts that finish together in one statement,
+ * src/operations/grouped.ts): each owner's account row is updated once with the sums, and each
+ * ledger row's balanceAfter is the balance after it, refunds counted in id order.
  */
 export const SETTLE_CTES = `
-  settled AS (
+  settle_totals AS (
+    SELECT "ownerId", sum("creditCost")::bigint AS released,
+           sum(CASE WHEN status = 'COMPLETED' THEN 0 ELSE "creditCost" END)::bigint AS refunded
+      FROM updated GROUP BY "ownerId"
+  ), settled AS (
     UPDATE "CreditAccount" a
-       SET reserved = a.reserved - u."creditCost",
-           balance = a.balance + (CASE WHEN u.status = 'COMPLETED' THEN 0 ELSE u."creditCost" END),
-           "updatedAt" = now()
-      FROM updated u WHERE a."userId" = u."ownerId"
-    RETURNING u.id, u."ownerId", u."creditCost", u.status, a.balance
+       SET reserved = a.reserved - t.released, balance = a.balance + t.refunded, "updatedAt" = now()
+      FROM settle_totals t WHERE a."userId" = t."ownerId"
+    RETURNING a."userId", a.balance - t.refunded AS before
   ), settle_rows AS (
     INSERT INTO "CreditLedger" ("userId", "operationId", kind, amount, "balanceAfter")
-    SELECT "ownerId", id, (CASE WHEN status = 'COMPLETED' THEN 'CONSUME' ELSE 'REFUND' END)::"CreditKind",
-           "creditCost", balance
-      FROM settled
+    SELECT u."ownerId", u.id, (CASE WHEN u.status = 'COMPLETED' THEN 'CONSUME' ELSE 'REFUND' END)::"CreditKind",
+           u."creditCost",
+           s.before + sum(CASE WHEN u.status = 'COMPLETED' THEN 0 ELSE u."creditCost" END)
+                        OVER (PARTITION BY u."ownerId" ORDER BY u.id ROWS UNBOUNDED PRECEDING)
+      FROM updated u JOIN settled s ON s."userId" = u."ownerId"
+     ORDER BY u.id
   )`;
 
 /**

@@ -5,6 +5,7 @@ import type { Logger } from '../logger.ts';
 import { observeEvent } from '../metrics/events.ts';
 import type { Resources } from '../resources.ts';
 import { safeFailure } from './failure.ts';
+import type { GroupedTransitions } from './grouped.ts';
 import { ProgressThrottle } from './progress.ts';
 import { type JobData, jobOptions } from './queues.ts';
 import {
@@ -34,7 +35,9 @@ type Outcome =
  * One attempt: claim the operation (PENDING → PROCESSING), run the handler with throttled progress
  * under its soft and hard timeouts, then record the outcome: COMPLETED, a scheduled retry, FAILED,
  * or (at shutdown) a release for another worker. Every write is conditional on this attempt's claim,
- * so anything reported after a cancel or a repair is discarded.
+ * so anything reported after a cancel or a repair is discarded. The claim and the completion go
+ * through `grouped`, which shares one statement among the attempts of this process that start or
+ * complete at the same moment.
  */
 export async function runAttempt(
   r: Resources,
@@ -42,8 +45,9 @@ export async function runAttempt(
   operationId: string,
   handle: AttemptHandle,
   parentLog: Logger,
+  grouped: GroupedTransitions,
 ): Promise<void> {
-  const started = await persist(() => transitions.start(r.db, operationId, r.config.instanceId));
+  const started = await persist(() => grouped.start(operationId));
   if (!started) return; // cancelled before it started, or already finished
   publish(r, started);
   const { attempt, claimId } = started.operation;
@@ -161,7 +165,7 @@ export async function runAttempt(
       ),
     );
   } else if (outcome.kind === 'completed') {
-    applied = await persist(() => transitions.complete(r.db, operationId, claim, outcome.result));
+    applied = await persist(() => grouped.complete(operationId, claim, outcome.result));
   } else {
     applied = await persist(() =>
       endAttempt(r, type, { operationId, claimId: claim, attempt }, { ...outcome, release: false }),

@@ -20,7 +20,9 @@ export async function startBoss(config: Config, databaseUrl: string, logger: Log
     connectionString: databaseUrl,
     schema: config.bossSchema,
     useListenNotify: true,
-    max: 10,
+    // Its fetches and completions, plus the runner's grouped start and complete (at most two at once,
+    // src/operations/grouped.ts).
+    max: 12,
     // Fail a poll instead of waiting long for a connection while the database is unreachable.
     connectionTimeoutMillis: 5000,
     // Schedules (src/runs/schedules.ts): how often a process looks for due ones and forwards them.

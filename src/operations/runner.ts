@@ -2,6 +2,7 @@ import type { Job, PgBoss } from 'pg-boss';
 import { observeRepairs } from '../metrics/events.ts';
 import type { Resources } from '../resources.ts';
 import { ABORT, type AttemptHandle, runAttempt } from './attempt.ts';
+import { bossQuery, groupedTransitions } from './grouped.ts';
 import type { JobData } from './queues.ts';
 import { reconcile } from './reconcile.ts';
 import { CANCEL_CHANNEL } from './record.ts';
@@ -30,6 +31,7 @@ class AttemptFailed extends Error {
 export async function startRunner(r: Resources): Promise<Runner> {
   const running = new Map<string, Running>();
   const log = r.logger.child({ component: 'runner' });
+  const grouped = groupedTransitions(bossQuery(r.boss), r.config.instanceId);
 
   const unsubscribe = await r.bus.subscribe(CANCEL_CHANNEL, (message) => {
     const { operationId } = message as { operationId: string };
@@ -46,7 +48,7 @@ export async function startRunner(r: Resources): Promise<Runner> {
       const onJobAbort = () => controller.abort(ABORT.cancelled);
       job.signal.addEventListener('abort', onJobAbort, { once: true });
       const entry: Running = { controller, done: Promise.resolve() };
-      entry.done = runAttempt(r, type, operationId, entry, log);
+      entry.done = runAttempt(r, type, operationId, entry, log, grouped);
       running.set(operationId, entry);
       r.metrics.running.inc({ type: type.name });
       try {
