@@ -1,7 +1,7 @@
 import { Repeater } from 'graphql-yoga';
 import type { Viewer } from '../auth/viewer.ts';
-import { canSeeCollection, seesByOwner } from '../auth/visibility.ts';
-import { isConnectionError, retryWhileUnavailable } from '../db/unavailable.ts';
+import { canSeeCollection } from '../auth/visibility.ts';
+import { isConnectionError } from '../db/unavailable.ts';
 import { NotFoundError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import type { Resources } from '../resources.ts';
@@ -14,13 +14,8 @@ import {
   type Position,
 } from './live-cursor.ts';
 import { currentSnapshot, type LiveFilter, matches, replayChanges } from './live-replay.ts';
-import {
-  ALL_OPERATIONS_CHANNEL,
-  collectionChannel,
-  type EventMessage,
-  toOperation,
-  userChannel,
-} from './record.ts';
+import { fromMessage, liveRead, visibilityCheck } from './live-visibility.ts';
+import { ALL_OPERATIONS_CHANNEL, collectionChannel, type EventMessage, userChannel } from './record.ts';
 
 /** One message of `operationsUpdated`. */
 export interface OperationChange {
@@ -50,8 +45,6 @@ export class LiveListError extends Error {
 /** A live stream reconciles with the database at least this often (ms), and every second while the bus is down. */
 const RECONCILE_MS = 30_000;
 const OUTAGE_POLL_MS = 1000;
-/** How long a stream waits out an unreachable database before ending with SERVICE_UNAVAILABLE. */
-const READ_RETRY_MS = 30_000;
 
 /**
  * The stream behind `operationsUpdated`.
@@ -145,8 +138,6 @@ export async function operationsUpdates(
     if (r.shutdown.aborted) onShutdown();
     r.shutdown.addEventListener('abort', onShutdown, { once: true });
     void stop.then(() => r.shutdown.removeEventListener('abort', onShutdown));
-    const read = <T>(query: () => Promise<T>) =>
-      retryWhileUnavailable(query, { deadlineMs: READ_RETRY_MS, maxDelayMs: 1000 });
     const owe = () => {
       reconcileOwed = true;
       poke();
@@ -157,26 +148,14 @@ export async function operationsUpdates(
     }, OUTAGE_POLL_MS);
     timer.unref();
 
-    /** The rule again for this message: a non-owner sees it only through its collection. */
-    const stillVisible = async (operation: Operation): Promise<boolean> => {
-      if (seesByOwner(viewer, operation.ownerId)) return true;
-      const { collectionId } = operation;
-      if (!collectionId) return false;
-      const collection = await read(() =>
-        r.db.collection.findUnique({
-          where: { id: collectionId },
-          select: { ownerId: true, isPublic: true },
-        }),
-      );
-      return collection !== null && canSeeCollection(viewer, collection);
-    };
+    const stillVisible = visibilityCheck(r, viewer);
 
     const deliverLive = async (at: Position, message: EventMessage) => {
-      const operation = toOperation(message.operation);
+      const { operation } = fromMessage(message);
       const { sequence, xid: text } = message.event;
       const xid = text ? BigInt(text) : null;
       if (covers(at, operation.id, sequence, xid)) return;
-      if (!matches(filter, operation) || !(await stillVisible(operation)) || finished) return;
+      if (!matches(filter, operation) || !(await stillVisible(operation, message)) || finished) return;
       at.delivered.set(operation.id, { sequence, xid });
       await push({ cursor: cursor() as string, operation });
       if (at.delivered.size >= DELIVERED_CAP) reconcileOwed = true;
@@ -185,7 +164,9 @@ export async function operationsUpdates(
     /** Delivers every owed change from the database, then moves the position to the read's snapshot. */
     const reconcile = async (at: Position) => {
       const startedAt = Date.now();
-      const { snapshot, operations } = await read(() => replayChanges(r.db, viewer, filter, at, maxReplay));
+      const { snapshot, operations } = await liveRead(() =>
+        replayChanges(r.db, viewer, filter, at, maxReplay),
+      );
       if (operations.length > maxReplay) {
         finish(
           new LiveListError(
@@ -234,7 +215,7 @@ export async function operationsUpdates(
       // Subscribed first, then the snapshot: a change it does not see arrives live.
       if (!position) {
         const takenAt = Date.now();
-        const base = await read(() => currentSnapshot(r.db));
+        const base = await liveRead(() => currentSnapshot(r.db));
         position = { base, takenAt, delivered: new Map(), levels: [] };
       }
       while (!finished) {

@@ -1,14 +1,14 @@
 import { Repeater } from 'graphql-yoga';
 import type { Viewer } from '../auth/viewer.ts';
-import { canSeeCollection, seesByOwner } from '../auth/visibility.ts';
-import { isConnectionError, retryWhileUnavailable } from '../db/unavailable.ts';
+import { isConnectionError } from '../db/unavailable.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import type { EventBus } from '../events/bus.ts';
 import { createFallbackPoller, type FallbackPoller } from '../events/fallback.ts';
 import type { Operation, OperationEvent } from '../generated/prisma/client.ts';
 import type { Resources } from '../resources.ts';
 import { canView, GUARD_SELECT } from './access.ts';
-import { type EventMessage, operationChannel, toEvent, toOperation } from './record.ts';
+import { fromMessage, liveRead, visibilityCheck } from './live-visibility.ts';
+import { type EventMessage, operationChannel } from './record.ts';
 import { isTerminal } from './status.ts';
 
 /** One message of `operationUpdated`. */
@@ -39,8 +39,6 @@ export class ResubscribeError extends Error {
 
 /** Events read from the database per query when replaying or filling a gap. */
 const PAGE_SIZE = 500;
-/** How long a stream waits out an unreachable database before ending with SERVICE_UNAVAILABLE. */
-const READ_RETRY_MS = 30_000;
 
 /** One fallback poller per bus (that is, per running app), created on first use. */
 const pollers = new WeakMap<EventBus, FallbackPoller>();
@@ -81,7 +79,8 @@ function pollerFor(r: Resources): FallbackPoller {
  * Visibility (src/auth/visibility.ts) is checked on subscribe and again on every message: a viewer
  * who sees the operation only through its collection (public, or theirs) stops receiving it — the
  * stream ends with NOT_FOUND — at the first message after that collection is no longer visible to
- * them (one primary-key lookup per message for such viewers; owners and admins cost none).
+ * them (one primary-key lookup per message for all such viewers of the process together; owners
+ * and admins cost none: src/operations/live-visibility.ts).
  */
 export async function operationUpdates(
   r: Resources,
@@ -131,25 +130,11 @@ export async function operationUpdates(
     if (r.shutdown.aborted) onShutdown();
     r.shutdown.addEventListener('abort', onShutdown, { once: true });
     void stop.then(() => r.shutdown.removeEventListener('abort', onShutdown));
-    const read = <T>(query: () => Promise<T>) =>
-      retryWhileUnavailable(query, { deadlineMs: READ_RETRY_MS, maxDelayMs: 1000 });
+    const stillVisible = visibilityCheck(r, viewer);
 
-    /** The rule again for this message: a non-owner sees it only through its collection. */
-    const stillVisible = async (operation: Operation): Promise<boolean> => {
-      if (seesByOwner(viewer, operation.ownerId)) return true;
-      const { collectionId } = operation;
-      if (!collectionId) return false;
-      const collection = await read(() =>
-        r.db.collection.findUnique({
-          where: { id: collectionId },
-          select: { ownerId: true, isPublic: true },
-        }),
-      );
-      return collection !== null && canSeeCollection(viewer, collection);
-    };
-
-    const send = async (update: OperationUpdate) => {
-      if (!(await stillVisible(update.operation))) {
+    /** Delivers one update; `message`, when it comes from one, shares the visibility lookup. */
+    const send = async (update: OperationUpdate, message?: EventMessage) => {
+      if (!(await stillVisible(update.operation, message))) {
         finish(new NotFoundError('Operation', displayId));
         return;
       }
@@ -163,7 +148,7 @@ export async function operationUpdates(
     const catchUp = async (upTo: number, operation: Operation) => {
       while (!finished && delivered < upTo) {
         const from = delivered;
-        const page = await read(() =>
+        const page = await liveRead(() =>
           r.db.operationEvent.findMany({
             where: { operationId: id, sequence: { gt: from, lte: upTo } },
             orderBy: { sequence: 'asc' },
@@ -184,14 +169,17 @@ export async function operationUpdates(
     let input: Operation['input'] | undefined;
     const deliverLive = async (message: EventMessage) => {
       if (message.event.sequence <= delivered) return; // already delivered: a duplicate or a replay
-      const operation = toOperation(message.operation);
-      if (operation.input === undefined && input !== undefined) operation.input = input;
+      const shared = fromMessage(message);
+      const operation =
+        shared.operation.input === undefined && input !== undefined
+          ? { ...shared.operation, input }
+          : shared.operation;
       if (message.event.sequence > delivered + 1) await catchUp(message.event.sequence - 1, operation);
       if (finished) return;
-      await send({ sequence: message.event.sequence, event: toEvent(message.event), operation });
+      await send({ sequence: message.event.sequence, event: shared.event, operation }, message);
     };
     const deliverStored = async () => {
-      const operation = await read(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
+      const operation = await liveRead(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
       await catchUp(operation.sequence, operation);
       if (isTerminal(operation.status) && delivered >= operation.sequence) finish();
     };
@@ -222,7 +210,7 @@ export async function operationUpdates(
     try {
       unsubscribe = await r.bus.subscribe(operationChannel(id), onMessage);
       unwatch = pollerFor(r).watch(id, onSequence);
-      const snapshot = await read(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
+      const snapshot = await liveRead(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
       input = snapshot.input;
       if (afterSequence === null || afterSequence === undefined) {
         await send({ sequence: snapshot.sequence, event: null, operation: snapshot });
