@@ -258,7 +258,7 @@ async function setUp(db: ScratchDatabase): Promise<Bench> {
   return { db, api, client, token, start, tapped, abortedAt: abortTimes(worker) };
 }
 
-/** Start: sent → startedAt, split at the insert's transaction and its commit (CREATED published). */
+/** Start: sent → startedAt, split where the start's statement began and where it committed (CREATED published). */
 async function measureStart(bench: Bench): Promise<Row[]> {
   const { db, start, tapped } = bench;
   const started = await inParallel(args.samples, args.concurrency, () => start({ steps: 0, stepMs: 0 }));
@@ -292,12 +292,12 @@ async function measureStart(bench: Bench): Promise<Row[]> {
     {
       name: '  sent → insert began',
       samples: rows.map((row) => row.createdAt.getTime() - sentAt.get(row.id)!),
-      note: 'A: HTTP, auth, BEGIN',
+      note: 'A: HTTP, auth, GraphQL',
     },
     {
       name: '  → committed',
       samples: rows.map((row) => committed(row) - row.createdAt.getTime()),
-      note: 'A: INSERTs, COMMIT; CREATED on Redis',
+      note: 'A: the start statement, COMMIT; CREATED on Redis',
     },
     {
       name: '  → claimed',

@@ -31,7 +31,7 @@ export async function createOperation(
   spec: NewOperation & { priority: number },
 ): Promise<EventMessage | null> {
   const options = jobOptions(spec.type.policy);
-  const rows = await refusing(config, 1, () =>
+  const run = () =>
     db.$queryRawUnsafe<EventMessage[]>(
       sql(table),
       ...operationValues(spec, randomUUID(), randomUUID()),
@@ -41,10 +41,21 @@ export async function createOperation(
       options.retryLimit,
       options.expireInSeconds,
       options.heartbeatSeconds,
-    ),
+    );
+  const rows = await refusing(config, 1, () =>
+    run().catch((error) => (waitedForPool(error) ? run() : Promise.reject(error))),
   );
   return rows[0] ?? null;
 }
+
+/**
+ * True when no pooled connection came free within the pool's wait (nothing was sent): the owner's
+ * other starts may hold them all while they take turns on the quota lock. Such a start tries once
+ * more, so it waits up to twice the pool's connection timeout (10 s by default, as the transaction
+ * it replaced did) rather than fail.
+ */
+const waitedForPool = (error: unknown) =>
+  error instanceof Error && error.message.includes('timeout exceeded when trying to connect');
 
 /** The statement per job table (schema and table are SQL identifiers; everything else a parameter), prepared. */
 const statements = new Map<string, string>();
