@@ -28,7 +28,8 @@ export class ClaimLostError extends Error {
 
 /**
  * Makes the caller's transaction commit only while this attempt holds the operation: locks the
- * operation row (a cancel waits for the transaction; a transaction after a cancel fails here).
+ * operation row until the commit (a cancel waits for it; a transaction after a cancel fails here).
+ * Batch transactions call it last (see `batchTransaction` in work.ts), others first.
  */
 export async function stillHeld(tx: Executor, operationId: string, claimId: string): Promise<void> {
   const rows = await tx.$queryRawUnsafe<unknown[]>(

@@ -99,7 +99,7 @@ export async function eachBatch<B extends { readonly length: number }>(
   checkpoint(ctx.signal);
   for await (const batch of readAhead(batches)) {
     checkpoint(ctx.signal);
-    await inTransaction(ctx, (tx) => step(tx, batch));
+    await batchTransaction(ctx, (tx) => step(tx, batch));
     if (!options.unseen) tally.changed = true;
     tally.done += batch.length;
     ctx.progress({ current: tally.done, total: tally.total, message: message() });
@@ -151,13 +151,45 @@ export async function* mapBatches<T, U>(
  * Prisma's raw query path would serialize to JSON and parse back before sending.
  */
 export function inTransaction<T>(ctx: RunContext, body: (tx: Tx) => Promise<T>): Promise<T> {
-  const held = async (tx: Tx) => {
+  return transaction(ctx, async (tx) => {
     await stillHeld(tx, ctx.operationId, ctx.claimId);
     return body(tx);
-  };
-  const pool = poolOf(ctx.db);
-  return pool ? directTransaction(pool, TX_OPTIONS.timeout, held) : ctx.db.$transaction(held, TX_OPTIONS);
+  });
 }
+
+function transaction<T>(ctx: RunContext, body: (tx: Tx) => Promise<T>): Promise<T> {
+  const pool = poolOf(ctx.db);
+  return pool ? directTransaction(pool, TX_OPTIONS.timeout, body) : ctx.db.$transaction(body, TX_OPTIONS);
+}
+
+/**
+ * A batch's transaction: like `inTransaction`, but the operation row is locked last, just before
+ * the commit. The next batch starts as soon as the one before has committed; locked first, the
+ * previous batch's progress write (an UPDATE of that row, sent a moment later) would wait for a
+ * whole batch, and the batch after for that write. A cancel committed meanwhile rolls the batch
+ * back (ClaimLostError); one that comes during the commit waits for it.
+ */
+async function batchTransaction(ctx: RunContext, body: (tx: Tx) => Promise<void>): Promise<void> {
+  try {
+    await transaction(ctx, async (tx) => {
+      await body(tx);
+      await stillHeld(tx, ctx.operationId, ctx.claimId);
+    });
+  } catch (error) {
+    // The batch failed while another attempt held the operation (its rows may collide with ours).
+    if (!(error instanceof ClaimLostError) && !(await holds(ctx))) {
+      throw new ClaimLostError('the operation was cancelled or taken over', { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** Whether this attempt still holds the operation; true when that cannot be told. */
+const holds = (ctx: RunContext): Promise<boolean> =>
+  stillHeld(ctx.db, ctx.operationId, ctx.claimId).then(
+    () => true,
+    (error) => !(error instanceof ClaimLostError),
+  );
 
 /** Repeats `removeOne` (one batch per call, returning how many it removed) until nothing is left. */
 export async function removeAll(
