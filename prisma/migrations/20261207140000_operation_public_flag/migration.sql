@@ -10,13 +10,22 @@ ALTER TABLE "Operation" ADD COLUMN "onPublicCollection" BOOLEAN NOT NULL DEFAULT
 UPDATE "Operation" o SET "onPublicCollection" = true
   FROM "Collection" c WHERE c.id = o."collectionId" AND c."isPublic";
 
--- An operation's flag follows the collection it acts on, when it is written or re-pointed. FOR
--- SHARE orders this read with a concurrent flip of `isPublic` (whose UPDATE waits for, or is
--- waited for by, this transaction), so neither can commit a stale copy.
+-- An operation's flag follows the collection it acts on, when it is written or re-pointed. A flip
+-- of `isPublic` and the writes of operations on that collection are ordered by an advisory lock per
+-- collection: writers take it shared (they never wait for each other, nor for other updates of the
+-- collection row such as a running handler's), a flip takes it exclusive in its trigger below. A
+-- write that comes first is committed before the flip's UPDATE of the operations runs (so that
+-- UPDATE sees it); a write that comes after waits for the flip to commit and then reads its value
+-- (each query of a PL/pgSQL function takes a fresh snapshot). So neither can commit a stale copy.
 CREATE FUNCTION "Operation_on_public_collection"() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+  IF NEW."collectionId" IS NULL THEN
+    NEW."onPublicCollection" := false;
+    RETURN NEW;
+  END IF;
+  PERFORM pg_advisory_xact_lock_shared(7342, hashtext(NEW."collectionId"::text));
   NEW."onPublicCollection" := coalesce(
-    (SELECT c."isPublic" FROM "Collection" c WHERE c.id = NEW."collectionId" FOR SHARE), false);
+    (SELECT c."isPublic" FROM "Collection" c WHERE c.id = NEW."collectionId"), false);
   RETURN NEW;
 END $$;
 
@@ -33,6 +42,7 @@ CREATE TRIGGER "Operation_on_public_collection_update" BEFORE UPDATE OF "collect
 -- A collection made public or private carries its operations along (rare: one UPDATE per flip).
 CREATE FUNCTION "Collection_public_to_operations"() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+  PERFORM pg_advisory_xact_lock(7342, hashtext(NEW.id::text));
   UPDATE "Operation" SET "onPublicCollection" = NEW."isPublic"
     WHERE "collectionId" = NEW.id AND "onPublicCollection" IS DISTINCT FROM NEW."isPublic";
   RETURN NULL;
