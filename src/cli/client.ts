@@ -93,6 +93,8 @@ export interface FollowOptions {
   onResume?(reason: string, afterSequence: number): void;
   /** Give up resuming after this long without a message. Default RESUME_WINDOW_MS. */
   resumeWindowMs?: number;
+  /** Replay the events after this sequence first (0: all of them). Default: the current state only. */
+  afterSequence?: number;
 }
 
 /**
@@ -117,7 +119,7 @@ export async function* follow(
 ): AsyncGenerator<UpdateView> {
   const wsUrl = connection.url.replace(/^http/, 'ws');
   const window = options.resumeWindowMs ?? RESUME_WINDOW_MS;
-  let last: number | undefined;
+  let last: number | undefined = options.afterSequence;
   let lastMessageAt = Date.now();
   let delay = 250;
   for (;;) {

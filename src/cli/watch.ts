@@ -54,6 +54,9 @@ export async function watchOperation(connection: Connection, id: string, options
   let last: OperationView | undefined;
   try {
     const updates = follow(connection, batch ? BATCH_UPDATED : OPERATION_UPDATED, id, {
+      // A batch's items may all have started, even ended, before this stream opens (items without
+      // dependencies start at submission): its ITEM events are replayed so each item is reported.
+      ...(batch ? { afterSequence: 0 } : {}),
       onResume: (reason, after) => view.note(`stream ended (${reason}); resuming after sequence ${after}`),
     });
     for await (const update of updates) {
