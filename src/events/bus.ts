@@ -86,6 +86,26 @@ function createLocalBus({ prefix, logger }: EventBusOptions): EventBus {
   };
 }
 
+/**
+ * graphql-redis-subscriptions sends UNSUBSCRIBE and PUNSUBSCRIBE when a channel's last reader
+ * leaves and drops the promises. One still waiting when the connection closes (subscriptions
+ * ended during shutdown, just before `close`) rejects with "Connection is closed", which unhandled
+ * ended the whole process at SIGTERM. A closed connection holds no subscriptions, so those
+ * rejections are expected: they are caught here.
+ */
+function catchUnsubscribes(subscriber: Redis): void {
+  for (const name of ['unsubscribe', 'punsubscribe'] as const) {
+    const command = subscriber[name].bind(subscriber) as (...args: unknown[]) => Promise<unknown>;
+    Object.assign(subscriber, {
+      [name]: (...args: unknown[]) => {
+        const sent = command(...args);
+        sent.catch(() => {});
+        return sent;
+      },
+    });
+  }
+}
+
 function createRedisBus(redisUrl: string, options: EventBusOptions): EventBus {
   const { prefix, logger, maxUnsentChannels = 10_000, maxReconnectDelayMs = 1000 } = options;
   const retryStrategy = (attempt: number) => Math.min(attempt * 100, maxReconnectDelayMs);
@@ -99,6 +119,7 @@ function createRedisBus(redisUrl: string, options: EventBusOptions): EventBus {
   const subscriberOptions: RedisOptions = { maxRetriesPerRequest: null, retryStrategy };
   const publisher = new Redis(redisUrl, publisherOptions);
   const subscriber = new Redis(redisUrl, subscriberOptions);
+  catchUnsubscribes(subscriber);
   const engine = new RedisPubSub({ publisher, subscriber });
   let closed = false;
 
