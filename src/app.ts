@@ -84,6 +84,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     // Two pools: API requests and workers never wait for each other's connections.
     const pools = openPools(config, databaseUrl, options.db);
     for (const pool of new Set([pools.api, pools.worker])) if (pool) closers.push(() => pool.$disconnect());
+    // One connection of each pool is open before the first request or job: the worker's first
+    // Prisma write (often an attempt's first progress step) does not also pay for connecting.
+    await Promise.all([pools.api, pools.worker].map((pool) => pool?.$queryRawUnsafe('SELECT 1')));
     const db = (pools.worker ?? pools.api) as Db;
     const boss = await startBoss(config, databaseUrl, logger);
     closers.push(() => boss.stop({ graceful: false, timeout: 5000 }));
