@@ -8,12 +8,13 @@ import type { Applied } from './transitions.ts';
 
 /**
  * The worker's two most frequent transitions, start (PENDING → PROCESSING) and complete
- * (PROCESSING → COMPLETED), for several operations in one statement each: the same conditional
- * UPDATE, numbered event INSERT and credit settlement as transitions.ts `start` and `complete`,
- * applied to every listed operation that is still in the source status (and, to complete, still
- * held by the given claim). With a backlog, the attempts a process starts or finishes at the same
- * time share one statement, one transaction and (to complete) one update of each owner's credit
- * account row, instead of one of each per operation.
+ * (PROCESSING → COMPLETED), for several operations in one statement each: a conditional UPDATE,
+ * numbered event INSERT and (to complete) credit settlement like transitions.ts `apply`, applied
+ * to every listed operation that is still in the source status (and, to complete, still held by
+ * the given claim). transitions.ts `start` and `complete` are these statements for one operation.
+ * With a backlog, the attempts a process starts or finishes at the same time share one statement,
+ * one transaction and (to complete) one update of each owner's credit account row, instead of one
+ * of each per operation.
  */
 /**
  * Runs one named (prepared once per connection) statement on the `pg` driver. The two statements
@@ -56,7 +57,7 @@ export function groupedTransitions(db: NamedQuery, workerId: string): GroupedTra
   };
 }
 
-interface Completion {
+export interface Completion {
   operationId: string;
   claimId: string;
   result: unknown;
@@ -93,7 +94,11 @@ const inOrder = (ids: string[], rows: Row[]): (Applied | null)[] => {
   });
 };
 
-async function startMany(db: NamedQuery, workerId: string, ids: string[]): Promise<(Applied | null)[]> {
+export async function startMany(
+  db: NamedQuery,
+  workerId: string,
+  ids: string[],
+): Promise<(Applied | null)[]> {
   const rows = await db<Row>(
     'opsgraph_start_many',
     `WITH updated AS (
@@ -109,7 +114,7 @@ async function startMany(db: NamedQuery, workerId: string, ids: string[]): Promi
   return inOrder(ids, rows);
 }
 
-async function completeMany(db: NamedQuery, items: Completion[]): Promise<(Applied | null)[]> {
+export async function completeMany(db: NamedQuery, items: Completion[]): Promise<(Applied | null)[]> {
   // One JSON parameter carries every operation's claim and result (each result serialized once).
   const input = JSON.stringify(
     items.map((item) => ({

@@ -1,5 +1,6 @@
 import { SETTLE_CTES } from '../credits/ledger.ts';
 import type { Db } from '../db/prisma.ts';
+import { completeMany, type NamedQuery, startMany } from './grouped.ts';
 import { type EventJson, eventJsonSql, type OperationJson, operationJsonSql } from './record.ts';
 import { isTerminal, mayApply, type OperationStatus, sourcesOf } from './status.ts';
 
@@ -35,7 +36,8 @@ export interface Applied {
 
 /**
  * The single place where an operation's status and progress change (the changes below, and those
- * of batch items and batches in batch-transitions.ts). Each change is one
+ * of batch items and batches in batch-transitions.ts; start and complete, which the worker groups,
+ * in grouped.ts). Each change is one
  * conditional UPDATE and the INSERT of its event, in one statement (so one transaction): it
  * applies only from an allowed status, numbers the event with the next sequence, and returns
  * null when the operation was not in a state that allows it.
@@ -90,23 +92,18 @@ export async function apply(db: Executor, change: Change): Promise<Applied | nul
   return rows[0] ?? null;
 }
 
-/** PENDING → PROCESSING: a worker claims the operation for a new attempt. */
-export const start = (db: Executor, operationId: string, workerId: string) =>
-  apply(db, {
-    operationId,
-    from: ['PENDING'],
-    to: 'PROCESSING',
-    kind: 'STARTED',
-    set: {
-      attempt: 'attempt + 1',
-      startedAt: 'now()',
-      workerId: '$1',
-      claimId: 'gen_random_uuid()',
-      nextAttemptAt: 'NULL',
-    },
-    values: [workerId],
-    dataSql: "jsonb_build_object('attempt', attempt)",
-  });
+/**
+ * A NamedQuery (grouped.ts) on a Prisma client or transaction: the worker's start and complete
+ * statements, unnamed, for callers that change one operation inside their own transaction.
+ */
+const viaPrisma =
+  (db: Executor): NamedQuery =>
+  <T>(_name: string, text: string, values: unknown[]) =>
+    db.$queryRawUnsafe<T[]>(text, ...values);
+
+/** PENDING → PROCESSING: a worker claims the operation for a new attempt (grouped.ts's statement). */
+export const start = async (db: Executor, operationId: string, workerId: string) =>
+  (await startMany(viaPrisma(db), workerId, [operationId]))[0] ?? null;
 
 /** A persisted progress step of the running attempt. */
 export const progress = (
@@ -137,19 +134,12 @@ export const softTimeout = (db: Executor, operationId: string, claimId: string, 
     claimId,
   });
 
-/** PROCESSING → COMPLETED with the handler's result, if this attempt still holds the operation. */
-export const complete = (db: Executor, operationId: string, claimId: string, result: unknown) =>
-  apply(db, {
-    operationId,
-    from: ['PROCESSING'],
-    to: 'COMPLETED',
-    kind: 'COMPLETED',
-    claimId,
-    // { result } built from the stored value, so a large result is serialized and sent once.
-    dataSql: result === undefined ? "'{}'::jsonb" : "jsonb_build_object('result', result)",
-    set: { result: '$1::jsonb', completedAt: 'now()', workerId: 'NULL', claimId: 'NULL' },
-    values: [JSON.stringify(result ?? null)],
-  });
+/**
+ * PROCESSING → COMPLETED with the handler's result, if this attempt still holds the operation
+ * (grouped.ts's statement).
+ */
+export const complete = async (db: Executor, operationId: string, claimId: string, result: unknown) =>
+  (await completeMany(viaPrisma(db), [{ operationId, claimId, result }]))[0] ?? null;
 
 /** An operation's recorded error. */
 export interface OperationError {
