@@ -46,7 +46,7 @@ interface Timing {
 
 /**
  * The GraphQL side of /metrics, as a Yoga plugin: each HTTP request's duration by operation name
- * (bounded: {@link boundedNames}) and kind, until its response starts (an SSE stream: until it
+ * (bounded: {@link boundedNames}; only authenticated requests add names) and kind, until its response starts (an SSE stream: until it
  * opens); subscriptions running (over WebSocket and SSE) until they end; and refusals by limit in
  * the results. Place it after the limit plugins.
  */
@@ -58,11 +58,12 @@ export function useMetrics(m: Metrics): Plugin {
     operationName?: string | null;
     contextValue: unknown;
   }) => {
-    const request = (args.contextValue as { request?: Request }).request;
+    const context = args.contextValue as { request?: Request; viewer?: unknown };
+    const request = context.request;
     const timing = request && timings.get(request);
     if (!timing) return;
     const operation = getOperationAST(args.document, args.operationName);
-    timing.operation = names(operation?.name?.value);
+    timing.operation = names(operation?.name?.value, Boolean(context.viewer));
     timing.kind = operation?.operation ?? 'none';
   };
   return {

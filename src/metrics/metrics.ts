@@ -161,15 +161,20 @@ export type Metrics = ReturnType<typeof createMetrics>;
 /**
  * Label values from client-chosen names: a valid GraphQL name of at most `maxLength` characters is
  * kept once seen, up to `maxNames` distinct names; anything else (and every name after the first
- * `maxNames`) is `other`. The label's series stay bounded whatever clients send.
+ * `maxNames`) is `other`. The label's series stay bounded whatever clients send. A name seen first
+ * with `learn` false (a request without a valid token) is `other` and takes no place, so anonymous
+ * clients cannot use up the places before the deployment's own clients have named theirs.
  */
-export function boundedNames(maxNames = 200, maxLength = 64): (name: string | null | undefined) => string {
+export function boundedNames(
+  maxNames = 200,
+  maxLength = 64,
+): (name: string | null | undefined, learn?: boolean) => string {
   const seen = new Set<string>();
   const valid = new RegExp(`^[_A-Za-z][_0-9A-Za-z]{0,${maxLength - 1}}$`);
-  return (name) => {
+  return (name, learn = true) => {
     if (!name) return 'anonymous';
     if (seen.has(name)) return name;
-    if (seen.size >= maxNames || !valid.test(name)) return 'other';
+    if (!learn || seen.size >= maxNames || !valid.test(name)) return 'other';
     seen.add(name);
     return name;
   };

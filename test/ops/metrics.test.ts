@@ -229,6 +229,13 @@ describe('/metrics', () => {
       headers: { 'content-type': 'application/json', authorization: `Bearer ${server.tokens.alice}` },
       body: JSON.stringify({ query: `query ${long} { viewer { name } }` }),
     });
+    // A request without a token never adds a name: anonymous clients cannot fill the places.
+    const stranger = await fetch(url(), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'query StrangerNamesThis { viewer { name } }' }),
+    });
+    expect(stranger.status).toBe(200);
     const families = await scrape(url());
     const values = labelValues(families);
     const ids = await server.db.query<{ id: string }>(
@@ -252,6 +259,15 @@ describe('/metrics', () => {
     expect(operations).toContain('Viewer');
     expect(operations).toContain('other');
     expect(operations).not.toContain(long);
+    expect(operations).not.toContain('StrangerNamesThis');
+    // The same name from a signed-in client is learned.
+    await fetch(url(), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${server.tokens.alice}` },
+      body: JSON.stringify({ query: 'query StrangerNamesThis { viewer { name } }' }),
+    });
+    const learned = labelValues(await scrape(url())).filter((v) => v.label === 'operation');
+    expect(learned.map((v) => v.value)).toContain('StrangerNamesThis');
   });
 });
 
