@@ -1,5 +1,5 @@
 import { auditingRefusals, refused } from '../audit/denials.ts';
-import { operationsWhere } from '../auth/visibility.ts';
+import { canSeeOperation, operationsWhere } from '../auth/visibility.ts';
 import { visible } from '../auth/visible.ts';
 import { cancelBatch } from '../batches/submit.ts';
 import { InsufficientCreditsError } from '../credits/errors.ts';
@@ -12,7 +12,7 @@ import { parseGlobalId } from '../graphql/ids.ts';
 import { QuotaExceededError } from '../quotas/schema.ts';
 import { timingFields } from '../runs/timing-schema.ts';
 import { registryFor } from './audience.ts';
-import { cancelOperation, checkCancelReason } from './cancel.ts';
+import { cancelOperation, checkCancelReason, readCancelTarget } from './cancel.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError, UnknownOperationTypeError } from './errors.ts';
 import { countOperations, type OperationListFilter, pageOperationIds } from './list.ts';
 import type { OperationType } from './registry.ts';
@@ -325,13 +325,14 @@ builder.mutationFields((t) => ({
         { what: 'cancelOperation', operationId: uuid },
         async () => {
           // A batch is cancelled as a whole: its items too, and (atomic) its completed items undone.
-          // Looked up under the visibility rule: an invisible id gives the same NotFoundError either way.
-          const type = await context.resources.db.operation.findFirst({
-            where: { AND: [{ id: uuid }, operationsWhere(context.viewer)] },
-            select: { type: true },
-          });
-          const cancel = type?.type === 'batch' ? cancelBatch : cancelOperation;
-          const operation = await cancel(context.resources, context.viewer!, uuid, String(id), reason);
+          // Only a visible batch goes that way: an invisible id gives the same NotFoundError either way.
+          // The one read of the operation serves both the dispatch and the cancel's access checks.
+          const viewer = context.viewer!;
+          const target = await readCancelTarget(context.resources, uuid);
+          const operation =
+            target?.type === 'batch' && canSeeOperation(viewer, target)
+              ? await cancelBatch(context.resources, viewer, uuid, String(id), reason)
+              : await cancelOperation(context.resources, viewer, uuid, String(id), reason, target);
           return { operation };
         },
       );
