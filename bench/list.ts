@@ -24,8 +24,11 @@ import {
  * `operations` list latency at scale (SPEC §5, issue 13.4): a scratch database gets `--rows`
  * operations (default 1,000,000) across `--users` users (default 1,000), generated in SQL; an API
  * process (OPSGRAPH_ROLE=api) answers `operations(first: 50)` over HTTP for each case, `--samples`
- * times (default 200) one after the other; p50/p95/max per case, then the query plan of the
- * slowest case's statement (EXPLAIN ANALYZE of what PostgreSQL logged for it).
+ * times (default 200) one after the other; p50/p95/max and the server's CPU per request per case;
+ * then, per case, the list statement's planning time unprepared (as it was planned on every request
+ * before) and prepared (as the server now runs it, with the generic plan PostgreSQL may switch to
+ * forced), its execution time, and whether it stays on indexes; then the slowest case's plan.
+ * BENCH_SERVER_NODE_OPTIONS is passed to the server as NODE_OPTIONS (e.g. `--cpu-prof`).
  *
  *   npm run bench:list [-- --rows 1000000 --users 1000 --samples 200]
  *
@@ -253,10 +256,11 @@ async function main(): Promise<void> {
   const plans = [];
   for (const r of results) plans.push({ result: r, plan: await explain(db, r.case) });
   printTable(
-    'the list statement as the server runs it (prepared; its generic plan, run twice): EXPLAIN ANALYZE of the 2nd run (ms)',
-    ['case', 'planning', 'execution', 'indexes only'],
+    'the list statement: planned each time (as before) vs prepared as the server runs it (its generic plan forced, run twice): EXPLAIN ANALYZE of the 2nd run (ms)',
+    ['case', 'planning unprepared', 'planning', 'execution', 'indexes only'],
     plans.map(({ result, plan }) => [
       result.case.name,
+      fixed(plan.planningUnpreparedMs, 3),
       fixed(plan.planningMs, 3),
       fixed(plan.executionMs, 3),
       plan.lines.some((line) => /Seq Scan on "Operation"/.test(line)) ? 'NO' : 'yes',
@@ -277,11 +281,18 @@ async function main(): Promise<void> {
 async function explain(
   db: ScratchDatabase,
   c: Case,
-): Promise<{ lines: string[]; planningMs: number; executionMs: number }> {
+): Promise<{ lines: string[]; planningUnpreparedMs: number; planningMs: number; executionMs: number }> {
   const { viewer, filter, cursorId } = c.statement;
   const { sql, values } = operationRowsStatement(viewer, filter, { cursorId, take: 51 });
   const client = await db.pool.connect();
   try {
+    // The same statement unprepared, as it ran before: parsed and planned on every run.
+    const unprepared = async () =>
+      (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, COSTS OFF) ${sql}`, values)).rows.map(
+        (row) => row['QUERY PLAN'],
+      );
+    await unprepared();
+    const planningUnpreparedMs = timeOf(await unprepared(), 'Planning Time');
     await client.query('SET plan_cache_mode = force_generic_plan');
     await client.query(`PREPARE bench_list AS ${sql}`);
     // EXECUTE takes its arguments as SQL (no bind parameters): the values as literals.
@@ -300,13 +311,20 @@ async function explain(
       );
     await run();
     const lines = (await run()).rows.map((row) => row['QUERY PLAN']);
-    const time = (label: string) =>
-      Number(lines.find((line) => line.startsWith(label))?.match(/([\d.]+) ms/)?.[1] ?? Number.NaN);
-    return { lines, planningMs: time('Planning Time'), executionMs: time('Execution Time') };
+    return {
+      lines,
+      planningUnpreparedMs,
+      planningMs: timeOf(lines, 'Planning Time'),
+      executionMs: timeOf(lines, 'Execution Time'),
+    };
   } finally {
     await client.query('DEALLOCATE ALL; RESET plan_cache_mode').catch(() => {});
     client.release();
   }
 }
+
+/** The time on an EXPLAIN ANALYZE line such as "Planning Time: 0.548 ms". */
+const timeOf = (lines: string[], label: string) =>
+  Number(lines.find((line) => line.startsWith(label))?.match(/([\d.]+) ms/)?.[1] ?? Number.NaN);
 
 await runBench(main);
