@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Viewer } from '../auth/viewer.ts';
 import { type Db, prepared } from '../db/prisma.ts';
-import type { Operation, OperationStatus } from '../generated/prisma/client.ts';
+import { type Operation, type OperationStatus, Prisma } from '../generated/prisma/client.ts';
 
 /** What `operations(filter)` narrows to, with ids already parsed. */
 export interface OperationListFilter {
@@ -54,8 +54,8 @@ export async function pageOperationIds(
 }
 
 /**
- * The page of `pageOperationIds` as whole rows (every column, as `findMany` without a select
- * returns them), newest first, in the same statement: one round trip for a page whose query
+ * The page of `pageOperationIds` as whole rows (every column of the model, as `findMany` without
+ * a select returns them), newest first, in the same statement: one round trip for a page whose query
  * selects no relation, instead of the ids and then the rows.
  */
 export async function pageOperations(
@@ -76,11 +76,20 @@ export function operationRowsStatement(
 ): { sql: string; values: unknown[] } {
   const { sql, values } = operationPageStatement(viewer, filter, page);
   return {
-    sql: `SELECT o.* FROM (${sql}) page JOIN "Operation" o ON o.id = page.id
+    sql: `SELECT ${OPERATION_COLUMNS} FROM (${sql}) page JOIN "Operation" o ON o.id = page.id
       ORDER BY o."createdAt" DESC, o.id DESC`,
     values,
   };
 }
+
+/**
+ * The model's columns by name, as `findMany` reads them: never `o.*`, whose result type a
+ * migration adding a column would change under the prepared statements of running servers
+ * (PostgreSQL refuses such a statement: "cached plan must not change result type").
+ */
+const OPERATION_COLUMNS = Object.values(Prisma.OperationScalarFieldEnum)
+  .map((column) => `o."${column}"`)
+  .join(', ');
 
 /**
  * How many operations the viewer may see match the filter, counting at most `cap`: the page's own
