@@ -1,11 +1,15 @@
 import { encodeGlobalID } from '@pothos/plugin-relay';
+import pg from 'pg';
 import type { Viewer } from '../src/auth/viewer.ts';
+import { migrate } from '../src/db/migrate.ts';
 import { parseGlobalId } from '../src/graphql/ids.ts';
-import { type OperationListFilter, operationPageStatement } from '../src/operations/list.ts';
+import { type OperationListFilter, operationRowsStatement } from '../src/operations/list.ts';
 import { spawnServer, uniquePrefix } from '../test/support/app.ts';
 import { tokenFor } from '../test/support/client.ts';
-import { REDIS_URL } from '../test/support/services.ts';
+import { adminQuery } from '../test/support/db.ts';
+import { ADMIN_DATABASE_URL, databaseUrl, REDIS_URL } from '../test/support/services.ts';
 import {
+  cpuSeconds,
   createScratchDatabase,
   defer,
   fixed,
@@ -20,10 +24,16 @@ import {
  * `operations` list latency at scale (SPEC §5, issue 13.4): a scratch database gets `--rows`
  * operations (default 1,000,000) across `--users` users (default 1,000), generated in SQL; an API
  * process (OPSGRAPH_ROLE=api) answers `operations(first: 50)` over HTTP for each case, `--samples`
- * times (default 200) one after the other; p50/p95/max per case, then the query plan of the
- * slowest case's statement (EXPLAIN ANALYZE of what PostgreSQL logged for it).
+ * times (default 200) one after the other; p50/p95/max and the server's CPU per request per case;
+ * then, per case, the list statement's planning time unprepared (as it was planned on every request
+ * before) and prepared (as the server now runs it, with the generic plan PostgreSQL may switch to
+ * forced), its execution time, and whether it stays on indexes; then the slowest case's plan.
+ * BENCH_SERVER_NODE_OPTIONS is passed to the server as NODE_OPTIONS (e.g. `--cpu-prof`).
  *
  *   npm run bench:list [-- --rows 1000000 --users 1000 --samples 200]
+ *
+ * BENCH_LIST_DB=<name> keeps the generated database under that name (created and filled on the
+ * first run, reused as it is by later ones), to compare code changes without regenerating.
  *
  * The data: every user owns rows/users operations, newest first spread over 30 days; 10 % act on
  * one of the owner's two collections, a tenth of collections are public (so a normal user also
@@ -109,13 +119,37 @@ interface Case {
   statement: { viewer: Viewer; filter: OperationListFilter; cursorId?: string };
 }
 
+/** The database BENCH_LIST_DB names (kept, migrated and filled once), or a scratch one. */
+async function benchDatabase(): Promise<{ db: ScratchDatabase; filled: boolean }> {
+  const name = process.env.BENCH_LIST_DB;
+  if (!name) return { db: await createScratchDatabase('list', { migrate: true }), filled: false };
+  const url = databaseUrl(name);
+  const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL });
+  await admin.connect();
+  const exists = await admin
+    .query('SELECT 1 FROM pg_database WHERE datname = $1', [name])
+    .finally(() => admin.end());
+  if (exists.rows.length === 0) {
+    await adminQuery(`CREATE DATABASE "${name.replace(/"/g, '""')}"`);
+    await migrate(url);
+  }
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  defer(() => pool.end());
+  const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM "Operation"');
+  return { db: { name, url, pool, drop: async () => {} }, filled: (rows[0]?.n ?? 0) > 0 };
+}
+
 async function main(): Promise<void> {
-  const db = await createScratchDatabase('list', { migrate: true });
+  const { db, filled } = await benchDatabase();
   let started = performance.now();
-  await generate(db, args.rows, args.users);
+  if (!filled) await generate(db, args.rows, args.users);
   const n =
     (await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM "Operation"')).rows[0]?.n ?? 0;
-  console.log(`generated ${n} operations in ${fixed((performance.now() - started) / 1000)} s`);
+  console.log(
+    filled
+      ? `reusing ${db.name}: ${n} operations`
+      : `generated ${n} operations in ${fixed((performance.now() - started) / 1000)} s`,
+  );
 
   const userToken = await tokenFor(db.url, BENCH_USER);
   const adminToken = await tokenFor(db.url, 'bench-admin', true);
@@ -140,6 +174,8 @@ async function main(): Promise<void> {
     OPSGRAPH_ROLE: 'api',
     OPSGRAPH_CHANNEL_PREFIX: uniquePrefix(),
     LOG_LEVEL: 'error',
+    // e.g. BENCH_SERVER_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the server.
+    ...(process.env.BENCH_SERVER_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_SERVER_NODE_OPTIONS } : {}),
   });
   defer(() => server.stop());
 
@@ -189,45 +225,106 @@ async function main(): Promise<void> {
     make('user, 10,000 deep', user, {}, {}, await cursorAt(userToken, 10_000)),
   ];
 
-  const results: { case: Case; times: number[]; rows: number }[] = [];
+  const results: { case: Case; times: number[]; rows: number; cpuMs: number }[] = [];
   for (const c of cases) {
     for (let i = 0; i < 10; i++) await list(server.url, c.token, c.variables); // warm-up
     const times: number[] = [];
     let rows = 0;
+    const cpuBefore = await cpuSeconds(server.child.pid);
     for (let i = 0; i < args.samples; i++) {
       started = performance.now();
       const page = await list(server.url, c.token, c.variables);
       times.push(performance.now() - started);
       rows = page.edges.length;
     }
-    results.push({ case: c, times, rows });
+    const cpuMs = ((await cpuSeconds(server.child.pid)) - cpuBefore) * 1000;
+    results.push({ case: c, times, rows, cpuMs: cpuMs / args.samples });
   }
   printTable(
-    `operations(first: 50) over HTTP, ${n} rows, ${args.samples} samples each (ms)`,
-    ['case', 'rows', 'p50', 'p95', 'max', '≤ 10 ms p95'],
+    `operations(first: 50) over HTTP, ${n} rows, ${args.samples} samples each (ms; server CPU per request, 10 ms ticks)`,
+    ['case', 'rows', 'p50', 'p95', 'max', 'server CPU', '≤ 10 ms p95'],
     results.map((r) => [
       r.case.name,
       String(r.rows),
       fixed(percentile(r.times, 50), 2),
       fixed(percentile(r.times, 95), 2),
       fixed(Math.max(...r.times), 2),
+      fixed(r.cpuMs, 2),
       percentile(r.times, 95) <= 10 ? 'yes' : 'NO',
     ]),
   );
-  const slowest = results.reduce((a, b) => (percentile(b.times, 95) > percentile(a.times, 95) ? b : a));
-  await explain(db, slowest.case);
+  const plans = [];
+  for (const r of results) plans.push({ result: r, plan: await explain(db, r.case) });
+  printTable(
+    'the list statement: planned each time (as before) vs prepared as the server runs it (its generic plan forced, run twice): EXPLAIN ANALYZE of the 2nd run (ms)',
+    ['case', 'planning unprepared', 'planning', 'execution', 'indexes only'],
+    plans.map(({ result, plan }) => [
+      result.case.name,
+      fixed(plan.planningUnpreparedMs, 3),
+      fixed(plan.planningMs, 3),
+      fixed(plan.executionMs, 3),
+      plan.lines.some((line) => /Seq Scan on "Operation"/.test(line)) ? 'NO' : 'yes',
+    ]),
+  );
+  const slowest = plans.reduce((a, b) =>
+    percentile(b.result.times, 95) > percentile(a.result.times, 95) ? b : a,
+  );
+  console.log(`\nplan of the slowest case (${slowest.result.case.name}):`);
+  for (const line of slowest.plan.lines) console.log(`  ${line}`);
 }
 
-/** Prints the plan PostgreSQL runs for a case's list statement (EXPLAIN ANALYZE, buffers). */
-async function explain(db: ScratchDatabase, c: Case): Promise<void> {
+/**
+ * The plan PostgreSQL runs for a case's list statement as the server sends it: prepared, with the
+ * generic plan PostgreSQL may switch to after five runs forced (so a plan that would leave the
+ * indexes shows here), EXPLAIN ANALYZE of a second run (the first one builds that plan).
+ */
+async function explain(
+  db: ScratchDatabase,
+  c: Case,
+): Promise<{ lines: string[]; planningUnpreparedMs: number; planningMs: number; executionMs: number }> {
   const { viewer, filter, cursorId } = c.statement;
-  const { sql, values } = operationPageStatement(viewer, filter, { cursorId, take: 51 });
-  const { rows } = await db.pool.query<{ 'QUERY PLAN': string }>(
-    `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${sql}`,
-    values,
-  );
-  console.log(`\nplan of the slowest case (${c.name}):`);
-  for (const row of rows) console.log(`  ${row['QUERY PLAN']}`);
+  const { sql, values } = operationRowsStatement(viewer, filter, { cursorId, take: 51 });
+  const client = await db.pool.connect();
+  try {
+    // The same statement unprepared, as it ran before: parsed and planned on every run.
+    const unprepared = async () =>
+      (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, COSTS OFF) ${sql}`, values)).rows.map(
+        (row) => row['QUERY PLAN'],
+      );
+    await unprepared();
+    const planningUnpreparedMs = timeOf(await unprepared(), 'Planning Time');
+    await client.query('SET plan_cache_mode = force_generic_plan');
+    await client.query(`PREPARE bench_list AS ${sql}`);
+    // EXECUTE takes its arguments as SQL (no bind parameters): the values as literals.
+    const literal = (value: unknown) =>
+      client.escapeLiteral(
+        Array.isArray(value)
+          ? `{${value.join(',')}}`
+          : value instanceof Date
+            ? value.toISOString()
+            : String(value),
+      );
+    const args = values.map(literal).join(', ');
+    const run = () =>
+      client.query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE bench_list${args ? `(${args})` : ''}`,
+      );
+    await run();
+    const lines = (await run()).rows.map((row) => row['QUERY PLAN']);
+    return {
+      lines,
+      planningUnpreparedMs,
+      planningMs: timeOf(lines, 'Planning Time'),
+      executionMs: timeOf(lines, 'Execution Time'),
+    };
+  } finally {
+    await client.query('DEALLOCATE ALL; RESET plan_cache_mode').catch(() => {});
+    client.release();
+  }
 }
+
+/** The time on an EXPLAIN ANALYZE line such as "Planning Time: 0.548 ms". */
+const timeOf = (lines: string[], label: string) =>
+  Number(lines.find((line) => line.startsWith(label))?.match(/([\d.]+) ms/)?.[1] ?? Number.NaN);
 
 await runBench(main);

@@ -1,9 +1,10 @@
-import { type AuditEntry, recordAudit } from '../audit/record.ts';
+import { CANCELLED_AUDIT_CTE } from '../audit/record.ts';
 import type { Viewer } from '../auth/viewer.ts';
+import { prepared } from '../db/prisma.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import type { Operation } from '../generated/prisma/client.ts';
 import type { Resources } from '../resources.ts';
-import { canCancel, canView, GUARD_SELECT } from './access.ts';
+import { canCancel, canView, GUARD_SELECT, type Guarded } from './access.ts';
 import { publish } from './attempt.ts';
 import { IllegalTransitionError } from './errors.ts';
 import { CANCEL_CHANNEL, toOperation } from './record.ts';
@@ -20,13 +21,17 @@ export async function cancelOperation(
   id: string,
   displayId: string,
   reason?: string | null,
+  /** The operation as `readCancelTarget` read it in this request, if the caller did (else read here). */
+  target?: CancelTarget | null,
 ): Promise<Operation> {
-  const found = await findToCancel(r, viewer, id, displayId, 'Operation');
+  const found = checkCancelTarget(
+    viewer,
+    target === undefined ? await readCancelTarget(r, id) : target,
+    displayId,
+    'Operation',
+  );
   const applied = await cancelNow(r, found, reason || `cancelled by ${viewer.name}`, viewer.id, {
-    actorId: viewer.id,
-    action: 'OPERATION_CANCELLED',
-    operationId: id,
-    collectionId: found.collectionId,
+    audited: true,
   });
   if (!applied) {
     const current = await r.db.operation.findUniqueOrThrow({ where: { id } });
@@ -48,9 +53,66 @@ export function checkCancelReason(reason: string | null | undefined, path: strin
   }
 }
 
+/** What a cancel reads of an operation: what it changes, and what the access rules need. */
+export interface CancelTarget extends Guarded {
+  id: string;
+  type: string;
+  status: Operation['status'];
+  jobId: string | null;
+  collectionId: string | null;
+}
+
+type CancelTargetRow = Omit<CancelTarget, 'collection'> & {
+  collectionOwnerId: string | null;
+  collectionIsPublic: boolean | null;
+};
+
 /**
- * The operation the viewer asks to cancel: NotFound when they may not see it (or it is not a
- * `batch` when one is asked for), Forbidden when they may see but not cancel it.
+ * The operation and its collection's guard columns in one statement, prepared once per connection
+ * (Prisma's `include` of the collection is a second round trip): a cancel's only read before its
+ * write.
+ */
+const CANCEL_TARGET = prepared(
+  'cancel_target',
+  `SELECT o.id, o.type, o.status, o."jobId", o."ownerId", o."collectionId",
+          c."ownerId" AS "collectionOwnerId", c."isPublic" AS "collectionIsPublic"
+     FROM "Operation" o LEFT JOIN "Collection" c ON c.id = o."collectionId"
+    WHERE o.id = $1::uuid`,
+);
+
+/** The operation a cancel would act on, with no access check (see `checkCancelTarget`); null when none. */
+export async function readCancelTarget(r: Pick<Resources, 'db'>, id: string): Promise<CancelTarget | null> {
+  const [row] = await r.db.$queryRawUnsafe<CancelTargetRow[]>(CANCEL_TARGET, id);
+  if (!row) return null;
+  const { collectionOwnerId, collectionIsPublic, ...operation } = row;
+  return {
+    ...operation,
+    collection:
+      collectionOwnerId === null
+        ? null
+        : { ownerId: collectionOwnerId, isPublic: collectionIsPublic === true },
+  };
+}
+
+/**
+ * The operation the viewer may cancel: NotFound when they may not see it (or it is not a `batch`
+ * when one is asked for), Forbidden when they may see but not cancel it.
+ */
+export function checkCancelTarget<T extends CancelTarget>(
+  viewer: Viewer,
+  found: T | null,
+  displayId: string,
+  resource: 'Operation' | 'Batch',
+): T {
+  const kindMatches = resource === 'Operation' || found?.type === 'batch';
+  if (!found || !kindMatches || !canView(viewer, found)) throw new NotFoundError(resource, displayId);
+  if (!canCancel(viewer, found)) throw new ForbiddenError(`cancel this ${resource.toLowerCase()}`);
+  return found;
+}
+
+/**
+ * The whole row of the operation the viewer asks to cancel, with the checks of `checkCancelTarget`
+ * (cancelBatch needs the batch's input).
  */
 export async function findToCancel(
   r: Resources,
@@ -60,10 +122,7 @@ export async function findToCancel(
   resource: 'Operation' | 'Batch',
 ) {
   const found = await r.db.operation.findUnique({ where: { id }, include: GUARD_SELECT });
-  const kindMatches = resource === 'Operation' || found?.type === 'batch';
-  if (!found || !kindMatches || !canView(viewer, found)) throw new NotFoundError(resource, displayId);
-  if (!canCancel(viewer, found)) throw new ForbiddenError(`cancel this ${resource.toLowerCase()}`);
-  return found;
+  return checkCancelTarget(viewer, found, displayId, resource);
 }
 
 /**
@@ -75,17 +134,20 @@ export async function cancelNow(
   operation: { id: string; type: string; jobId: string | null },
   reason: string,
   byUserId: string,
-  /** Recorded in the cancel's transaction when given (the user's own cancel, not a batch's items). */
-  audit?: AuditEntry,
+  /**
+   * Audited: the user's own cancel (not a batch's items) records OPERATION_CANCELLED by `byUserId`
+   * in the cancel's own statement (CANCELLED_AUDIT_CTE), so both happen or neither.
+   */
+  { audited = false }: { audited?: boolean } = {},
 ): Promise<transitions.Applied | null> {
   const { id } = operation;
-  const applied = audit
-    ? await r.db.$transaction(async (tx) => {
-        const done = await transitions.cancel(tx, id, reason, byUserId);
-        if (done) await recordAudit(tx, audit);
-        return done;
-      })
-    : await transitions.cancel(r.db, id, reason, byUserId);
+  const applied = await transitions.cancel(
+    r.db,
+    id,
+    reason,
+    byUserId,
+    audited ? { ctes: CANCELLED_AUDIT_CTE } : {},
+  );
   if (!applied) return null;
   publish(r, applied);
   // Keyed per operation: cancels sent while Redis is down are all delivered when it returns.

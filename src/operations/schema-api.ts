@@ -1,5 +1,5 @@
 import { auditingRefusals, refused } from '../audit/denials.ts';
-import { operationsWhere } from '../auth/visibility.ts';
+import { canSeeOperation, operationsWhere } from '../auth/visibility.ts';
 import { visible } from '../auth/visible.ts';
 import { cancelBatch } from '../batches/submit.ts';
 import { InsufficientCreditsError } from '../credits/errors.ts';
@@ -12,9 +12,9 @@ import { parseGlobalId } from '../graphql/ids.ts';
 import { QuotaExceededError } from '../quotas/schema.ts';
 import { timingFields } from '../runs/timing-schema.ts';
 import { registryFor } from './audience.ts';
-import { cancelOperation, checkCancelReason } from './cancel.ts';
+import { cancelOperation, checkCancelReason, readCancelTarget } from './cancel.ts';
 import { IdempotencyKeyConflictError, IllegalTransitionError, UnknownOperationTypeError } from './errors.ts';
-import { countOperations, type OperationListFilter, pageOperationIds } from './list.ts';
+import { countOperations, type OperationListFilter, pageOperationIds, pageOperations } from './list.ts';
 import type { OperationType } from './registry.ts';
 import { OperationConnection, OperationRef, OperationStatusEnum, OperationUpdateRef } from './schema.ts';
 import { type Started, startOperation } from './start.ts';
@@ -164,9 +164,13 @@ builder.queryFields((t) => ({
       resolve: async (query, _, { filter }, context) => {
         const { cursor, take, skip: _skip, ...load } = query;
         const db = context.resources.db;
-        const ids = context.viewer
-          ? await pageOperationIds(db, context.viewer, listFilterOf(filter), { cursorId: cursor?.id, take })
-          : [];
+        if (!context.viewer) return [];
+        const page = { cursorId: cursor?.id, take };
+        // Nothing below the rows but their own columns: the page and its rows in one statement.
+        if (Object.keys(load.include ?? {}).length === 0) {
+          return pageOperations(db, context.viewer, listFilterOf(filter), page);
+        }
+        const ids = await pageOperationIds(db, context.viewer, listFilterOf(filter), page);
         if (ids.length === 0) return [];
         // The page's rows with what the query selects below them, in page order.
         return db.operation.findMany({
@@ -325,13 +329,14 @@ builder.mutationFields((t) => ({
         { what: 'cancelOperation', operationId: uuid },
         async () => {
           // A batch is cancelled as a whole: its items too, and (atomic) its completed items undone.
-          // Looked up under the visibility rule: an invisible id gives the same NotFoundError either way.
-          const type = await context.resources.db.operation.findFirst({
-            where: { AND: [{ id: uuid }, operationsWhere(context.viewer)] },
-            select: { type: true },
-          });
-          const cancel = type?.type === 'batch' ? cancelBatch : cancelOperation;
-          const operation = await cancel(context.resources, context.viewer!, uuid, String(id), reason);
+          // Only a visible batch goes that way: an invisible id gives the same NotFoundError either way.
+          // The one read of the operation serves both the dispatch and the cancel's access checks.
+          const viewer = context.viewer!;
+          const target = await readCancelTarget(context.resources, uuid);
+          const operation =
+            target?.type === 'batch' && canSeeOperation(viewer, target)
+              ? await cancelBatch(context.resources, viewer, uuid, String(id), reason)
+              : await cancelOperation(context.resources, viewer, uuid, String(id), reason, target);
           return { operation };
         },
       );

@@ -27,6 +27,11 @@ export interface Change {
   /** Extra column assignments: column → SQL expression using the parameters in `values`. */
   set?: Record<string, string>;
   values?: unknown[];
+  /**
+   * Further CTEs of the same statement over `updated` (so they happen exactly when the change
+   * does), using the parameters in `values` like `set`: e.g. the audit row of a user's cancel.
+   */
+  ctes?: string;
 }
 
 export interface Applied {
@@ -85,7 +90,7 @@ export async function apply(db: Executor, change: Change): Promise<Applied | nul
        INSERT INTO "OperationEvent" ("operationId", sequence, kind, status, "progressCurrent", "progressTotal", message, data)
        SELECT id, sequence, $4, status, "progressCurrent", "progressTotal", $5, COALESCE($6::jsonb, ${change.dataSql ? renumber(change.dataSql) : 'NULL'}) FROM updated
        RETURNING *
-     )${settles ? `, ${SETTLE_CTES}` : ''}
+     )${settles ? `, ${SETTLE_CTES}` : ''}${change.ctes ? `, ${renumber(change.ctes)}` : ''}
      SELECT ${operationJsonSql('u')} AS operation, ${eventJsonSql('i')} AS event FROM updated u, inserted i`,
     ...params,
   );
@@ -227,10 +232,11 @@ export const cancel = (
   operationId: string,
   reason: string,
   byUserId: string,
-  guard: { from?: OperationStatus[]; result?: unknown } = {},
+  guard: { from?: OperationStatus[]; result?: unknown; ctes?: string } = {},
 ) => {
   const error: OperationError = { code: 'CANCELLED', message: reason };
   return apply(db, {
+    ctes: guard.ctes,
     operationId,
     from: guard.from ?? sourcesOf('CANCELLED'),
     to: 'CANCELLED',
