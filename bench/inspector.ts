@@ -64,6 +64,16 @@ export class Inspector {
     return JSON.parse(result.result.value) as NodeJS.MemoryUsage;
   }
 
+  /** CPU time (user + system, µs) the process has used so far: `process.cpuUsage()` inside it. */
+  async cpuMicros(): Promise<number> {
+    const result = (await this.call('Runtime.evaluate', {
+      expression: 'JSON.stringify(process.cpuUsage())',
+      returnByValue: true,
+    })) as { result: { value: string } };
+    const { user, system } = JSON.parse(result.result.value) as { user: number; system: number };
+    return user + system;
+  }
+
   /** Starts sampling allocations (V8 keeps the samples of objects that stay alive). */
   startSampling(): Promise<unknown> {
     return this.call('HeapProfiler.startSampling', { samplingInterval: 1024 });

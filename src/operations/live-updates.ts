@@ -14,7 +14,7 @@ import {
   type Position,
 } from './live-cursor.ts';
 import { currentSnapshot, type LiveFilter, matches, replayChanges } from './live-replay.ts';
-import { fromMessage, liveRead, visibilityCheck } from './live-visibility.ts';
+import { fromMessage, liveRead, stillVisible } from './live-visibility.ts';
 import { ALL_OPERATIONS_CHANNEL, collectionChannel, type EventMessage, userChannel } from './record.ts';
 
 /** One message of `operationsUpdated`. */
@@ -148,14 +148,13 @@ export async function operationsUpdates(
     }, OUTAGE_POLL_MS);
     timer.unref();
 
-    const stillVisible = visibilityCheck(r, viewer);
-
     const deliverLive = async (at: Position, message: EventMessage) => {
       const { operation } = fromMessage(message);
       const { sequence, xid: text } = message.event;
       const xid = text ? BigInt(text) : null;
       if (covers(at, operation.id, sequence, xid)) return;
-      if (!matches(filter, operation) || !(await stillVisible(operation, message)) || finished) return;
+      if (!matches(filter, operation) || !(await stillVisible(r, viewer, operation, message)) || finished)
+        return;
       at.delivered.set(operation.id, { sequence, xid });
       await push({ cursor: cursor() as string, operation });
       if (at.delivered.size >= DELIVERED_CAP) reconcileOwed = true;

@@ -1,13 +1,14 @@
-import { Repeater } from 'graphql-yoga';
 import type { Viewer } from '../auth/viewer.ts';
 import { isConnectionError } from '../db/unavailable.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import type { EventBus } from '../events/bus.ts';
 import { createFallbackPoller, type FallbackPoller } from '../events/fallback.ts';
 import type { Operation, OperationEvent } from '../generated/prisma/client.ts';
+import { shareAcrossSubscribers } from '../graphql/shared-execution.ts';
 import type { Resources } from '../resources.ts';
 import { canView, GUARD_SELECT } from './access.ts';
-import { fromMessage, liveRead, visibilityCheck } from './live-visibility.ts';
+import { LiveStream } from './live-stream.ts';
+import { fromMessage, liveRead, stillVisible } from './live-visibility.ts';
 import { type EventMessage, operationChannel } from './record.ts';
 import { isTerminal } from './status.ts';
 
@@ -35,6 +36,56 @@ export class ResubscribeError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * The fields of an `operationUpdated` / `batchUpdated` message whose value depends on the message
+ * only, never on who receives it: subscribers whose documents select nothing else share one
+ * execution per message (src/graphql/shared-execution.ts). Viewer-dependent fields (an owner's
+ * details, the collection, events pages, batch items) are not listed.
+ */
+export const SHARED_UPDATE_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  Subscription: ['operationUpdated', 'batchUpdated'],
+  OperationUpdate: ['sequence', 'event', 'operation'],
+  OperationEvent: ['sequence', 'kind', 'status', 'progress', 'message', 'data', 'createdAt'],
+  Operation: [
+    'id',
+    'type',
+    'status',
+    'input',
+    'progress',
+    'attempt',
+    'result',
+    'error',
+    'sequence',
+    'createdAt',
+    'startedAt',
+    'completedAt',
+    'nextAttemptAt',
+    'updatedAt',
+  ],
+  Progress: ['current', 'total', 'message', 'fraction'],
+  OperationError: ['code', 'message'],
+};
+
+/**
+ * The update of a live message, one object for every subscriber of the process who receives it
+ * (marked shared: executed once per document). `input` is the input read with a snapshot, for a
+ * published row that left a large one out (an input never changes).
+ */
+const liveUpdates = new WeakMap<EventMessage, OperationUpdate>();
+function liveUpdate(message: EventMessage, input: Operation['input'] | undefined): OperationUpdate {
+  let update = liveUpdates.get(message);
+  if (!update) {
+    const shared = fromMessage(message);
+    const operation =
+      shared.operation.input === undefined && input !== undefined
+        ? { ...shared.operation, input }
+        : shared.operation;
+    update = shareAcrossSubscribers({ sequence: message.event.sequence, event: shared.event, operation });
+    liveUpdates.set(message, update);
+  }
+  return update;
 }
 
 /** Events read from the database per query when replaying or filling a gap. */
@@ -70,11 +121,11 @@ function pollerFor(r: Resources): FallbackPoller {
  * While the bus is disconnected, a shared poller reads the operation's sequence every 500 ms and
  * the stream reads whatever it has not delivered yet; once more after the bus reconnects.
  *
- * Backpressure: one loop delivers, one update at a time, and waits until the transport has taken
- * each one (graphql-ws awaits the socket write, SSE waits for 'drain'), so a slow client only
- * slows its own loop. Live messages arriving meanwhile wait in a queue bounded by
- * `config.subscriptionMaxBacklog`; when it is full the subscription ends with SUBSCRIBER_TOO_SLOW
- * and the sequence to resume after. Publishers never wait for subscribers.
+ * Backpressure (src/operations/live-stream.ts): one loop delivers, one update at a time, and waits
+ * until the transport has taken each one (graphql-ws awaits the socket write, SSE waits for
+ * 'drain'), so a slow client only slows its own loop. Live messages arriving meanwhile wait in a
+ * queue bounded by `config.subscriptionMaxBacklog`; when it is full the subscription ends with
+ * SUBSCRIBER_TOO_SLOW and the sequence to resume after. Publishers never wait for subscribers.
  *
  * Visibility (src/auth/visibility.ts) is checked on subscribe and again on every message: a viewer
  * who sees the operation only through its collection (public, or theirs) stops receiving it — the
@@ -94,156 +145,152 @@ export async function operationUpdates(
   }
   const found = await r.db.operation.findUnique({ where: { id }, include: GUARD_SELECT });
   if (!found || !canView(viewer, found)) throw new NotFoundError('Operation', displayId);
-  const maxBacklog = r.config.subscriptionMaxBacklog;
+  return new OperationStream(r, viewer, id, displayId, afterSequence ?? null);
+}
 
-  return new Repeater<OperationUpdate>(async (push, stop) => {
-    /** The last sequence handed to the client (what it resumes after if the stream ends early). */
-    let delivered = afterSequence ?? 0;
-    let finished = false;
-    /** Live messages waiting for the loop: the per-subscriber buffer. */
-    const queue: EventMessage[] = [];
-    /** The database holds events not delivered yet (learnt from the fallback poller). */
-    let behind = false;
-    let wake: (() => void) | undefined;
-    const poke = () => {
-      const resolve = wake;
-      wake = undefined;
-      resolve?.();
-    };
-    const finish = (error?: unknown) => {
-      if (finished) return;
-      finished = true;
-      queue.length = 0;
-      stop(error);
-      poke();
-    };
-    void stop.then(() => finish());
-    // Shutdown ends the stream with a message saying where to resume, rather than cutting it.
-    const onShutdown = () =>
-      finish(
-        new ResubscribeError(
-          'SERVER_SHUTTING_DOWN',
-          `This server is shutting down: resubscribe (to another instance) with afterSequence: ${delivered}`,
-          delivered,
-        ),
-      );
-    if (r.shutdown.aborted) onShutdown();
-    r.shutdown.addEventListener('abort', onShutdown, { once: true });
-    void stop.then(() => r.shutdown.removeEventListener('abort', onShutdown));
-    const stillVisible = visibilityCheck(r, viewer);
+/** One `operationUpdated` subscription (see `operationUpdates`). */
+class OperationStream extends LiveStream<OperationUpdate> {
+  /** The last sequence handed to the client (what it resumes after if the stream ends early). */
+  private delivered: number;
+  /** The database holds events not delivered yet (learnt from the fallback poller). */
+  private behind = false;
+  /**
+   * The input as read with the snapshot: a published row leaves a large one out, and an input
+   * never changes, so live messages get it from here rather than from a read each.
+   */
+  private input: Operation['input'] | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private unwatch: (() => void) | undefined;
 
-    /** Delivers one update; `message`, when it comes from one, shares the visibility lookup. */
-    const send = async (update: OperationUpdate, message?: EventMessage) => {
-      if (!(await stillVisible(update.operation, message))) {
-        finish(new NotFoundError('Operation', displayId));
-        return;
-      }
-      if (finished) return;
-      delivered = update.sequence;
-      await push(update);
-      const status = update.event ? update.event.status : update.operation.status;
-      if (isTerminal(status)) finish();
-    };
-    /** Delivers the stored events after `delivered` up to `upTo`, a page at a time. */
-    const catchUp = async (upTo: number, operation: Operation) => {
-      while (!finished && delivered < upTo) {
-        const from = delivered;
-        const page = await liveRead(() =>
-          r.db.operationEvent.findMany({
-            where: { operationId: id, sequence: { gt: from, lte: upTo } },
-            orderBy: { sequence: 'asc' },
-            take: PAGE_SIZE,
-          }),
-        );
-        if (page.length === 0) return;
-        for (const event of page) {
-          if (finished) return;
-          await send({ sequence: event.sequence, event, operation });
-        }
-      }
-    };
-    /**
-     * The input as read with the snapshot: a published row leaves a large one out, and an input
-     * never changes, so live messages get it from here rather than from a read each.
-     */
-    let input: Operation['input'] | undefined;
-    const deliverLive = async (message: EventMessage) => {
-      if (message.event.sequence <= delivered) return; // already delivered: a duplicate or a replay
-      const shared = fromMessage(message);
-      const operation =
-        shared.operation.input === undefined && input !== undefined
-          ? { ...shared.operation, input }
-          : shared.operation;
-      if (message.event.sequence > delivered + 1) await catchUp(message.event.sequence - 1, operation);
-      if (finished) return;
-      await send({ sequence: message.event.sequence, event: shared.event, operation }, message);
-    };
-    const deliverStored = async () => {
-      const operation = await liveRead(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
-      await catchUp(operation.sequence, operation);
-      if (isTerminal(operation.status) && delivered >= operation.sequence) finish();
-    };
+  constructor(
+    private readonly r: Resources,
+    private readonly viewer: Viewer,
+    private readonly id: string,
+    private readonly displayId: string,
+    private readonly afterSequence: number | null,
+  ) {
+    super(r.config.subscriptionMaxBacklog, r.shutdown);
+    this.delivered = afterSequence ?? 0;
+  }
 
-    const onMessage = (payload: unknown) => {
-      if (finished) return;
-      if (queue.length >= maxBacklog) {
-        finish(
-          new ResubscribeError(
-            'SUBSCRIBER_TOO_SLOW',
-            `Subscriber fell too far behind: ${queue.length} updates were waiting. Everything up to sequence ${delivered} was delivered; resubscribe with afterSequence: ${delivered} to get the rest.`,
-            delivered,
-          ),
-        );
-        return;
-      }
-      queue.push(payload as EventMessage);
-      poke();
-    };
-    const onSequence = (sequence: number) => {
-      if (finished || sequence <= delivered) return;
-      behind = true;
-      poke();
-    };
+  protected tooSlow(waiting: number): Error {
+    const { delivered } = this;
+    return new ResubscribeError(
+      'SUBSCRIBER_TOO_SLOW',
+      `Subscriber fell too far behind: ${waiting} updates were waiting. Everything up to sequence ${delivered} was delivered; resubscribe with afterSequence: ${delivered} to get the rest.`,
+      delivered,
+    );
+  }
 
-    let unsubscribe: (() => void) | undefined;
-    let unwatch: (() => void) | undefined;
-    try {
-      unsubscribe = await r.bus.subscribe(operationChannel(id), onMessage);
-      unwatch = pollerFor(r).watch(id, onSequence);
-      const snapshot = await liveRead(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
-      input = snapshot.input;
-      if (afterSequence === null || afterSequence === undefined) {
-        await send({ sequence: snapshot.sequence, event: null, operation: snapshot });
-      } else {
-        delivered = Math.min(afterSequence, snapshot.sequence);
-        await catchUp(snapshot.sequence, snapshot);
-        if (isTerminal(snapshot.status)) finish();
-      }
-      while (!finished) {
-        const message = queue.shift();
-        if (message) await deliverLive(message);
-        else if (behind) {
-          behind = false;
-          await deliverStored();
-        } else {
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-        }
-      }
-    } catch (error) {
-      finish(
-        isConnectionError(error)
-          ? new ResubscribeError(
-              'SERVICE_UNAVAILABLE',
-              `The database is unavailable. Everything up to sequence ${delivered} was delivered; resubscribe with afterSequence: ${delivered} to get the rest.`,
-              delivered,
-            )
-          : error,
-      );
-    } finally {
-      unwatch?.();
-      unsubscribe?.();
+  // Shutdown ends the stream with a message saying where to resume, rather than cutting it.
+  protected shuttingDown(): Error {
+    const { delivered } = this;
+    return new ResubscribeError(
+      'SERVER_SHUTTING_DOWN',
+      `This server is shutting down: resubscribe (to another instance) with afterSequence: ${delivered}`,
+      delivered,
+    );
+  }
+
+  protected override failed(error: unknown): unknown {
+    if (!isConnectionError(error)) return error;
+    const { delivered } = this;
+    return new ResubscribeError(
+      'SERVICE_UNAVAILABLE',
+      `The database is unavailable. Everything up to sequence ${delivered} was delivered; resubscribe with afterSequence: ${delivered} to get the rest.`,
+      delivered,
+    );
+  }
+
+  protected override release(): void {
+    this.unwatch?.();
+    this.unsubscribe?.();
+  }
+
+  /** From the fallback poller: the operation's latest sequence in the database. */
+  private readonly onSequence = (sequence: number) => {
+    if (this.finished || sequence <= this.delivered) return;
+    this.behind = true;
+    this.poke();
+  };
+
+  protected async run(): Promise<void> {
+    const { r, id, afterSequence } = this;
+    this.unsubscribe = await r.bus.subscribe(operationChannel(id), this.onMessage);
+    if (this.finished) return;
+    this.unwatch = pollerFor(r).watch(id, this.onSequence);
+    await this.begin(afterSequence);
+    while (!this.finished) {
+      const message = this.queue.shift();
+      if (message) await this.deliverLive(message);
+      else if (this.behind) {
+        this.behind = false;
+        await this.deliverStored();
+      } else await this.idle();
     }
-  });
+  }
+
+  /** The first messages: the snapshot, or the stored events after `afterSequence`. */
+  private async begin(afterSequence: number | null): Promise<void> {
+    const { r, id } = this;
+    const snapshot = await liveRead(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
+    this.input = snapshot.input;
+    if (afterSequence === null) {
+      await this.send({ sequence: snapshot.sequence, event: null, operation: snapshot });
+    } else {
+      this.delivered = Math.min(afterSequence, snapshot.sequence);
+      await this.catchUp(snapshot.sequence, snapshot);
+      if (isTerminal(snapshot.status)) this.finish();
+    }
+  }
+
+  /** Delivers one update; `message`, when it comes from one, shares the visibility lookup. */
+  private async send(update: OperationUpdate, message?: EventMessage): Promise<void> {
+    if (!(await stillVisible(this.r, this.viewer, update.operation, message))) {
+      this.finish(new NotFoundError('Operation', this.displayId));
+      return;
+    }
+    if (this.finished) return;
+    this.delivered = update.sequence;
+    await this.push(update);
+    const status = update.event ? update.event.status : update.operation.status;
+    if (isTerminal(status)) this.finish();
+  }
+
+  /** Delivers the stored events after `delivered` up to `upTo`, a page at a time. */
+  private async catchUp(upTo: number, operation: Operation): Promise<void> {
+    const { r, id } = this;
+    while (!this.finished && this.delivered < upTo) {
+      const from = this.delivered;
+      const page = await liveRead(() =>
+        r.db.operationEvent.findMany({
+          where: { operationId: id, sequence: { gt: from, lte: upTo } },
+          orderBy: { sequence: 'asc' },
+          take: PAGE_SIZE,
+        }),
+      );
+      if (page.length === 0) return;
+      for (const event of page) {
+        if (this.finished) return;
+        await this.send({ sequence: event.sequence, event, operation });
+      }
+    }
+  }
+
+  private async deliverLive(message: EventMessage): Promise<void> {
+    if (message.event.sequence <= this.delivered) return; // already delivered: a duplicate or a replay
+    const update = liveUpdate(message, this.input);
+    if (message.event.sequence > this.delivered + 1) {
+      await this.catchUp(message.event.sequence - 1, update.operation);
+    }
+    if (this.finished) return;
+    await this.send(update, message);
+  }
+
+  private async deliverStored(): Promise<void> {
+    const { r, id } = this;
+    const operation = await liveRead(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
+    await this.catchUp(operation.sequence, operation);
+    if (isTerminal(operation.status) && this.delivered >= operation.sequence) this.finish();
+  }
 }
