@@ -54,6 +54,11 @@ import {
  * Delivery time = the time this process received the message (Date.now at the socket's message
  * event) − the event's `createdAt` (PostgreSQL's now() of the transaction that wrote it, on W).
  * Both read the same machine clock, at 1 ms resolution.
+ *
+ * A's CPU time (`process.cpuUsage()` through the inspector) during phases 2 and 3, per delivery it
+ * made, compares runs on a loaded machine where delivery times are mostly waits for a core.
+ * `PROFILE_HEAP=1` prints the live bytes per subscription by allocation site; `PROFILE_CPU=1` the
+ * functions A spent its CPU in during the fan-out.
  */
 
 const args = readArgs({
@@ -407,6 +412,7 @@ async function fanout(setup: Setup, inspector: Inspector) {
   const after = Math.max(...watches.map((w) => w.messages[0]!.data.operationUpdated.sequence));
   const upTo = after + args['fanout-events'];
   const cpuBefore = await inspector.cpuMicros();
+  if (process.env.PROFILE_CPU) await inspector.startCpuProfile();
   await until(
     connections,
     () => watches.every((w) => w.done || (w.messages.at(-1)?.data.operationUpdated.sequence ?? 0) >= upTo),
@@ -414,6 +420,7 @@ async function fanout(setup: Setup, inspector: Inspector) {
     `events up to sequence ${upTo} at every subscriber`,
   );
   const cpu = (await inspector.cpuMicros()) - cpuBefore;
+  const profile = process.env.PROFILE_CPU ? await inspector.stopCpuProfile() : [];
   const cancelled = await gql(a.url, CancelOperation, { id: fanoutOperation }, setup.ownerToken);
   if (cancelled.data?.cancelOperation.__typename !== 'CancelOperationSuccess') {
     throw new Error(`cancel failed: ${JSON.stringify(cancelled).slice(0, 300)}`);
@@ -433,6 +440,7 @@ async function fanout(setup: Setup, inspector: Inspector) {
   );
   return {
     cpu,
+    profile,
     deliveredOnA,
     samples,
     lastPerEvent: [...lastPerEvent.values()],
@@ -483,6 +491,7 @@ await runBench(async () => {
     process.exitCode = 1;
     return {
       cpu: 0,
+      profile: [] as [string, number][],
       deliveredOnA: 0,
       samples: [] as Sample[],
       lastPerEvent: [] as number[],
@@ -570,6 +579,13 @@ await runBench(async () => {
       ],
     ],
   );
+  if (spread.profile.length > 0) {
+    printTable(
+      'PROFILE_CPU: where A spent its CPU during the fan-out (self time, share of all samples)',
+      ['function', 'share %'],
+      spread.profile.map(([name, share]) => [name.slice(0, 150), fixed(share * 100, 1)]),
+    );
+  }
   const problems = [...held.errors, ...spread.errors];
   if (held.stillHeld !== held.subscriptions - held.progressingSubscribers) {
     problems.push(
