@@ -15,7 +15,8 @@ import type { EventMessage } from './record.ts';
  * - `finish(error?)` ends the stream: a value already handed over is still delivered, then the
  *   error (or the end). Shutdown of the process (`Resources.shutdown`) finishes every open stream
  *   with the subclass's `shuttingDown` error, through one listener per process.
- * - The loop starts at the first `next()`; `release` runs once it has ended.
+ * - The loop starts at the first `next()`; `release` runs once it has ended (or at `finish`, when
+ *   the stream ended before its loop started: a subclass may subscribe before handing it out).
  */
 export abstract class LiveStream<T> implements AsyncIterableIterator<T> {
   /** Live messages waiting for the loop: the per-subscriber buffer. */
@@ -120,6 +121,8 @@ export abstract class LiveStream<T> implements AsyncIterableIterator<T> {
     this.error = error;
     this.queue.length = 0;
     openStreams.get(this.shutdown)?.delete(this);
+    // Not started: no loop will release what the stream took before (`release` after `run` otherwise).
+    if (!this.started) this.release();
     this.poke();
     const resume = this.resume;
     this.resume = undefined;
@@ -149,11 +152,17 @@ export abstract class LiveStream<T> implements AsyncIterableIterator<T> {
   }
 
   private start(): void {
-    this.started = true;
-    if (this.shutdown.aborted) {
-      this.finish(this.shuttingDown());
+    // Ended before the consumer came: released by `finish` already.
+    if (this.finished) {
+      this.started = true;
       return;
     }
+    if (this.shutdown.aborted) {
+      this.finish(this.shuttingDown());
+      this.started = true;
+      return;
+    }
+    this.started = true;
     watchShutdown(this.shutdown).add(this);
     this.run()
       .then(

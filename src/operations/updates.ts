@@ -114,7 +114,8 @@ function pollerFor(r: Resources): FallbackPoller {
 
 /**
  * The stream behind `operationUpdated`: subscribe to the operation's channel first, then read
- * the snapshot (or replay events after `afterSequence`) from the database, then deliver live
+ * the operation (one read: the access check and the snapshot), then deliver the snapshot (or
+ * replay events after `afterSequence`) from the database, then deliver live
  * events in sequence order — dropping what was already delivered, filling any gap from the
  * database — and finish after a terminal state.
  *
@@ -143,9 +144,15 @@ export async function operationUpdates(
   if (afterSequence !== null && afterSequence !== undefined && afterSequence < 0) {
     throw new ValidationError([{ path: ['afterSequence'], message: 'must be 0 or more' }]);
   }
-  const found = await r.db.operation.findUnique({ where: { id }, include: GUARD_SELECT });
-  if (!found || !canView(viewer, found)) throw new NotFoundError('Operation', displayId);
-  return new OperationStream(r, viewer, id, displayId, afterSequence ?? null);
+  const stream = new OperationStream(r, viewer, id, displayId, afterSequence ?? null);
+  let visible = false;
+  try {
+    visible = await stream.open();
+  } finally {
+    if (!visible) void stream.return();
+  }
+  if (!visible) throw new NotFoundError('Operation', displayId);
+  return stream;
 }
 
 /** One `operationUpdated` subscription (see `operationUpdates`). */
@@ -159,6 +166,8 @@ class OperationStream extends LiveStream<OperationUpdate> {
    * never changes, so live messages get it from here rather than from a read each.
    */
   private input: Operation['input'] | undefined;
+  /** The operation as read by `open`, until `run` starts from it. */
+  private snapshot: Operation | undefined;
   private unsubscribe: (() => void) | undefined;
   private unwatch: (() => void) | undefined;
 
@@ -214,12 +223,29 @@ class OperationStream extends LiveStream<OperationUpdate> {
     this.poke();
   };
 
-  protected async run(): Promise<void> {
-    const { r, id, afterSequence } = this;
+  /**
+   * Subscribes to the operation's channel, then reads the operation with what the visibility rule
+   * needs: one read is both the access check and the snapshot the stream starts from (a change
+   * it does not see arrives live). False when the viewer may not see it (or it does not exist).
+   */
+  async open(): Promise<boolean> {
+    const { r, id } = this;
     this.unsubscribe = await r.bus.subscribe(operationChannel(id), this.onMessage);
-    if (this.finished) return;
+    // Not retried (unlike the stream's later reads): a subscribe while the database is unreachable
+    // is answered SERVICE_UNAVAILABLE at once.
+    const found = await r.db.operation.findUnique({ where: { id }, include: GUARD_SELECT });
+    if (!found || !canView(this.viewer, found)) return false;
+    const { collection: _guard, ...snapshot } = found;
+    this.snapshot = snapshot;
+    this.input = snapshot.input;
     this.unwatch = pollerFor(r).watch(id, this.onSequence);
-    await this.begin(afterSequence);
+    return true;
+  }
+
+  protected async run(): Promise<void> {
+    const { snapshot } = this;
+    this.snapshot = undefined; // not kept for the stream's life
+    if (snapshot) await this.begin(snapshot, this.afterSequence);
     while (!this.finished) {
       const message = this.queue.shift();
       if (message) await this.deliverLive(message);
@@ -231,10 +257,7 @@ class OperationStream extends LiveStream<OperationUpdate> {
   }
 
   /** The first messages: the snapshot, or the stored events after `afterSequence`. */
-  private async begin(afterSequence: number | null): Promise<void> {
-    const { r, id } = this;
-    const snapshot = await liveRead(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
-    this.input = snapshot.input;
+  private async begin(snapshot: Operation, afterSequence: number | null): Promise<void> {
     if (afterSequence === null) {
       await this.send({ sequence: snapshot.sequence, event: null, operation: snapshot });
     } else {
