@@ -28,8 +28,8 @@ export abstract class LiveStream<T> implements AsyncIterableIterator<T> {
   private started = false;
   private error: unknown;
   private wake: (() => void) | undefined;
-  /** A value handed over and not taken yet. */
-  private pending: { value: T } | undefined;
+  /** A value handed over and not taken yet, with what resolves its `push`. */
+  private pending: { value: T; resolve: () => void } | undefined;
   /** Resolves the producer's `push` of the value handed over last. */
   private resume: (() => void) | undefined;
   /** The consumer waiting in `next()`. */
@@ -68,6 +68,7 @@ export abstract class LiveStream<T> implements AsyncIterableIterator<T> {
     const pending = this.pending;
     if (pending) {
       this.pending = undefined;
+      this.resume = pending.resolve;
       return Promise.resolve({ done: false, value: pending.value });
     }
     if (this.finished) return this.ended();
@@ -92,12 +93,12 @@ export abstract class LiveStream<T> implements AsyncIterableIterator<T> {
   protected push(value: T): Promise<void> {
     if (this.finished) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      this.resume = resolve;
       const puller = this.puller;
       if (puller) {
         this.puller = undefined;
+        this.resume = resolve;
         puller.resolve({ done: false, value });
-      } else this.pending = { value };
+      } else this.pending = { value, resolve };
     });
   }
 
@@ -127,6 +128,8 @@ export abstract class LiveStream<T> implements AsyncIterableIterator<T> {
     const resume = this.resume;
     this.resume = undefined;
     resume?.();
+    // The loop stops waiting; a value handed over is still delivered (then the error or the end).
+    this.pending?.resolve();
     const puller = this.puller;
     if (puller) {
       this.puller = undefined;
