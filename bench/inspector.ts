@@ -12,6 +12,10 @@ export const INSPECT_ENV = {
   NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0`.trim(),
 };
 
+/** A script URL without its node_modules or checkout prefix. */
+const shortUrl = (url: string) =>
+  url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/(src|bench|test)\//, '$1/');
+
 interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
   selfSize: number;
@@ -64,6 +68,44 @@ export class Inspector {
     return JSON.parse(result.result.value) as NodeJS.MemoryUsage;
   }
 
+  /** CPU time (user + system, µs) the process has used so far: `process.cpuUsage()` inside it. */
+  async cpuMicros(): Promise<number> {
+    const result = (await this.call('Runtime.evaluate', {
+      expression: 'JSON.stringify(process.cpuUsage())',
+      returnByValue: true,
+    })) as { result: { value: string } };
+    const { user, system } = JSON.parse(result.result.value) as { user: number; system: number };
+    return user + system;
+  }
+
+  /** Starts V8's CPU profiler in the process (1 ms sampling). */
+  async startCpuProfile(): Promise<void> {
+    await this.call('Profiler.enable');
+    await this.call('Profiler.setSamplingInterval', { interval: 1000 });
+    await this.call('Profiler.start');
+  }
+
+  /** Stops the CPU profiler: the share of samples by function (self time), largest first. */
+  async stopCpuProfile(top = 20): Promise<[string, number][]> {
+    const { profile } = (await this.call('Profiler.stop')) as {
+      profile: { nodes: (ProfileNode & { hitCount?: number })[] };
+    };
+    const byFunction = new Map<string, number>();
+    let total = 0;
+    for (const node of profile.nodes) {
+      const hits = node.hitCount ?? 0;
+      total += hits;
+      const name = node.callFrame.functionName || '(anonymous)';
+      if (name === '(idle)' || name === '(program)') continue;
+      const key = `${name} ${shortUrl(node.callFrame.url)}:${node.callFrame.lineNumber + 1}`;
+      byFunction.set(key, (byFunction.get(key) ?? 0) + hits);
+    }
+    return [...byFunction]
+      .map(([key, hits]): [string, number] => [key, total ? hits / total : 0])
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, top);
+  }
+
   /** Starts sampling allocations (V8 keeps the samples of objects that stay alive). */
   startSampling(): Promise<unknown> {
     return this.call('HeapProfiler.startSampling', { samplingInterval: 1024 });
@@ -81,7 +123,7 @@ export class Inspector {
     await this.call('HeapProfiler.stopSampling');
     const sites = new Map<string, number>();
     const frame = (node: ProfileNode) =>
-      `${node.callFrame.functionName || '(anonymous)'} ${node.callFrame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/(src|bench|test)\//, '$1/')}:${node.callFrame.lineNumber + 1}`;
+      `${node.callFrame.functionName || '(anonymous)'} ${shortUrl(node.callFrame.url)}:${node.callFrame.lineNumber + 1}`;
     const walk = (node: ProfileNode, stack: string[]) => {
       const here = [frame(node), ...stack].slice(0, 3);
       if (node.selfSize > 0) {

@@ -54,6 +54,11 @@ import {
  * Delivery time = the time this process received the message (Date.now at the socket's message
  * event) − the event's `createdAt` (PostgreSQL's now() of the transaction that wrote it, on W).
  * Both read the same machine clock, at 1 ms resolution.
+ *
+ * A's CPU time (`process.cpuUsage()` through the inspector) during phases 2 and 3, per delivery it
+ * made, compares runs on a loaded machine where delivery times are mostly waits for a core.
+ * `PROFILE_HEAP=1` prints the live bytes per subscription by allocation site; `PROFILE_CPU=1` the
+ * functions A spent its CPU in during the fan-out.
  */
 
 const args = readArgs({
@@ -354,10 +359,10 @@ async function heldAndUnderLoad(setup: Setup) {
   const subscribeSeconds = (Date.now() - startedAt) / 1000;
   const held = await inspector.memoryAfterGc();
   const sites = process.env.PROFILE_HEAP ? await inspector.liveBySite() : [];
-  inspector.close();
 
   // Phase 2: W runs the progressing operations while A holds everything.
   const progressing = operations.slice(0, args.progressing).flatMap((id) => byOperation.get(id) ?? []);
+  const cpuBefore = await inspector.cpuMicros();
   await spawn(setup.workerEnv);
   await until(
     connections,
@@ -365,12 +370,14 @@ async function heldAndUnderLoad(setup: Setup) {
     args.steps * args['step-ms'] + 120_000,
     'the progressing operations to complete',
   );
+  const underLoadCpu = (await inspector.cpuMicros()) - cpuBefore;
   const underLoad = operations
     .slice(0, args.progressing)
     .flatMap((id) => (byOperation.get(id) ?? []).flatMap((w) => deliveries(setup.tapped, id, w)));
   const stillHeld = all.filter((w) => !w.done).length;
   for (const connection of connections) connection.close();
   return {
+    underLoadCpu,
     connections: connections.length,
     subscriptions: all.length,
     subscribeSeconds,
@@ -382,11 +389,12 @@ async function heldAndUnderLoad(setup: Setup) {
     stillHeld,
     errors: failures(progressing),
     sites,
+    inspector,
   };
 }
 
 /** Phase 3: one operation, `fanout` subscribers on A and B, one subscription per connection. */
-async function fanout(setup: Setup) {
+async function fanout(setup: Setup, inspector: Inspector) {
   const { a, b, tokens, fanoutOperation } = setup;
   const connections = await inParallel(args.fanout, 20, async (j) => {
     const connection = await LiveConnection.open(
@@ -403,12 +411,16 @@ async function fanout(setup: Setup) {
   // Events after the latest first message reach every subscriber live.
   const after = Math.max(...watches.map((w) => w.messages[0]!.data.operationUpdated.sequence));
   const upTo = after + args['fanout-events'];
+  const cpuBefore = await inspector.cpuMicros();
+  if (process.env.PROFILE_CPU) await inspector.startCpuProfile();
   await until(
     connections,
     () => watches.every((w) => w.done || (w.messages.at(-1)?.data.operationUpdated.sequence ?? 0) >= upTo),
     args['fanout-events'] * 250 + 120_000,
     `events up to sequence ${upTo} at every subscriber`,
   );
+  const cpu = (await inspector.cpuMicros()) - cpuBefore;
+  const profile = process.env.PROFILE_CPU ? await inspector.stopCpuProfile() : [];
   const cancelled = await gql(a.url, CancelOperation, { id: fanoutOperation }, setup.ownerToken);
   if (cancelled.data?.cancelOperation.__typename !== 'CancelOperationSuccess') {
     throw new Error(`cancel failed: ${JSON.stringify(cancelled).slice(0, 300)}`);
@@ -420,7 +432,16 @@ async function fanout(setup: Setup) {
     lastPerEvent.set(sample.sequence, Math.max(lastPerEvent.get(sample.sequence) ?? 0, sample.total));
   }
   for (const connection of connections) connection.close();
+  // A's deliveries meanwhile: its half of the subscribers, every event (and the events in between).
+  const onA = watches.filter((_, j) => j % 2 === 0);
+  const deliveredOnA = onA.reduce(
+    (sum, w) => sum + w.messages.filter((m) => m.data.operationUpdated.sequence > after).length,
+    0,
+  );
   return {
+    cpu,
+    profile,
+    deliveredOnA,
     samples,
     lastPerEvent: [...lastPerEvent.values()],
     expected: watches.length * args['fanout-events'],
@@ -436,6 +457,7 @@ await runBench(async () => {
   );
   const setup = await setUp();
   const held = await heldAndUnderLoad(setup);
+  const inspector = held.inspector;
   const perSubscription = (key: 'heapUsed' | 'rss' | 'external') =>
     (held.held[key] - held.baseline[key]) / held.subscriptions;
   console.log(
@@ -464,10 +486,13 @@ await runBench(async () => {
   }
 
   // The fan-out runs last; a failure there (reported) leaves the figures above standing.
-  const spread = await fanout(setup).catch((error: Error) => {
+  const spread = await fanout(setup, inspector).catch((error: Error) => {
     console.log(`\nFan-out failed: ${error.message.slice(0, 600)}`);
     process.exitCode = 1;
     return {
+      cpu: 0,
+      profile: [] as [string, number][],
+      deliveredOnA: 0,
       samples: [] as Sample[],
       lastPerEvent: [] as number[],
       expected: args.fanout * args['fanout-events'],
@@ -533,6 +558,34 @@ await runBench(async () => {
       ...split(held.underLoad),
     ],
   );
+  // CPU time is what a loaded machine does not distort much (delivery times are waits for a core).
+  const perDelivery = (micros: number, deliveries: number) =>
+    deliveries > 0 ? fixed(micros / deliveries, 0) : '–';
+  printTable(
+    'CPU time of A (process.cpuUsage() through the inspector) while it delivered',
+    ['phase', 'CPU ms', 'deliveries by A', 'CPU µs per delivery'],
+    [
+      [
+        `1 event → ${args.fanout} subscribers (A's half), ${args['fanout-events']} events`,
+        fixed(spread.cpu / 1000, 0),
+        String(spread.deliveredOnA),
+        perDelivery(spread.cpu, spread.deliveredOnA),
+      ],
+      [
+        `${args.progressing} ops progressing, ${held.subscriptions} held (incl. W's start)`,
+        fixed(held.underLoadCpu / 1000, 0),
+        String(held.underLoad.length),
+        perDelivery(held.underLoadCpu, held.underLoad.length),
+      ],
+    ],
+  );
+  if (spread.profile.length > 0) {
+    printTable(
+      'PROFILE_CPU: where A spent its CPU during the fan-out (self time, share of all samples)',
+      ['function', 'share %'],
+      spread.profile.map(([name, share]) => [name.slice(0, 150), fixed(share * 100, 1)]),
+    );
+  }
   const problems = [...held.errors, ...spread.errors];
   if (held.stillHeld !== held.subscriptions - held.progressingSubscribers) {
     problems.push(

@@ -9,7 +9,7 @@ import { ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { withOperatorRoutes } from '../health/routes.ts';
 import { countRefusals, useMetrics } from '../metrics/graphql.ts';
 import { LiveListError } from '../operations/live-updates.ts';
-import { ResubscribeError } from '../operations/updates.ts';
+import { ResubscribeError, SHARED_UPDATE_FIELDS } from '../operations/updates.ts';
 import type { Resources } from '../resources.ts';
 import { corsFor, useCsrfPrevention } from './browser.ts';
 import type { Context } from './context.ts';
@@ -19,6 +19,7 @@ import { createGraphiQLRenderer, GRAPHIQL_OPTIONS } from './graphiql.ts';
 import { withHygiene } from './hygiene.ts';
 import { useDocumentLimits, useQuerySizeLimit, useRequestSizeLimit } from './limits.ts';
 import { schema } from './schema.ts';
+import { useSharedSubscriptionExecution } from './shared-execution.ts';
 import { useSseStreamLimit } from './streams.ts';
 import { startWebSocketServer } from './websocket.ts';
 
@@ -119,6 +120,8 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
       errorCache: createDocumentCache(cache),
     },
     plugins: [
+      // First: the plugins below that wrap subscribeFn wrap this one.
+      useSharedSubscriptionExecution({ fields: SHARED_UPDATE_FIELDS }),
       useCsrfPrevention(),
       useRequestSizeLimit({ maxBytes: config.requestMaxBytes }),
       useQuerySizeLimit({ maxBytes: config.queryMaxBytes }),

@@ -1,4 +1,3 @@
-import { Repeater } from 'graphql-yoga';
 import type { Viewer } from '../auth/viewer.ts';
 import { canSeeCollection } from '../auth/visibility.ts';
 import { isConnectionError } from '../db/unavailable.ts';
@@ -14,7 +13,8 @@ import {
   type Position,
 } from './live-cursor.ts';
 import { currentSnapshot, type LiveFilter, matches, replayChanges } from './live-replay.ts';
-import { fromMessage, liveRead, visibilityCheck } from './live-visibility.ts';
+import { LiveStream } from './live-stream.ts';
+import { fromMessage, liveRead, stillVisible } from './live-visibility.ts';
 import { ALL_OPERATIONS_CHANNEL, collectionChannel, type EventMessage, userChannel } from './record.ts';
 
 /** One message of `operationsUpdated`. */
@@ -66,7 +66,7 @@ const OUTAGE_POLL_MS = 1000;
  * events stay readable through `Operation.events` and `operationUpdated`).
  *
  * Backpressure, shutdown and database outages end the stream with an error carrying `after`, as
- * `operationUpdated` does with `afterSequence`.
+ * `operationUpdated` does with `afterSequence` (the same bounded stream: src/operations/live-stream.ts).
  */
 export async function operationsUpdates(
   r: Resources,
@@ -102,151 +102,146 @@ export async function operationsUpdates(
     : viewer.isAdmin
       ? ALL_OPERATIONS_CHANNEL
       : userChannel(viewer.id);
-  const maxBacklog = r.config.subscriptionMaxBacklog;
-  const maxReplay = r.config.liveListMaxReplay;
+  return new ChangeStream(r, viewer, filter, start, channel);
+}
 
-  return new Repeater<OperationChange>(async (push, stop) => {
-    let position = start;
-    const cursor = () => (position ? encodeCursor(secret, viewer.id, position) : null);
-    let finished = false;
-    const queue: EventMessage[] = [];
-    /** A reconciliation is owed (resume, cap reached, bus back or down, timer). */
-    let reconcileOwed = start !== null;
-    let lastReconcile = Date.now();
-    let wake: (() => void) | undefined;
-    const poke = () => {
-      const resolve = wake;
-      wake = undefined;
-      resolve?.();
-    };
-    const finish = (error?: unknown) => {
-      if (finished) return;
-      finished = true;
-      queue.length = 0;
-      stop(error);
-      poke();
-    };
-    void stop.then(() => finish());
-    const onShutdown = () =>
-      finish(
+/** One `operationsUpdated` subscription (see `operationsUpdates`). */
+class ChangeStream extends LiveStream<OperationChange> {
+  /** A reconciliation is owed (resume, cap reached, bus back or down, timer). */
+  private reconcileOwed: boolean;
+  private lastReconcile = Date.now();
+  private unsubscribe: (() => void) | undefined;
+  private unlisten: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly r: Resources,
+    private readonly viewer: Viewer,
+    private readonly filter: LiveFilter,
+    private position: Position | null,
+    private readonly channel: string,
+  ) {
+    super(r.config.subscriptionMaxBacklog, r.shutdown);
+    this.reconcileOwed = position !== null;
+  }
+
+  private cursor(): string | null {
+    return this.position ? encodeCursor(this.r.config.jwtSecret, this.viewer.id, this.position) : null;
+  }
+
+  protected tooSlow(waiting: number): Error {
+    return new LiveListError(
+      'SUBSCRIBER_TOO_SLOW',
+      `Subscriber fell too far behind: ${waiting} changes were waiting. Resubscribe with after: the cursor in this error to get the rest.`,
+      this.cursor(),
+    );
+  }
+
+  protected shuttingDown(): Error {
+    return new LiveListError(
+      'SERVER_SHUTTING_DOWN',
+      'This server is shutting down: resubscribe (to another instance) with after: the cursor in this error.',
+      this.cursor(),
+    );
+  }
+
+  protected override failed(error: unknown): unknown {
+    if (!isConnectionError(error)) return error;
+    return new LiveListError(
+      'SERVICE_UNAVAILABLE',
+      'The database is unavailable: resubscribe with after: the cursor in this error to get the rest.',
+      this.cursor(),
+    );
+  }
+
+  protected override release(): void {
+    clearInterval(this.timer);
+    this.unlisten?.();
+    this.unsubscribe?.();
+  }
+
+  private readonly owe = () => {
+    this.reconcileOwed = true;
+    this.poke();
+  };
+
+  protected async run(): Promise<void> {
+    const { r } = this;
+    this.unlisten = r.bus.onConnectionChange(this.owe);
+    this.timer = setInterval(() => {
+      if (!r.bus.connected || Date.now() - this.lastReconcile >= RECONCILE_MS) this.owe();
+    }, OUTAGE_POLL_MS);
+    this.timer.unref();
+    this.unsubscribe = await r.bus.subscribe(this.channel, this.onMessage);
+    // Subscribed first, then the snapshot: a change it does not see arrives live.
+    if (!this.position) {
+      const takenAt = Date.now();
+      const base = await liveRead(() => currentSnapshot(r.db));
+      this.position = { base, takenAt, delivered: new Map(), levels: [] };
+    }
+    while (!this.finished) {
+      const at = this.position as Position; // replaced by each reconciliation
+      // Live messages already here go first (a reconciliation would coalesce them into their
+      // operation's latest state), unless the cursor has grown to twice its usual bound.
+      if (this.reconcileOwed && (this.queue.length === 0 || at.delivered.size >= 2 * DELIVERED_CAP)) {
+        this.reconcileOwed = false;
+        await this.reconcile(at);
+        continue;
+      }
+      const message = this.queue.shift();
+      if (message) await this.deliverLive(at, message);
+      else await this.idle();
+    }
+  }
+
+  private async deliverLive(at: Position, message: EventMessage): Promise<void> {
+    const { operation } = fromMessage(message);
+    const { sequence, xid: text } = message.event;
+    const xid = text ? BigInt(text) : null;
+    if (covers(at, operation.id, sequence, xid)) return;
+    if (
+      !matches(this.filter, operation) ||
+      !(await stillVisible(this.r, this.viewer, operation, message)) ||
+      this.finished
+    ) {
+      return;
+    }
+    at.delivered.set(operation.id, { sequence, xid });
+    await this.push({ cursor: this.cursor() as string, operation });
+    if (at.delivered.size >= DELIVERED_CAP) this.reconcileOwed = true;
+  }
+
+  /** Delivers every owed change from the database, then moves the position to the read's snapshot. */
+  private async reconcile(at: Position): Promise<void> {
+    const { r } = this;
+    const maxReplay = r.config.liveListMaxReplay;
+    const startedAt = Date.now();
+    const { snapshot, operations } = await liveRead(() =>
+      replayChanges(r.db, this.viewer, this.filter, at, maxReplay),
+    );
+    if (operations.length > maxReplay) {
+      this.finish(
         new LiveListError(
-          'SERVER_SHUTTING_DOWN',
-          'This server is shutting down: resubscribe (to another instance) with after: the cursor in this error.',
-          cursor(),
+          'RESYNC_REQUIRED',
+          `More than ${maxReplay} operations changed since this cursor: query operations again, then subscribe without after.`,
+          null,
         ),
       );
-    if (r.shutdown.aborted) onShutdown();
-    r.shutdown.addEventListener('abort', onShutdown, { once: true });
-    void stop.then(() => r.shutdown.removeEventListener('abort', onShutdown));
-    const owe = () => {
-      reconcileOwed = true;
-      poke();
-    };
-    const unlisten = r.bus.onConnectionChange(owe);
-    const timer = setInterval(() => {
-      if (!r.bus.connected || Date.now() - lastReconcile >= RECONCILE_MS) owe();
-    }, OUTAGE_POLL_MS);
-    timer.unref();
-
-    const stillVisible = visibilityCheck(r, viewer);
-
-    const deliverLive = async (at: Position, message: EventMessage) => {
-      const { operation } = fromMessage(message);
-      const { sequence, xid: text } = message.event;
-      const xid = text ? BigInt(text) : null;
-      if (covers(at, operation.id, sequence, xid)) return;
-      if (!matches(filter, operation) || !(await stillVisible(operation, message)) || finished) return;
-      at.delivered.set(operation.id, { sequence, xid });
-      await push({ cursor: cursor() as string, operation });
-      if (at.delivered.size >= DELIVERED_CAP) reconcileOwed = true;
-    };
-
-    /** Delivers every owed change from the database, then moves the position to the read's snapshot. */
-    const reconcile = async (at: Position) => {
-      const startedAt = Date.now();
-      const { snapshot, operations } = await liveRead(() =>
-        replayChanges(r.db, viewer, filter, at, maxReplay),
-      );
-      if (operations.length > maxReplay) {
-        finish(
-          new LiveListError(
-            'RESYNC_REQUIRED',
-            `More than ${maxReplay} operations changed since this cursor: query operations again, then subscribe without after.`,
-            null,
-          ),
-        );
-        return;
-      }
-      for (const operation of operations) {
-        if (finished) return;
-        // Operations up to this one are now delivered as of `snapshot` (rows come in id order).
-        at.levels = [
-          ...at.levels.filter((level) => level.lastId > operation.id),
-          { snapshot, lastId: operation.id },
-        ];
-        const live = at.delivered.get(operation.id);
-        if (live && live.sequence >= operation.sequence) continue;
-        await push({ cursor: cursor() as string, operation });
-      }
-      if (finished) return;
-      position = { base: snapshot, takenAt: startedAt, delivered: new Map(), levels: [] };
-      lastReconcile = startedAt;
-    };
-
-    const onMessage = (payload: unknown) => {
-      if (finished) return;
-      if (queue.length >= maxBacklog) {
-        finish(
-          new LiveListError(
-            'SUBSCRIBER_TOO_SLOW',
-            `Subscriber fell too far behind: ${queue.length} changes were waiting. Resubscribe with after: the cursor in this error to get the rest.`,
-            cursor(),
-          ),
-        );
-        return;
-      }
-      queue.push(payload as EventMessage);
-      poke();
-    };
-
-    let unsubscribe: (() => void) | undefined;
-    try {
-      unsubscribe = await r.bus.subscribe(channel, onMessage);
-      // Subscribed first, then the snapshot: a change it does not see arrives live.
-      if (!position) {
-        const takenAt = Date.now();
-        const base = await liveRead(() => currentSnapshot(r.db));
-        position = { base, takenAt, delivered: new Map(), levels: [] };
-      }
-      while (!finished) {
-        // Live messages already here go first (a reconciliation would coalesce them into their
-        // operation's latest state), unless the cursor has grown to twice its usual bound.
-        if (reconcileOwed && (queue.length === 0 || position.delivered.size >= 2 * DELIVERED_CAP)) {
-          reconcileOwed = false;
-          await reconcile(position);
-          continue;
-        }
-        const message = queue.shift();
-        if (message) await deliverLive(position, message);
-        else
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-      }
-    } catch (error) {
-      finish(
-        isConnectionError(error)
-          ? new LiveListError(
-              'SERVICE_UNAVAILABLE',
-              'The database is unavailable: resubscribe with after: the cursor in this error to get the rest.',
-              cursor(),
-            )
-          : error,
-      );
-    } finally {
-      clearInterval(timer);
-      unlisten();
-      unsubscribe?.();
+      return;
     }
-  });
+    for (const operation of operations) {
+      if (this.finished) return;
+      // Operations up to this one are now delivered as of `snapshot` (rows come in id order).
+      at.levels = [
+        ...at.levels.filter((level) => level.lastId > operation.id),
+        { snapshot, lastId: operation.id },
+      ];
+      const live = at.delivered.get(operation.id);
+      if (live && live.sequence >= operation.sequence) continue;
+      await this.push({ cursor: this.cursor() as string, operation });
+    }
+    if (this.finished) return;
+    this.position = { base: snapshot, takenAt: startedAt, delivered: new Map(), levels: [] };
+    this.lastReconcile = startedAt;
+  }
 }

@@ -44,22 +44,25 @@ const lookups = new WeakMap<object, Promise<CollectionGuard | null>>();
  * once for all subscribers of that message, and always after the message arrived, so a collection
  * made private is seen as such by every message published after the change.
  */
-export function visibilityCheck(r: Resources, viewer: Viewer) {
-  return async (operation: Operation, message?: EventMessage): Promise<boolean> => {
-    if (seesByOwner(viewer, operation.ownerId)) return true;
-    const { collectionId } = operation;
-    if (!collectionId) return false;
-    let lookup = message && lookups.get(message);
-    if (!lookup) {
-      lookup = liveRead(() =>
-        r.db.collection.findUnique({
-          where: { id: collectionId },
-          select: { ownerId: true, isPublic: true },
-        }),
-      );
-      if (message) lookups.set(message, lookup);
-    }
-    const collection = await lookup;
-    return collection !== null && canSeeCollection(viewer, collection);
-  };
+export async function stillVisible(
+  r: Resources,
+  viewer: Viewer,
+  operation: Operation,
+  message?: EventMessage,
+): Promise<boolean> {
+  if (seesByOwner(viewer, operation.ownerId)) return true;
+  const { collectionId } = operation;
+  if (!collectionId) return false;
+  let lookup = message && lookups.get(message);
+  if (!lookup) {
+    lookup = liveRead(() =>
+      r.db.collection.findUnique({
+        where: { id: collectionId },
+        select: { ownerId: true, isPublic: true },
+      }),
+    );
+    if (message) lookups.set(message, lookup);
+  }
+  const collection = await lookup;
+  return collection !== null && canSeeCollection(viewer, collection);
 }

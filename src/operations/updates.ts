@@ -1,13 +1,14 @@
-import { Repeater } from 'graphql-yoga';
 import type { Viewer } from '../auth/viewer.ts';
 import { isConnectionError } from '../db/unavailable.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import type { EventBus } from '../events/bus.ts';
 import { createFallbackPoller, type FallbackPoller } from '../events/fallback.ts';
 import type { Operation, OperationEvent } from '../generated/prisma/client.ts';
+import { shareAcrossSubscribers } from '../graphql/shared-execution.ts';
 import type { Resources } from '../resources.ts';
 import { canView, GUARD_SELECT } from './access.ts';
-import { fromMessage, liveRead, visibilityCheck } from './live-visibility.ts';
+import { LiveStream } from './live-stream.ts';
+import { fromMessage, liveRead, stillVisible } from './live-visibility.ts';
 import { type EventMessage, operationChannel } from './record.ts';
 import { isTerminal } from './status.ts';
 
@@ -37,6 +38,56 @@ export class ResubscribeError extends Error {
   }
 }
 
+/**
+ * The fields of an `operationUpdated` / `batchUpdated` message whose value depends on the message
+ * only, never on who receives it: subscribers whose documents select nothing else share one
+ * execution per message (src/graphql/shared-execution.ts). Viewer-dependent fields (an owner's
+ * details, the collection, events pages, batch items) are not listed.
+ */
+export const SHARED_UPDATE_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  Subscription: ['operationUpdated', 'batchUpdated'],
+  OperationUpdate: ['sequence', 'event', 'operation'],
+  OperationEvent: ['sequence', 'kind', 'status', 'progress', 'message', 'data', 'createdAt'],
+  Operation: [
+    'id',
+    'type',
+    'status',
+    'input',
+    'progress',
+    'attempt',
+    'result',
+    'error',
+    'sequence',
+    'createdAt',
+    'startedAt',
+    'completedAt',
+    'nextAttemptAt',
+    'updatedAt',
+  ],
+  Progress: ['current', 'total', 'message', 'fraction'],
+  OperationError: ['code', 'message'],
+};
+
+/**
+ * The update of a live message, one object for every subscriber of the process who receives it
+ * (marked shared: executed once per document). `input` is the input read with a snapshot, for a
+ * published row that left a large one out (an input never changes).
+ */
+const liveUpdates = new WeakMap<EventMessage, OperationUpdate>();
+function liveUpdate(message: EventMessage, input: Operation['input'] | undefined): OperationUpdate {
+  let update = liveUpdates.get(message);
+  if (!update) {
+    const shared = fromMessage(message);
+    const operation =
+      shared.operation.input === undefined && input !== undefined
+        ? { ...shared.operation, input }
+        : shared.operation;
+    update = shareAcrossSubscribers({ sequence: message.event.sequence, event: shared.event, operation });
+    liveUpdates.set(message, update);
+  }
+  return update;
+}
+
 /** Events read from the database per query when replaying or filling a gap. */
 const PAGE_SIZE = 500;
 
@@ -63,18 +114,19 @@ function pollerFor(r: Resources): FallbackPoller {
 
 /**
  * The stream behind `operationUpdated`: subscribe to the operation's channel first, then read
- * the snapshot (or replay events after `afterSequence`) from the database, then deliver live
+ * the operation (one read: the access check and the snapshot), then deliver the snapshot (or
+ * replay events after `afterSequence`) from the database, then deliver live
  * events in sequence order — dropping what was already delivered, filling any gap from the
  * database — and finish after a terminal state.
  *
  * While the bus is disconnected, a shared poller reads the operation's sequence every 500 ms and
  * the stream reads whatever it has not delivered yet; once more after the bus reconnects.
  *
- * Backpressure: one loop delivers, one update at a time, and waits until the transport has taken
- * each one (graphql-ws awaits the socket write, SSE waits for 'drain'), so a slow client only
- * slows its own loop. Live messages arriving meanwhile wait in a queue bounded by
- * `config.subscriptionMaxBacklog`; when it is full the subscription ends with SUBSCRIBER_TOO_SLOW
- * and the sequence to resume after. Publishers never wait for subscribers.
+ * Backpressure (src/operations/live-stream.ts): one loop delivers, one update at a time, and waits
+ * until the transport has taken each one (graphql-ws awaits the socket write, SSE waits for
+ * 'drain'), so a slow client only slows its own loop. Live messages arriving meanwhile wait in a
+ * queue bounded by `config.subscriptionMaxBacklog`; when it is full the subscription ends with
+ * SUBSCRIBER_TOO_SLOW and the sequence to resume after. Publishers never wait for subscribers.
  *
  * Visibility (src/auth/visibility.ts) is checked on subscribe and again on every message: a viewer
  * who sees the operation only through its collection (public, or theirs) stops receiving it — the
@@ -92,158 +144,176 @@ export async function operationUpdates(
   if (afterSequence !== null && afterSequence !== undefined && afterSequence < 0) {
     throw new ValidationError([{ path: ['afterSequence'], message: 'must be 0 or more' }]);
   }
-  const found = await r.db.operation.findUnique({ where: { id }, include: GUARD_SELECT });
-  if (!found || !canView(viewer, found)) throw new NotFoundError('Operation', displayId);
-  const maxBacklog = r.config.subscriptionMaxBacklog;
+  const stream = new OperationStream(r, viewer, id, displayId, afterSequence ?? null);
+  let visible = false;
+  try {
+    visible = await stream.open();
+  } finally {
+    if (!visible) void stream.return();
+  }
+  if (!visible) throw new NotFoundError('Operation', displayId);
+  return stream;
+}
 
-  return new Repeater<OperationUpdate>(async (push, stop) => {
-    /** The last sequence handed to the client (what it resumes after if the stream ends early). */
-    let delivered = afterSequence ?? 0;
-    let finished = false;
-    /** Live messages waiting for the loop: the per-subscriber buffer. */
-    const queue: EventMessage[] = [];
-    /** The database holds events not delivered yet (learnt from the fallback poller). */
-    let behind = false;
-    let wake: (() => void) | undefined;
-    const poke = () => {
-      const resolve = wake;
-      wake = undefined;
-      resolve?.();
-    };
-    const finish = (error?: unknown) => {
-      if (finished) return;
-      finished = true;
-      queue.length = 0;
-      stop(error);
-      poke();
-    };
-    void stop.then(() => finish());
-    // Shutdown ends the stream with a message saying where to resume, rather than cutting it.
-    const onShutdown = () =>
-      finish(
-        new ResubscribeError(
-          'SERVER_SHUTTING_DOWN',
-          `This server is shutting down: resubscribe (to another instance) with afterSequence: ${delivered}`,
-          delivered,
-        ),
-      );
-    if (r.shutdown.aborted) onShutdown();
-    r.shutdown.addEventListener('abort', onShutdown, { once: true });
-    void stop.then(() => r.shutdown.removeEventListener('abort', onShutdown));
-    const stillVisible = visibilityCheck(r, viewer);
+/** One `operationUpdated` subscription (see `operationUpdates`). */
+class OperationStream extends LiveStream<OperationUpdate> {
+  /** The last sequence handed to the client (what it resumes after if the stream ends early). */
+  private delivered: number;
+  /** The database holds events not delivered yet (learnt from the fallback poller). */
+  private behind = false;
+  /**
+   * The input as read with the snapshot: a published row leaves a large one out, and an input
+   * never changes, so live messages get it from here rather than from a read each.
+   */
+  private input: Operation['input'] | undefined;
+  /** The operation as read by `open`, until `run` starts from it. */
+  private snapshot: Operation | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private unwatch: (() => void) | undefined;
 
-    /** Delivers one update; `message`, when it comes from one, shares the visibility lookup. */
-    const send = async (update: OperationUpdate, message?: EventMessage) => {
-      if (!(await stillVisible(update.operation, message))) {
-        finish(new NotFoundError('Operation', displayId));
-        return;
-      }
-      if (finished) return;
-      delivered = update.sequence;
-      await push(update);
-      const status = update.event ? update.event.status : update.operation.status;
-      if (isTerminal(status)) finish();
-    };
-    /** Delivers the stored events after `delivered` up to `upTo`, a page at a time. */
-    const catchUp = async (upTo: number, operation: Operation) => {
-      while (!finished && delivered < upTo) {
-        const from = delivered;
-        const page = await liveRead(() =>
-          r.db.operationEvent.findMany({
-            where: { operationId: id, sequence: { gt: from, lte: upTo } },
-            orderBy: { sequence: 'asc' },
-            take: PAGE_SIZE,
-          }),
-        );
-        if (page.length === 0) return;
-        for (const event of page) {
-          if (finished) return;
-          await send({ sequence: event.sequence, event, operation });
-        }
-      }
-    };
-    /**
-     * The input as read with the snapshot: a published row leaves a large one out, and an input
-     * never changes, so live messages get it from here rather than from a read each.
-     */
-    let input: Operation['input'] | undefined;
-    const deliverLive = async (message: EventMessage) => {
-      if (message.event.sequence <= delivered) return; // already delivered: a duplicate or a replay
-      const shared = fromMessage(message);
-      const operation =
-        shared.operation.input === undefined && input !== undefined
-          ? { ...shared.operation, input }
-          : shared.operation;
-      if (message.event.sequence > delivered + 1) await catchUp(message.event.sequence - 1, operation);
-      if (finished) return;
-      await send({ sequence: message.event.sequence, event: shared.event, operation }, message);
-    };
-    const deliverStored = async () => {
-      const operation = await liveRead(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
-      await catchUp(operation.sequence, operation);
-      if (isTerminal(operation.status) && delivered >= operation.sequence) finish();
-    };
+  constructor(
+    private readonly r: Resources,
+    private readonly viewer: Viewer,
+    private readonly id: string,
+    private readonly displayId: string,
+    private readonly afterSequence: number | null,
+  ) {
+    super(r.config.subscriptionMaxBacklog, r.shutdown);
+    this.delivered = afterSequence ?? 0;
+  }
 
-    const onMessage = (payload: unknown) => {
-      if (finished) return;
-      if (queue.length >= maxBacklog) {
-        finish(
-          new ResubscribeError(
-            'SUBSCRIBER_TOO_SLOW',
-            `Subscriber fell too far behind: ${queue.length} updates were waiting. Everything up to sequence ${delivered} was delivered; resubscribe with afterSequence: ${delivered} to get the rest.`,
-            delivered,
-          ),
-        );
-        return;
-      }
-      queue.push(payload as EventMessage);
-      poke();
-    };
-    const onSequence = (sequence: number) => {
-      if (finished || sequence <= delivered) return;
-      behind = true;
-      poke();
-    };
+  protected tooSlow(waiting: number): Error {
+    const { delivered } = this;
+    return new ResubscribeError(
+      'SUBSCRIBER_TOO_SLOW',
+      `Subscriber fell too far behind: ${waiting} updates were waiting. Everything up to sequence ${delivered} was delivered; resubscribe with afterSequence: ${delivered} to get the rest.`,
+      delivered,
+    );
+  }
 
-    let unsubscribe: (() => void) | undefined;
-    let unwatch: (() => void) | undefined;
-    try {
-      unsubscribe = await r.bus.subscribe(operationChannel(id), onMessage);
-      unwatch = pollerFor(r).watch(id, onSequence);
-      const snapshot = await liveRead(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
-      input = snapshot.input;
-      if (afterSequence === null || afterSequence === undefined) {
-        await send({ sequence: snapshot.sequence, event: null, operation: snapshot });
-      } else {
-        delivered = Math.min(afterSequence, snapshot.sequence);
-        await catchUp(snapshot.sequence, snapshot);
-        if (isTerminal(snapshot.status)) finish();
-      }
-      while (!finished) {
-        const message = queue.shift();
-        if (message) await deliverLive(message);
-        else if (behind) {
-          behind = false;
-          await deliverStored();
-        } else {
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-        }
-      }
-    } catch (error) {
-      finish(
-        isConnectionError(error)
-          ? new ResubscribeError(
-              'SERVICE_UNAVAILABLE',
-              `The database is unavailable. Everything up to sequence ${delivered} was delivered; resubscribe with afterSequence: ${delivered} to get the rest.`,
-              delivered,
-            )
-          : error,
-      );
-    } finally {
-      unwatch?.();
-      unsubscribe?.();
+  // Shutdown ends the stream with a message saying where to resume, rather than cutting it.
+  protected shuttingDown(): Error {
+    const { delivered } = this;
+    return new ResubscribeError(
+      'SERVER_SHUTTING_DOWN',
+      `This server is shutting down: resubscribe (to another instance) with afterSequence: ${delivered}`,
+      delivered,
+    );
+  }
+
+  protected override failed(error: unknown): unknown {
+    if (!isConnectionError(error)) return error;
+    const { delivered } = this;
+    return new ResubscribeError(
+      'SERVICE_UNAVAILABLE',
+      `The database is unavailable. Everything up to sequence ${delivered} was delivered; resubscribe with afterSequence: ${delivered} to get the rest.`,
+      delivered,
+    );
+  }
+
+  protected override release(): void {
+    this.unwatch?.();
+    this.unsubscribe?.();
+  }
+
+  /** From the fallback poller: the operation's latest sequence in the database. */
+  private readonly onSequence = (sequence: number) => {
+    if (this.finished || sequence <= this.delivered) return;
+    this.behind = true;
+    this.poke();
+  };
+
+  /**
+   * Subscribes to the operation's channel, then reads the operation with what the visibility rule
+   * needs: one read is both the access check and the snapshot the stream starts from (a change
+   * it does not see arrives live). False when the viewer may not see it (or it does not exist).
+   */
+  async open(): Promise<boolean> {
+    const { r, id } = this;
+    this.unsubscribe = await r.bus.subscribe(operationChannel(id), this.onMessage);
+    // Not retried (unlike the stream's later reads): a subscribe while the database is unreachable
+    // is answered SERVICE_UNAVAILABLE at once.
+    const found = await r.db.operation.findUnique({ where: { id }, include: GUARD_SELECT });
+    if (!found || !canView(this.viewer, found)) return false;
+    const { collection: _guard, ...snapshot } = found;
+    this.snapshot = snapshot;
+    this.input = snapshot.input;
+    this.unwatch = pollerFor(r).watch(id, this.onSequence);
+    return true;
+  }
+
+  protected async run(): Promise<void> {
+    const { snapshot } = this;
+    this.snapshot = undefined; // not kept for the stream's life
+    if (snapshot) await this.begin(snapshot, this.afterSequence);
+    while (!this.finished) {
+      const message = this.queue.shift();
+      if (message) await this.deliverLive(message);
+      else if (this.behind) {
+        this.behind = false;
+        await this.deliverStored();
+      } else await this.idle();
     }
-  });
+  }
+
+  /** The first messages: the snapshot, or the stored events after `afterSequence`. */
+  private async begin(snapshot: Operation, afterSequence: number | null): Promise<void> {
+    if (afterSequence === null) {
+      await this.send({ sequence: snapshot.sequence, event: null, operation: snapshot });
+    } else {
+      this.delivered = Math.min(afterSequence, snapshot.sequence);
+      await this.catchUp(snapshot.sequence, snapshot);
+      if (isTerminal(snapshot.status)) this.finish();
+    }
+  }
+
+  /** Delivers one update; `message`, when it comes from one, shares the visibility lookup. */
+  private async send(update: OperationUpdate, message?: EventMessage): Promise<void> {
+    if (!(await stillVisible(this.r, this.viewer, update.operation, message))) {
+      this.finish(new NotFoundError('Operation', this.displayId));
+      return;
+    }
+    if (this.finished) return;
+    this.delivered = update.sequence;
+    await this.push(update);
+    const status = update.event ? update.event.status : update.operation.status;
+    if (isTerminal(status)) this.finish();
+  }
+
+  /** Delivers the stored events after `delivered` up to `upTo`, a page at a time. */
+  private async catchUp(upTo: number, operation: Operation): Promise<void> {
+    const { r, id } = this;
+    while (!this.finished && this.delivered < upTo) {
+      const from = this.delivered;
+      const page = await liveRead(() =>
+        r.db.operationEvent.findMany({
+          where: { operationId: id, sequence: { gt: from, lte: upTo } },
+          orderBy: { sequence: 'asc' },
+          take: PAGE_SIZE,
+        }),
+      );
+      if (page.length === 0) return;
+      for (const event of page) {
+        if (this.finished) return;
+        await this.send({ sequence: event.sequence, event, operation });
+      }
+    }
+  }
+
+  private async deliverLive(message: EventMessage): Promise<void> {
+    if (message.event.sequence <= this.delivered) return; // already delivered: a duplicate or a replay
+    const update = liveUpdate(message, this.input);
+    if (message.event.sequence > this.delivered + 1) {
+      await this.catchUp(message.event.sequence - 1, update.operation);
+    }
+    if (this.finished) return;
+    await this.send(update, message);
+  }
+
+  private async deliverStored(): Promise<void> {
+    const { r, id } = this;
+    const operation = await liveRead(() => r.db.operation.findUniqueOrThrow({ where: { id } }));
+    await this.catchUp(operation.sequence, operation);
+    if (isTerminal(operation.status) && this.delivered >= operation.sequence) this.finish();
+  }
 }
