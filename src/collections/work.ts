@@ -2,7 +2,15 @@ import { directTransaction, type SqlExecutor } from '../db/direct.ts';
 import { poolOf } from '../db/prisma.ts';
 import { safeFailure } from '../operations/failure.ts';
 import type { RunContext } from '../operations/registry.ts';
-import { acquire, ClaimLostError, type CollectionRow, release, stillHeld } from './store.ts';
+import {
+  acquire,
+  ClaimLostError,
+  type CollectionRow,
+  claimLost,
+  heldCheck,
+  release,
+  stillHeld,
+} from './store.ts';
 
 type Tx = SqlExecutor;
 
@@ -157,20 +165,16 @@ export function inTransaction<T>(ctx: RunContext, body: (tx: Tx) => Promise<T>):
   });
 }
 
-function transaction<T>(
-  ctx: RunContext,
-  body: (tx: Tx) => Promise<T>,
-  options: { synchronousCommit?: boolean } = {},
-): Promise<T> {
+function transaction<T>(ctx: RunContext, body: (tx: Tx) => Promise<T>): Promise<T> {
   const pool = poolOf(ctx.db);
   return pool
-    ? directTransaction(pool, { timeoutMs: TX_OPTIONS.timeout, ...options }, body)
+    ? directTransaction(pool, { timeoutMs: TX_OPTIONS.timeout }, body)
     : ctx.db.$transaction(body, TX_OPTIONS);
 }
 
 /**
- * A batch's transaction: like `inTransaction`, but the operation row is locked last, just before
- * the commit. The next batch starts as soon as the one before has committed; locked first, the
+ * A batch's transaction: like `inTransaction`, but the operation row is locked last, by a check
+ * sent with the COMMIT in one round trip (`heldCheck`). The next batch starts as soon as the one before has committed; locked first, the
  * previous batch's progress write (an UPDATE of that row, sent a moment later) would wait for a
  * whole batch, and the batch after for that write. A cancel committed meanwhile rolls the batch
  * back (ClaimLostError); one that comes during the commit waits for it.
@@ -185,15 +189,27 @@ function transaction<T>(
  * documents was 3–16 ms a batch, with the database idle.
  */
 async function batchTransaction(ctx: RunContext, body: (tx: Tx) => Promise<void>): Promise<void> {
+  const pool = poolOf(ctx.db);
   try {
-    await transaction(
-      ctx,
-      async (tx) => {
+    if (pool) {
+      // The claim is checked in the COMMIT's round trip.
+      await directTransaction(
+        pool,
+        {
+          timeoutMs: TX_OPTIONS.timeout,
+          synchronousCommit: false,
+          commitWith: heldCheck(ctx.operationId, ctx.claimId),
+        },
+        body,
+      ).catch((error: unknown) => {
+        throw claimLost(error);
+      });
+    } else {
+      await ctx.db.$transaction(async (tx) => {
         await body(tx);
         await stillHeld(tx, ctx.operationId, ctx.claimId);
-      },
-      { synchronousCommit: false },
-    );
+      }, TX_OPTIONS);
+    }
   } catch (error) {
     // The batch failed while another attempt held the operation (its rows may collide with ours).
     if (!(error instanceof ClaimLostError) && !(await holds(ctx))) {

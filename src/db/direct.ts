@@ -32,6 +32,11 @@ export interface DirectOptions {
    * up to its own record, this one's included.
    */
   synchronousCommit?: boolean;
+  /**
+   * SQL without parameters sent in one round trip with the COMMIT (`<sql>; COMMIT`): when it
+   * fails, nothing commits and its error is thrown. A check the commit depends on, made last.
+   */
+  commitWith?: string;
 }
 
 /**
@@ -56,7 +61,7 @@ export async function directTransaction<T>(
       }`,
     );
     const result = await body(executorOf(client));
-    await client.query('COMMIT');
+    await client.query(options.commitWith ? `${options.commitWith}; COMMIT` : 'COMMIT');
     return result;
   } catch (error) {
     await client.query('ROLLBACK').catch((failure: Error) => {
