@@ -2,6 +2,7 @@ import { directTransaction, type SqlExecutor } from '../db/direct.ts';
 import { poolOf } from '../db/prisma.ts';
 import { safeFailure } from '../operations/failure.ts';
 import type { RunContext } from '../operations/registry.ts';
+import { binaryToLiteral } from './prepare.ts';
 import {
   acquire,
   ClaimLostError,
@@ -206,7 +207,7 @@ async function batchTransaction(ctx: RunContext, body: (tx: Tx) => Promise<void>
       });
     } else {
       await ctx.db.$transaction(async (tx) => {
-        await body(tx);
+        await body(withLiterals(tx));
         await stillHeld(tx, ctx.operationId, ctx.claimId);
       }, TX_OPTIONS);
     }
@@ -218,6 +219,15 @@ async function batchTransaction(ctx: RunContext, body: (tx: Tx) => Promise<void>
     throw error;
   }
 }
+
+/** Prisma's raw queries send every parameter as text: a batch's binary arrays go as literals. */
+const withLiterals = (tx: Tx): Tx => ({
+  $queryRawUnsafe: <T>(query: string, ...values: unknown[]) =>
+    tx.$queryRawUnsafe<T>(query, ...values.map(literalOf)),
+  $executeRawUnsafe: (query: string, ...values: unknown[]) =>
+    tx.$executeRawUnsafe(query, ...values.map(literalOf)),
+});
+const literalOf = (value: unknown) => (Buffer.isBuffer(value) ? binaryToLiteral(value) : value);
 
 /** Whether this attempt still holds the operation; true when that cannot be told. */
 const holds = (ctx: RunContext): Promise<boolean> =>
