@@ -133,14 +133,32 @@ export async function writeBatch(
   batch: PreparedBatch,
 ): Promise<BatchCounts> {
   const { documents } = batch;
+  // An id for every position; documents already stored keep theirs (below).
+  const made = batch.keys.map(() => randomUUID());
+  // Finds the stored documents of the batch and adds the others, in one round trip.
   const existing = await tx.$queryRawUnsafe<{ n: number; id: string; contentHash: string }[]>(
-    `SELECT k.n::int AS n, d.id, d."contentHash"
-       FROM "Document" d JOIN unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(source, "externalId", n)
-         ON d.source = k.source AND d."externalId" = k."externalId"
-      WHERE d."collectionId" = $1::uuid`,
+    `WITH existing AS (
+       SELECT k.n::int AS n, d.id, d."contentHash"
+         FROM "Document" d JOIN unnest($4::text[], $5::text[]) WITH ORDINALITY AS k(source, "externalId", n)
+           ON d.source = k.source AND d."externalId" = k."externalId"
+        WHERE d."collectionId" = $1::uuid
+     ), added AS (
+       INSERT INTO "Document" (id, "collectionId", source, "externalId", title, content, "contentHash", metadata, "operationId")
+       SELECT ($2::uuid[])[n], $1::uuid, s, e, t, c, h, m::jsonb, $3::uuid
+         FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS x(s, e, t, c, h, m, n)
+        WHERE n NOT IN (SELECT n FROM existing)
+       RETURNING 1
+     )
+     SELECT n, id, "contentHash" FROM existing`,
     collection.id,
+    arrayLiteral(made),
+    operationId,
     documents.sources,
     documents.externalIds,
+    documents.titles,
+    documents.contents,
+    documents.hashes,
+    documents.metadata,
   );
   const byPosition = new Map(existing.map((row) => [row.n, row]));
   // Per document: its id when it is to be (re)indexed, null when unchanged.
@@ -150,7 +168,7 @@ export async function writeBatch(
   batch.keys.forEach((key, i) => {
     const row = byPosition.get(i + 1);
     if (!row) {
-      ids.push(randomUUID());
+      ids.push(made[i]!);
       fresh.push(i + 1);
     } else if (row.contentHash !== key.hash) {
       ids.push(row.id);
@@ -158,24 +176,6 @@ export async function writeBatch(
     } else ids.push(null);
   });
   const idList = arrayLiteral(ids);
-  if (fresh.length) {
-    await tx.$executeRawUnsafe(
-      `INSERT INTO "Document" (id, "collectionId", source, "externalId", title, content, "contentHash", metadata, "operationId")
-       SELECT ($2::uuid[])[n], $1::uuid, s, e, t, c, h, m::jsonb, $3::uuid
-         FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS x(s, e, t, c, h, m, n)
-        WHERE n = ANY($10::int[])`,
-      collection.id,
-      idList,
-      operationId,
-      documents.sources,
-      documents.externalIds,
-      documents.titles,
-      documents.contents,
-      documents.hashes,
-      documents.metadata,
-      arrayLiteral(fresh),
-    );
-  }
   let removedChunks = 0;
   if (changed.length) {
     const changedIds = arrayLiteral(changed.map((n) => ids[n - 1]!));
