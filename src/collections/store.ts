@@ -132,11 +132,15 @@ export async function writeBatch(
   operationId: string,
   batch: PreparedBatch,
 ): Promise<BatchCounts> {
-  const { documents } = batch;
+  const { documents, chunks } = batch;
   // An id for every position; documents already stored keep theirs (below).
   const made = batch.keys.map(() => randomUUID());
-  // Finds the stored documents of the batch and adds the others, in one round trip.
-  const existing = await tx.$queryRawUnsafe<{ n: number; id: string; contentHash: string }[]>(
+  // One round trip for what an index or an append of new files does: finds the stored documents of
+  // the batch, adds the others with their chunks, and moves the collection's counts. The first row
+  // carries the count of chunks added, the others are the stored documents (changed ones follow).
+  const rows = await tx.$queryRawUnsafe<
+    { n: number | null; id: string; contentHash: string; chunks: number }[]
+  >(
     `WITH existing AS (
        SELECT k.n::int AS n, d.id, d."contentHash"
          FROM "Document" d JOIN unnest($4::text[], $5::text[]) WITH ORDINALITY AS k(source, "externalId", n)
@@ -148,8 +152,21 @@ export async function writeBatch(
          FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS x(s, e, t, c, h, m, n)
         WHERE n NOT IN (SELECT n FROM existing)
        RETURNING 1
+     ), added_chunks AS (
+       INSERT INTO "Chunk" ("collectionId", "documentId", generation, ordinal, content, tsv)
+       SELECT $1::uuid, ($2::uuid[])[p], $10::int, o, c, setweight(to_tsvector($11::regconfig, t), 'A') || to_tsvector($11::regconfig, c)
+         FROM unnest($12::int[], $13::int[], $14::text[], $15::text[]) AS x(p, o, c, t)
+        WHERE p NOT IN (SELECT n FROM existing)
+       RETURNING 1
+     ), counted AS (
+       UPDATE "Collection"
+          SET "documentCount" = "documentCount" + (SELECT count(*)::int FROM added),
+              "chunkCount" = "chunkCount" + (SELECT count(*)::int FROM added_chunks), "updatedAt" = now()
+        WHERE id = $1::uuid
      )
-     SELECT n, id, "contentHash" FROM existing`,
+     SELECT NULL::int AS n, NULL::uuid AS id, NULL::text AS "contentHash", (SELECT count(*)::int FROM added_chunks) AS chunks
+     UNION ALL
+     SELECT n, id, "contentHash", NULL FROM existing`,
     collection.id,
     arrayLiteral(made),
     operationId,
@@ -159,64 +176,83 @@ export async function writeBatch(
     documents.contents,
     documents.hashes,
     documents.metadata,
+    collection.activeGeneration,
+    collection.language,
+    chunks.positions,
+    chunks.ordinals,
+    chunks.contents,
+    chunks.titles,
   );
-  const byPosition = new Map(existing.map((row) => [row.n, row]));
-  // Per document: its id when it is to be (re)indexed, null when unchanged.
+  let indexed = 0;
+  const byPosition = new Map<number, { id: string; contentHash: string }>();
+  for (const row of rows) {
+    if (row.n === null) indexed = row.chunks;
+    else byPosition.set(row.n, row);
+  }
+  // The stored documents whose content changed: their chunks are replaced.
   const ids: (string | null)[] = [];
   const fresh: number[] = [];
   const changed: number[] = [];
   batch.keys.forEach((key, i) => {
     const row = byPosition.get(i + 1);
     if (!row) {
-      ids.push(made[i]!);
+      ids.push(null); // added above
       fresh.push(i + 1);
     } else if (row.contentHash !== key.hash) {
       ids.push(row.id);
       changed.push(i + 1);
     } else ids.push(null);
   });
-  const idList = arrayLiteral(ids);
-  let removedChunks = 0;
-  if (changed.length) {
-    const changedIds = arrayLiteral(changed.map((n) => ids[n - 1]!));
-    removedChunks = await tx.$executeRawUnsafe(
-      `DELETE FROM "Chunk" WHERE "documentId" = ANY($1::uuid[]) AND generation = $2`,
-      changedIds,
-      collection.activeGeneration,
-    );
-    await tx.$executeRawUnsafe(
-      `UPDATE "Document" d SET title = x.t, content = x.c, "contentHash" = x.h, metadata = x.m::jsonb, "updatedAt" = now()
-         FROM (SELECT ($1::uuid[])[n] AS id, t, c, h, m
-                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(t, c, h, m, n)
-                WHERE n = ANY($6::int[])) AS x
-        WHERE d.id = x.id`,
-      idList,
-      documents.titles,
-      documents.contents,
-      documents.hashes,
-      documents.metadata,
-      arrayLiteral(changed),
-    );
-  }
-  // The chunks and the collection's counts in one statement (one round trip fewer a batch).
-  const [counted] = await tx.$queryRawUnsafe<{ chunks: number }[]>(
-    `WITH added AS (${INSERT_CHUNKS} RETURNING 1)
-     UPDATE "Collection"
-        SET "documentCount" = "documentCount" + $9::int,
-            "chunkCount" = "chunkCount" + (SELECT count(*)::int FROM added) - $10::int, "updatedAt" = now()
-      WHERE id = $1::uuid
-     RETURNING (SELECT count(*)::int FROM added) AS chunks`,
-    ...chunkParameters(collection, collection.activeGeneration, idList, batch.chunks),
-    fresh.length,
-    removedChunks,
-  );
-  const chunks = counted?.chunks ?? 0;
+  if (changed.length) indexed += await replaceChanged(tx, collection, batch, ids, changed);
   return {
     added: fresh.length,
     updated: changed.length,
-    unchanged: ids.length - fresh.length - changed.length,
-    chunks,
+    unchanged: batch.length - fresh.length - changed.length,
+    chunks: indexed,
   };
+}
+
+/**
+ * Replaces the content and chunks of stored documents that changed. `ids` has the id of each
+ * changed document at its position, null elsewhere. Returns how many chunks were indexed.
+ */
+async function replaceChanged(
+  tx: Executor,
+  collection: CollectionRow,
+  batch: PreparedBatch,
+  ids: (string | null)[],
+  changed: number[],
+): Promise<number> {
+  const { documents } = batch;
+  const idList = arrayLiteral(ids);
+  const removedChunks = await tx.$executeRawUnsafe(
+    `DELETE FROM "Chunk" WHERE "documentId" = ANY($1::uuid[]) AND generation = $2`,
+    arrayLiteral(changed.map((n) => ids[n - 1]!)),
+    collection.activeGeneration,
+  );
+  await tx.$executeRawUnsafe(
+    `UPDATE "Document" d SET title = x.t, content = x.c, "contentHash" = x.h, metadata = x.m::jsonb, "updatedAt" = now()
+       FROM (SELECT ($1::uuid[])[n] AS id, t, c, h, m
+               FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(t, c, h, m, n)
+              WHERE n = ANY($6::int[])) AS x
+      WHERE d.id = x.id`,
+    idList,
+    documents.titles,
+    documents.contents,
+    documents.hashes,
+    documents.metadata,
+    arrayLiteral(changed),
+  );
+  const [counted] = await tx.$queryRawUnsafe<{ chunks: number }[]>(
+    `WITH added AS (${INSERT_CHUNKS} RETURNING 1)
+     UPDATE "Collection"
+        SET "chunkCount" = "chunkCount" + (SELECT count(*)::int FROM added) - $9::int, "updatedAt" = now()
+      WHERE id = $1::uuid
+     RETURNING (SELECT count(*)::int FROM added) AS chunks`,
+    ...chunkParameters(collection, collection.activeGeneration, idList, batch.chunks),
+    removedChunks,
+  );
+  return counted?.chunks ?? 0;
 }
 
 /**
