@@ -50,6 +50,12 @@ import {
  *
  * Each timed run starts after a CHECKPOINT on empty tables (opsgraph's are truncated after each
  * round, the raw ones dropped), so no run pays for the dirty pages of the one before.
+ *
+ * PostgreSQL's side of each run is sampled from /proc every 20 ms (the database on this machine):
+ * DB CPU, the CPU seconds of the scratch database's client backends (the work PostgreSQL did,
+ * much steadier than wall time on a loaded machine), and DB busy, the share of samples in which
+ * one of them was running a statement (idle in transaction counts as idle: the database waiting
+ * for the loader). The idle server's own use is sampled for 3 s before the rounds.
  */
 
 const args = readArgs({

@@ -148,31 +148,14 @@ export async function prepareBatch(
     keys.push({ source: doc.source, externalId: doc.externalId, hash: contentHash(doc) });
   }
   await turn();
+  const text = (values: string[]) => binaryArray('text', values);
   const documents = {
-    sources: binaryArray(
-      'text',
-      keys.map((key) => key.source),
-    ),
-    externalIds: binaryArray(
-      'text',
-      keys.map((key) => key.externalId),
-    ),
-    titles: binaryArray(
-      'text',
-      docs.map((doc) => doc.title),
-    ),
-    contents: binaryArray(
-      'text',
-      docs.map((doc) => doc.content),
-    ),
-    hashes: binaryArray(
-      'text',
-      keys.map((key) => key.hash),
-    ),
-    metadata: binaryArray(
-      'text',
-      docs.map((doc) => JSON.stringify(doc.metadata)),
-    ),
+    sources: text(keys.map((key) => key.source)),
+    externalIds: text(keys.map((key) => key.externalId)),
+    titles: text(docs.map((doc) => doc.title)),
+    contents: text(docs.map((doc) => doc.content)),
+    hashes: text(keys.map((key) => key.hash)),
+    metadata: text(docs.map((doc) => JSON.stringify(doc.metadata))),
   };
   await turn();
   return { length: docs.length, keys, documents, chunks: await encodeChunks(docs, chunkSize) };
