@@ -50,6 +50,12 @@ import {
  *
  * Each timed run starts after a CHECKPOINT on empty tables (opsgraph's are truncated after each
  * round, the raw ones dropped), so no run pays for the dirty pages of the one before.
+ *
+ * PostgreSQL's side of each run is sampled from /proc every 20 ms (the database on this machine):
+ * DB CPU, the CPU seconds of the scratch database's client backends (the work PostgreSQL did,
+ * much steadier than wall time on a loaded machine), and DB busy, the share of samples in which
+ * one of them was running a statement (idle in transaction counts as idle: the database waiting
+ * for the loader). The idle server's own use is sampled for 3 s before the rounds.
  */
 
 const args = readArgs({
@@ -64,6 +70,8 @@ const CHUNK_SIZE = 1000;
 const LANGUAGE = 'english';
 /** How often the operation is polled: its time is read from completedAt, so this only spaces rounds. */
 const POLL_MS = 500;
+/** How long the idle server's own database use is sampled before the rounds. */
+const IDLE_MS = 3000;
 /** Issue 13: indexing at 0.95× a raw COPY of the same files or better. */
 const TARGET = 0.95;
 
@@ -451,6 +459,96 @@ async function copyCorpus(
   await psql.end();
 }
 
+// ---------------------------------------------------------------- PostgreSQL's side
+
+/** What the backends of the scratch database did during one run (sampled from /proc). */
+interface DbUse {
+  /** CPU seconds the database's client backends used (the work PostgreSQL did for the load). */
+  cpu: number;
+  /** Share of samples in which at least one backend was running a statement (not idle). */
+  busy: number;
+  samples: number;
+}
+
+/**
+ * Samples the client backends of database `name` every `everyMs` while `run` runs, from /proc
+ * (PostgreSQL on this machine; their process titles say the database and what they are doing, e.g.
+ * `postgres: 15/main: postgres <db> 127.0.0.1(5432) INSERT`). A backend that appears midway counts
+ * from its start (psql's), one that exits with its last sample. NaN where /proc shows none.
+ */
+async function watchBackends<T>(name: string, run: () => Promise<T>, everyMs = 20) {
+  const first = new Map<number, number>();
+  const last = new Map<number, number>();
+  let samples = 0;
+  let busySamples = 0;
+  let known: number[] = [];
+  let scannedAt = 0;
+  /** Backends there before the run count from their first sample, later ones from 0 (their start). */
+  let before: Set<number> | undefined;
+  const scan = async () => {
+    const pids = (await readdir('/proc').catch(() => [])).filter((entry) => /^\d+$/.test(entry));
+    const found: number[] = [];
+    await Promise.all(
+      pids.map(async (entry) => {
+        const title = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+        if (title.startsWith('postgres: ') && title.split(' ').includes(name)) found.push(Number(entry));
+      }),
+    );
+    known = found;
+    scannedAt = performance.now();
+  };
+  const sample = async () => {
+    if (performance.now() - scannedAt > 250) await scan();
+    let busy = false;
+    await Promise.all(
+      known.map(async (pid) => {
+        try {
+          const [title, stat] = await Promise.all([
+            readFile(`/proc/${pid}/cmdline`, 'utf8'),
+            readFile(`/proc/${pid}/stat`, 'utf8'),
+          ]);
+          const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          const ticks = Number(fields[11]) + Number(fields[12]);
+          if (!first.has(pid)) first.set(pid, before?.has(pid) === false ? 0 : ticks);
+          last.set(pid, ticks);
+          const state = title.replace(/\0/g, ' ').trim().split(') ').at(-1) ?? '';
+          if (!state.startsWith('idle')) busy = true;
+        } catch {
+          // exited: its last sample stands
+        }
+      }),
+    );
+    samples += 1;
+    if (busy) busySamples += 1;
+  };
+  await scan();
+  await sample();
+  before = new Set(known);
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      await sleep(everyMs);
+      await sample();
+    }
+  })();
+  try {
+    return { result: await run(), use: await finish() };
+  } finally {
+    stopped = true;
+    await loop;
+  }
+  async function finish(): Promise<DbUse> {
+    stopped = true;
+    await loop;
+    await sample();
+    let ticks = 0;
+    for (const [pid, end] of last) ticks += end - first.get(pid)!;
+    return samples > 1 && first.size > 0
+      ? { cpu: ticks / 100, busy: busySamples / samples, samples }
+      : { cpu: Number.NaN, busy: Number.NaN, samples };
+  }
+}
+
 // ---------------------------------------------------------------- the runs
 
 interface Run {
@@ -466,6 +564,8 @@ interface Run {
    * process for the raw load (reading, hashing, chunking, escaping; psql itself not counted).
    */
   loaderCpu: number;
+  /** PostgreSQL's side of the run (its client backends of the scratch database). */
+  db: DbUse;
   runMs?: number;
   batchMs?: number[];
 }
@@ -476,7 +576,7 @@ async function runRaw(db: ScratchDatabase, corpus: Corpus, round: number): Promi
     await db.pool.query('CHECKPOINT');
     const cpu = process.cpuUsage();
     const t = performance.now();
-    await copyCorpus(db, corpus, tables);
+    const { use } = await watchBackends(db.name, () => copyCorpus(db, corpus, tables));
     const ms = performance.now() - t;
     const used = process.cpuUsage(cpu);
     const loaderCpu = (used.user + used.system) / 1e6;
@@ -484,7 +584,7 @@ async function runRaw(db: ScratchDatabase, corpus: Corpus, round: number): Promi
       `SELECT (SELECT count(*)::int FROM ${tables.docs}) AS documents, (SELECT count(*)::int FROM ${tables.chunks}) AS chunks`,
     );
     const { documents, chunks } = rows[0]!;
-    return { system: 'raw COPY', round, ms, documents, chunks, loaderCpu };
+    return { system: 'raw COPY', round, ms, documents, chunks, loaderCpu, db: use };
   } finally {
     await db.pool.query(`DROP TABLE IF EXISTS ${tables.chunks}, ${tables.docs}`);
     await db.pool.query('DELETE FROM "Collection" WHERE id = $1::uuid', [tables.collectionId]);
@@ -501,7 +601,10 @@ async function runOpsgraph(db: ScratchDatabase, server: Server, corpus: Corpus, 
   try {
     await db.pool.query('CHECKPOINT');
     const cpu = await cpuSeconds(server.app.child.pid);
-    const { id, sentAt, operation } = await indexInto(server, collectionId, corpus.path);
+    const {
+      result: { id, sentAt, operation },
+      use,
+    } = await watchBackends(db.name, () => indexInto(server, collectionId, corpus.path));
     const loaderCpu = (await cpuSeconds(server.app.child.pid)) - cpu;
     const completedAt = Date.parse(operation.completedAt!);
     const startedAt = Date.parse(operation.startedAt!);
@@ -516,6 +619,7 @@ async function runOpsgraph(db: ScratchDatabase, server: Server, corpus: Corpus, 
       chunks: collection.chunkCount,
       queuedMs: startedAt - sentAt,
       loaderCpu,
+      db: use,
       runMs: completedAt - startedAt,
       batchMs: await batchTimes(server, id),
     };
@@ -562,6 +666,15 @@ await runBench(async () => {
   const warm = await indexFolder(server, 'warmup', 'warmup');
   await emptyOurTables(db, warm.collectionId);
 
+  // What the idle server costs PostgreSQL (pg-boss's polling and maintenance): part of every
+  // opsgraph run's DB CPU that a COPY does not pay.
+  const { use: idle } = await watchBackends(db.name, () => sleep(IDLE_MS));
+  const idleCpuPerSecond = idle.cpu / (IDLE_MS / 1000);
+  console.log(
+    `idle server: ${fixed(idleCpuPerSecond * 1000, 0)} ms of DB CPU per second, DB busy ${fixed(idle.busy * 100, 0)} % ` +
+      `(${IDLE_MS / 1000} s with no operation running)`,
+  );
+
   const runs: Run[] = [];
   for (let round = 1; round <= args.rounds; round += 1) {
     for (const system of ['raw COPY', 'opsgraph'] as const) {
@@ -584,8 +697,20 @@ await runBench(async () => {
   const chunkCounts = new Set(runs.map((run) => run.chunks));
   printTable(
     'Runs (opsgraph: mutation sent → completedAt; raw: first file read → psql exited; ' +
-      'loader CPU: the opsgraph server process, or this process for raw — PostgreSQL not counted)',
-    ['round', 'system', 'docs/s', 'MB/s', 'seconds', 'loader CPU s', 'documents', 'chunks'],
+      'loader CPU: the opsgraph server process, or this process for raw — PostgreSQL not counted; ' +
+      "DB CPU: the scratch database's backends; DB busy: share of 20 ms samples with a statement running)",
+    [
+      'round',
+      'system',
+      'docs/s',
+      'MB/s',
+      'seconds',
+      'loader CPU s',
+      'DB CPU s',
+      'DB busy %',
+      'documents',
+      'chunks',
+    ],
     runs.map((run) => [
       String(run.round),
       run.system,
@@ -593,6 +718,8 @@ await runBench(async () => {
       fixed((mb / run.ms) * 1000, 2),
       fixed(run.ms / 1000, 2),
       fixed(run.loaderCpu, 2),
+      fixed(run.db.cpu, 2),
+      fixed(run.db.busy * 100, 0),
       String(run.documents),
       String(run.chunks),
     ]),
@@ -625,16 +752,46 @@ await runBench(async () => {
     ]),
   );
 
-  const raw = median(runs.filter((run) => run.system === 'raw COPY').map(docsPerSecond));
+  const raws = runs.filter((run) => run.system === 'raw COPY');
+  const raw = median(raws.map(docsPerSecond));
   const mine = median(ours.map(docsPerSecond));
   const ratio = mine / raw;
+  const rawDb = median(raws.map((run) => run.db.cpu));
+  const ourDb = median(ours.map((run) => run.db.cpu));
   printTable(
-    `Summary (median of ${args.rounds} run(s) each)`,
-    ['system', 'docs/s', 'ratio', 'target'],
+    `Summary (median of ${args.rounds} run(s) each; DB CPU ratio = raw's / opsgraph's, the share of ` +
+      `opsgraph's PostgreSQL work that a COPY would do)`,
+    ['system', 'docs/s', 'ratio', 'target', 'DB CPU s', 'DB CPU ratio', 'DB busy %'],
     [
-      ['opsgraph collection.index', fixed(mine, 0), fixed(ratio, 2), `≥ ${fixed(TARGET, 2)}`],
-      ['raw COPY', fixed(raw, 0), '1.00', ''],
+      [
+        'opsgraph collection.index',
+        fixed(mine, 0),
+        fixed(ratio, 2),
+        `≥ ${fixed(TARGET, 2)}`,
+        fixed(ourDb, 2),
+        fixed(rawDb / ourDb, 2),
+        fixed(median(ours.map((run) => run.db.busy * 100)), 0),
+      ],
+      [
+        'raw COPY',
+        fixed(raw, 0),
+        '1.00',
+        '',
+        fixed(rawDb, 2),
+        '1.00',
+        fixed(median(raws.map((run) => run.db.busy * 100)), 0),
+      ],
     ],
+  );
+  const background = idleCpuPerSecond * (median(ours.map((run) => run.ms)) / 1000);
+  console.log(
+    `opsgraph's DB CPU beyond the raw COPY's: ${fixed(ourDb - rawDb, 2)} s, of which ~${fixed(background, 2)} s ` +
+      'is what the idle server uses in as long (pg-boss polling)',
+  );
+  console.log(
+    `ratio per round (opsgraph / the raw COPY just before it): ${ours
+      .map((run, i) => fixed(docsPerSecond(run) / docsPerSecond(raws[i]!), 2))
+      .join(', ')}`,
   );
   console.log(
     `\nratio opsgraph / raw COPY = ${fixed(ratio, 2)} (target ≥ ${fixed(TARGET, 2)}: ${ratio >= TARGET ? 'met' : 'not met'})`,

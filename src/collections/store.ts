@@ -40,6 +40,30 @@ export async function stillHeld(tx: Executor, operationId: string, claimId: stri
   if (rows.length === 0) throw new ClaimLostError('the operation was cancelled or taken over');
 }
 
+/** The SQLSTATE of `heldCheck`'s error. */
+const CLAIM_LOST_CODE = 'OG001';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * `stillHeld` as one parameterless statement, for a transaction that sends it with its COMMIT
+ * (`commitWith` of `directTransaction`): it raises an error when the attempt no longer holds the
+ * operation, so nothing commits; `claimLost` tells that error apart.
+ */
+export function heldCheck(operationId: string, claimId: string): string {
+  if (!UUID.test(operationId) || !UUID.test(claimId)) throw new Error('heldCheck: ids must be UUIDs');
+  return `DO $held$ BEGIN
+    PERFORM 1 FROM "Operation" WHERE id = '${operationId}'::uuid AND "claimId" = '${claimId}'::uuid AND status = 'PROCESSING' FOR SHARE;
+    IF NOT FOUND THEN RAISE EXCEPTION 'the operation was cancelled or taken over' USING ERRCODE = '${CLAIM_LOST_CODE}'; END IF;
+  END $held$`;
+}
+
+/** The error of `heldCheck` as a ClaimLostError; other errors as they are. */
+export function claimLost(error: unknown): unknown {
+  return (error as { code?: unknown } | null)?.code === CLAIM_LOST_CODE
+    ? new ClaimLostError('the operation was cancelled or taken over', { cause: error })
+    : error;
+}
+
 /**
  * Marks the collection as worked on by this operation, one writer at a time. A holder that has
  * ended (crashed, failed, cancelled) no longer counts; a retry of the same operation takes it over.
@@ -108,86 +132,127 @@ export async function writeBatch(
   operationId: string,
   batch: PreparedBatch,
 ): Promise<BatchCounts> {
-  const { documents } = batch;
-  const existing = await tx.$queryRawUnsafe<{ n: number; id: string; contentHash: string }[]>(
-    `SELECT k.n::int AS n, d.id, d."contentHash"
-       FROM "Document" d JOIN unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(source, "externalId", n)
-         ON d.source = k.source AND d."externalId" = k."externalId"
-      WHERE d."collectionId" = $1::uuid`,
+  const { documents, chunks } = batch;
+  // An id for every position; documents already stored keep theirs (below).
+  const made = batch.keys.map(() => randomUUID());
+  // One round trip for what an index or an append of new files does: finds the stored documents of
+  // the batch, adds the others with their chunks, and moves the collection's counts. The first row
+  // carries the count of chunks added, the others are the stored documents (changed ones follow).
+  const rows = await tx.$queryRawUnsafe<
+    { n: number | null; id: string; contentHash: string; chunks: number }[]
+  >(
+    `WITH existing AS (
+       SELECT k.n::int AS n, d.id, d."contentHash"
+         FROM "Document" d JOIN unnest($4::text[], $5::text[]) WITH ORDINALITY AS k(source, "externalId", n)
+           ON d.source = k.source AND d."externalId" = k."externalId"
+        WHERE d."collectionId" = $1::uuid
+     ), added AS (
+       INSERT INTO "Document" (id, "collectionId", source, "externalId", title, content, "contentHash", metadata, "operationId")
+       SELECT ($2::uuid[])[n], $1::uuid, s, e, t, c, h, m::jsonb, $3::uuid
+         FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS x(s, e, t, c, h, m, n)
+        WHERE n NOT IN (SELECT n FROM existing)
+       RETURNING 1
+     ), added_chunks AS (
+       INSERT INTO "Chunk" ("collectionId", "documentId", generation, ordinal, content, tsv)
+       SELECT $1::uuid, ($2::uuid[])[p], $10::int, o, c, setweight(to_tsvector($11::regconfig, t), 'A') || to_tsvector($11::regconfig, c)
+         FROM unnest($12::int[], $13::int[], $14::text[], $15::text[]) AS x(p, o, c, t)
+        WHERE p NOT IN (SELECT n FROM existing)
+       RETURNING 1
+     ), counted AS (
+       UPDATE "Collection"
+          SET "documentCount" = "documentCount" + (SELECT count(*)::int FROM added),
+              "chunkCount" = "chunkCount" + (SELECT count(*)::int FROM added_chunks), "updatedAt" = now()
+        WHERE id = $1::uuid
+     )
+     SELECT NULL::int AS n, NULL::uuid AS id, NULL::text AS "contentHash", (SELECT count(*)::int FROM added_chunks) AS chunks
+     UNION ALL
+     SELECT n, id, "contentHash", NULL FROM existing`,
     collection.id,
+    arrayLiteral(made),
+    operationId,
     documents.sources,
     documents.externalIds,
+    documents.titles,
+    documents.contents,
+    documents.hashes,
+    documents.metadata,
+    collection.activeGeneration,
+    collection.language,
+    chunks.positions,
+    chunks.ordinals,
+    chunks.contents,
+    chunks.titles,
   );
-  const byPosition = new Map(existing.map((row) => [row.n, row]));
-  // Per document: its id when it is to be (re)indexed, null when unchanged.
+  let indexed = 0;
+  const byPosition = new Map<number, { id: string; contentHash: string }>();
+  for (const row of rows) {
+    if (row.n === null) indexed = row.chunks;
+    else byPosition.set(row.n, row);
+  }
+  // The stored documents whose content changed: their chunks are replaced.
   const ids: (string | null)[] = [];
   const fresh: number[] = [];
   const changed: number[] = [];
   batch.keys.forEach((key, i) => {
     const row = byPosition.get(i + 1);
     if (!row) {
-      ids.push(randomUUID());
+      ids.push(null); // added above
       fresh.push(i + 1);
     } else if (row.contentHash !== key.hash) {
       ids.push(row.id);
       changed.push(i + 1);
     } else ids.push(null);
   });
-  const idList = arrayLiteral(ids);
-  if (fresh.length) {
-    await tx.$executeRawUnsafe(
-      `INSERT INTO "Document" (id, "collectionId", source, "externalId", title, content, "contentHash", metadata, "operationId")
-       SELECT ($2::uuid[])[n], $1::uuid, s, e, t, c, h, m::jsonb, $3::uuid
-         FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS x(s, e, t, c, h, m, n)
-        WHERE n = ANY($10::int[])`,
-      collection.id,
-      idList,
-      operationId,
-      documents.sources,
-      documents.externalIds,
-      documents.titles,
-      documents.contents,
-      documents.hashes,
-      documents.metadata,
-      arrayLiteral(fresh),
-    );
-  }
-  let removedChunks = 0;
-  if (changed.length) {
-    const changedIds = arrayLiteral(changed.map((n) => ids[n - 1]!));
-    removedChunks = await tx.$executeRawUnsafe(
-      `DELETE FROM "Chunk" WHERE "documentId" = ANY($1::uuid[]) AND generation = $2`,
-      changedIds,
-      collection.activeGeneration,
-    );
-    await tx.$executeRawUnsafe(
-      `UPDATE "Document" d SET title = x.t, content = x.c, "contentHash" = x.h, metadata = x.m::jsonb, "updatedAt" = now()
-         FROM (SELECT ($1::uuid[])[n] AS id, t, c, h, m
-                 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(t, c, h, m, n)
-                WHERE n = ANY($6::int[])) AS x
-        WHERE d.id = x.id`,
-      idList,
-      documents.titles,
-      documents.contents,
-      documents.hashes,
-      documents.metadata,
-      arrayLiteral(changed),
-    );
-  }
-  const chunks = await insertChunks(tx, collection, collection.activeGeneration, idList, batch.chunks);
-  await tx.$executeRawUnsafe(
-    `UPDATE "Collection" SET "documentCount" = "documentCount" + $2, "chunkCount" = "chunkCount" + $3, "updatedAt" = now()
-      WHERE id = $1::uuid`,
-    collection.id,
-    fresh.length,
-    chunks - removedChunks,
-  );
+  if (changed.length) indexed += await replaceChanged(tx, collection, batch, ids, changed);
   return {
     added: fresh.length,
     updated: changed.length,
-    unchanged: ids.length - fresh.length - changed.length,
-    chunks,
+    unchanged: batch.length - fresh.length - changed.length,
+    chunks: indexed,
   };
+}
+
+/**
+ * Replaces the content and chunks of stored documents that changed. `ids` has the id of each
+ * changed document at its position, null elsewhere. Returns how many chunks were indexed.
+ */
+async function replaceChanged(
+  tx: Executor,
+  collection: CollectionRow,
+  batch: PreparedBatch,
+  ids: (string | null)[],
+  changed: number[],
+): Promise<number> {
+  const { documents } = batch;
+  const idList = arrayLiteral(ids);
+  const removedChunks = await tx.$executeRawUnsafe(
+    `DELETE FROM "Chunk" WHERE "documentId" = ANY($1::uuid[]) AND generation = $2`,
+    arrayLiteral(changed.map((n) => ids[n - 1]!)),
+    collection.activeGeneration,
+  );
+  await tx.$executeRawUnsafe(
+    `UPDATE "Document" d SET title = x.t, content = x.c, "contentHash" = x.h, metadata = x.m::jsonb, "updatedAt" = now()
+       FROM (SELECT ($1::uuid[])[n] AS id, t, c, h, m
+               FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(t, c, h, m, n)
+              WHERE n = ANY($6::int[])) AS x
+      WHERE d.id = x.id`,
+    idList,
+    documents.titles,
+    documents.contents,
+    documents.hashes,
+    documents.metadata,
+    arrayLiteral(changed),
+  );
+  const [counted] = await tx.$queryRawUnsafe<{ chunks: number }[]>(
+    `WITH added AS (${INSERT_CHUNKS} RETURNING 1)
+     UPDATE "Collection"
+        SET "chunkCount" = "chunkCount" + (SELECT count(*)::int FROM added) - $9::int, "updatedAt" = now()
+      WHERE id = $1::uuid
+     RETURNING (SELECT count(*)::int FROM added) AS chunks`,
+    ...chunkParameters(collection, collection.activeGeneration, idList, batch.chunks),
+    removedChunks,
+  );
+  return counted?.chunks ?? 0;
 }
 
 /**
@@ -204,12 +269,23 @@ export async function insertChunks(
   chunks: EncodedChunks,
 ): Promise<number> {
   if (chunks.count === 0) return 0;
-  return tx.$executeRawUnsafe(
-    `INSERT INTO "Chunk" ("collectionId", "documentId", generation, ordinal, content, tsv)
-     SELECT $1::uuid, d, $2, o, c, setweight(to_tsvector($3::regconfig, t), 'A') || to_tsvector($3::regconfig, c)
+  return tx.$executeRawUnsafe(INSERT_CHUNKS, ...chunkParameters(settings, generation, ids, chunks));
+}
+
+/** `insertChunks`' statement; its parameters ($1–$8) are `chunkParameters`. */
+const INSERT_CHUNKS = `INSERT INTO "Chunk" ("collectionId", "documentId", generation, ordinal, content, tsv)
+     SELECT $1::uuid, d, $2::int, o, c, setweight(to_tsvector($3::regconfig, t), 'A') || to_tsvector($3::regconfig, c)
        FROM (SELECT ($4::uuid[])[p] AS d, o, c, t
                FROM unnest($5::int[], $6::int[], $7::text[], $8::text[]) AS x(p, o, c, t)) AS x
-      WHERE d IS NOT NULL`,
+      WHERE d IS NOT NULL`;
+
+const chunkParameters = (
+  settings: { id: string; language: string },
+  generation: number,
+  ids: string,
+  chunks: EncodedChunks,
+) =>
+  [
     settings.id,
     generation,
     settings.language,
@@ -218,8 +294,7 @@ export async function insertChunks(
     chunks.ordinals,
     chunks.contents,
     chunks.titles,
-  );
-}
+  ] as const;
 
 /** Which documents a removal takes. */
 export type Selection = { source: string } | { operationId: string } | 'all';

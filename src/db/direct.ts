@@ -20,6 +20,25 @@ const executorOf = (client: pg.PoolClient): SqlExecutor => ({
 
 const ignore = () => {};
 
+/** How `directTransaction` runs its transaction. */
+export interface DirectOptions {
+  /** `statement_timeout` of each statement, in milliseconds. */
+  timeoutMs: number;
+  /**
+   * false: the COMMIT returns without waiting for its WAL to reach the disk
+   * (`synchronous_commit = off` for this transaction only). Only for a transaction whose loss in
+   * a database crash a later synchronous commit would reveal and that can be done again (see
+   * `batchTransaction` in src/collections/work.ts): any later synchronous commit flushes the WAL
+   * up to its own record, this one's included.
+   */
+  synchronousCommit?: boolean;
+  /**
+   * SQL without parameters sent in one round trip with the COMMIT (`<sql>; COMMIT`): when it
+   * fails, nothing commits and its error is thrown. A check the commit depends on, made last.
+   */
+  commitWith?: string;
+}
+
 /**
  * Runs `body` in one transaction on a connection of `pool`, each statement under `timeoutMs` of
  * `statement_timeout`: commits what it did when it returns, rolls back when it throws. Parameters
@@ -28,7 +47,7 @@ const ignore = () => {};
  */
 export async function directTransaction<T>(
   pool: pg.Pool,
-  timeoutMs: number,
+  options: DirectOptions,
   body: (tx: SqlExecutor) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
@@ -36,9 +55,13 @@ export async function directTransaction<T>(
   client.on('error', ignore);
   let broken: Error | undefined;
   try {
-    await client.query(`BEGIN; SET LOCAL statement_timeout = ${Math.trunc(timeoutMs)}`);
+    await client.query(
+      `BEGIN; SET LOCAL statement_timeout = ${Math.trunc(options.timeoutMs)}${
+        options.synchronousCommit === false ? '; SET LOCAL synchronous_commit = off' : ''
+      }`,
+    );
     const result = await body(executorOf(client));
-    await client.query('COMMIT');
+    await client.query(options.commitWith ? `${options.commitWith}; COMMIT` : 'COMMIT');
     return result;
   } catch (error) {
     await client.query('ROLLBACK').catch((failure: Error) => {
