@@ -18,7 +18,7 @@ import {
 } from 'graphql';
 import { isStatementTimeout } from '../db/timeout.ts';
 import { type Problem, ValidationError } from '../errors.ts';
-import { slicer } from '../event-loop.ts';
+import { nextLoopTurn, slicer } from '../event-loop.ts';
 import type { Resources } from '../resources.ts';
 import { argumentProblems, argumentProblemsSliced } from './arguments.ts';
 import type { Context } from './context.ts';
@@ -99,7 +99,7 @@ export function guardArguments(schema: GraphQLSchema): GraphQLSchema {
       field.resolve =
         type === mutationType
           ? async (parent, args, context, info) => {
-              await new Promise<void>((resolve) => setImmediate(resolve));
+              await nextLoopTurn();
               const slice = slicer();
               const problems = await argumentProblemsSliced(
                 field.args,
