@@ -63,7 +63,7 @@ const tooLarge = (maxBytes: number, measured: number) =>
   limitError('REQUEST_TOO_LARGE', 'The request body is too large', maxBytes, measured, 413);
 
 /** Bodies from this many bytes (or of unknown length) are read and parsed in turns of their own. */
-const LARGE_BODY_BYTES = 64 * 1024;
+export const LARGE_BODY_BYTES = 64 * 1024;
 
 /**
  * Bounds every request body before it is parsed: a Content-Length above the limit is refused at
