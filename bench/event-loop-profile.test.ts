@@ -8,6 +8,8 @@ import {
   densestBatch,
   largestBatch,
   largeValue,
+  problemBatch,
+  thousandBatch,
 } from '../test/security/worst-inputs.ts';
 import { useServer } from '../test/support/fixtures.ts';
 import { uuidOf } from '../test/support/operations.ts';
@@ -27,6 +29,7 @@ const server = useServer();
 
 const START = `mutation P($input: StartOperationInput!) { startOperation(input: $input) { __typename ... on StartOperationSuccess { operation { id } } } }`;
 const BATCH = `mutation B($input: StartBatchInput!) { startBatch(input: $input) { __typename ... on StartBatchSuccess { batch { id } } } }`;
+const BATCH_PROBLEMS = `mutation B($input: StartBatchInput!) { startBatch(input: $input) { __typename ... on ValidationError { omittedProblems problems { path message } } } }`;
 
 const bodies: Record<string, () => string> = {
   op1mb: () =>
@@ -42,6 +45,9 @@ const bodies: Record<string, () => string> = {
   largest: () => JSON.stringify({ query: BATCH, variables: { input: { items: largestBatch() } } }),
   densest: () =>
     JSON.stringify({ query: BATCH, variables: { input: { items: densestBatch(), validateOnly: true } } }),
+  thousand: () =>
+    JSON.stringify({ query: BATCH, variables: { input: { items: thousandBatch(), validateOnly: true } } }),
+  problems: () => JSON.stringify({ query: BATCH_PROBLEMS, variables: { input: { items: problemBatch() } } }),
   cycles: () => JSON.stringify({ query: BATCH, variables: { input: { items: cyclicBatch() } } }),
   amplify: () =>
     JSON.stringify({ query: BATCH, variables: { input: { items: amplifyingBatch(), atomic: false } } }),
@@ -88,14 +94,16 @@ it('profiles', async () => {
     }
   };
   await send(); // warm up
-  const ticks: { wall: number; cpu: number; at: number }[] = [];
+  // `clock`: CLOCK_MONOTONIC in µs, the clock of the CPU profile's sample timestamps.
+  const ticks: { wall: number; cpu: number; at: number; clock: number }[] = [];
   let last = performance.now();
   let lastCpu = process.threadCpuUsage();
   const timer = setInterval(() => {
     const now = performance.now();
     const cpu = process.threadCpuUsage(lastCpu);
     lastCpu = process.threadCpuUsage();
-    ticks.push({ wall: now - last, cpu: (cpu.user + cpu.system) / 1000, at: now });
+    const clock = Number(process.hrtime.bigint() / 1000n);
+    ticks.push({ wall: now - last, cpu: (cpu.user + cpu.system) / 1000, at: now, clock });
     last = now;
   }, 1);
   const profiling = !process.env.PROFILE_OFF;
@@ -177,6 +185,39 @@ it('profiles', async () => {
   for (const run of runs.slice(0, Number(process.env.PROFILE_RUNS ?? 8))) {
     console.log(
       `busy run ${run.ms.toFixed(1)} ms\n  leaves:\n${top(run.leaves, 8)}\n  our frames:\n${top(run.own, 8)}`,
+    );
+  }
+
+  // The longest turns of the loop (between two runs of the 1 ms timer), each with the frames the
+  // profile sampled in it: what one turn holds, where a busy run may span many turns.
+  const sampledAt: number[] = [];
+  let at = profile.startTime;
+  for (const delta of profile.timeDeltas) {
+    at += delta;
+    sampledAt.push(at);
+  }
+  const stacks = (id: number) => {
+    const names: string[] = [];
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) names.push(label(cur));
+    return names;
+  };
+  const turns = ticks
+    .map((tick, i) => ({ ...tick, from: ticks[i - 1]?.clock ?? tick.clock - tick.wall * 1000 }))
+    .sort((a, b) => b.cpu - a.cpu)
+    .slice(0, Number(process.env.PROFILE_TURNS ?? 6));
+  for (const turn of turns) {
+    const own = new Map<string, number>();
+    const inclusive = new Map<string, number>();
+    profile.samples.forEach((sample, i) => {
+      const t = sampledAt[i] as number;
+      if (t <= turn.from || t > turn.clock) return;
+      const dt = (profile.timeDeltas[i + 1] ?? 0) / 1000;
+      const o = ours(sample);
+      own.set(o, (own.get(o) ?? 0) + dt);
+      for (const name of new Set(stacks(sample))) inclusive.set(name, (inclusive.get(name) ?? 0) + dt);
+    });
+    console.log(
+      `turn ${turn.cpu.toFixed(1)} ms CPU / ${turn.wall.toFixed(1)} ms wall\n  our frames:\n${top(own, 10)}\n  inclusive:\n${top(inclusive, 25)}`,
     );
   }
   expect(rounds).toBeGreaterThan(0);

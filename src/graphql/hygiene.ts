@@ -2,6 +2,7 @@ import { PothosValidationError } from '@pothos/core';
 import { wrapErrorIfMatches } from '@pothos/plugin-errors';
 import {
   defaultFieldResolver,
+  type FieldNode,
   GraphQLError,
   type GraphQLField,
   type GraphQLFieldResolver,
@@ -18,10 +19,11 @@ import {
 } from 'graphql';
 import { isStatementTimeout } from '../db/timeout.ts';
 import { type Problem, ValidationError } from '../errors.ts';
-import { slicer } from '../event-loop.ts';
+import { nextLoopTurn, slicer } from '../event-loop.ts';
 import type { Resources } from '../resources.ts';
 import { argumentProblems, argumentProblemsSliced } from './arguments.ts';
 import type { Context } from './context.ts';
+import { LARGE_BODY_BYTES } from './limits.ts';
 
 /**
  * Error hygiene at the trust boundary (issue 9, point 9), in one place for every field:
@@ -93,13 +95,13 @@ export function guardArguments(schema: GraphQLSchema): GraphQLSchema {
         if (asData) return wrapErrorIfMatches(refused, [ValidationError]);
         throw refused;
       };
-      // A mutation's arguments may be megabytes (a batch): parsing the body and coercing them ran
-      // just before, in one go; let other requests and heartbeats in before checking them, and
-      // while checking them, in slices.
+      // A mutation's arguments may be megabytes (a batch): parsing a large body and coercing it ran
+      // just before; let other requests and heartbeats in before checking them, and while checking
+      // them, in slices. A small HTTP body (most starts) goes straight on: nothing long ran.
       field.resolve =
         type === mutationType
           ? async (parent, args, context, info) => {
-              await new Promise<void>((resolve) => setImmediate(resolve));
+              if (!isSmallRequest(context)) await nextLoopTurn();
               const slice = slicer();
               const problems = await argumentProblemsSliced(
                 field.args,
@@ -128,6 +130,16 @@ export function guardArguments(schema: GraphQLSchema): GraphQLSchema {
   return schema;
 }
 
+/**
+ * True for an HTTP request whose Content-Length is under LARGE_BODY_BYTES: its body was parsed in
+ * the turn that reached this resolver, cheaply. WebSocket messages (no request) and chunked bodies
+ * are not known to be small.
+ */
+function isSmallRequest(context: unknown): boolean {
+  const length = (context as { request?: Request }).request?.headers.get('content-length');
+  return length != null && /^\d+$/.test(length) && Number(length) < LARGE_BODY_BYTES;
+}
+
 /** The connection type a field returns (its cursors are checked by kind), or undefined. */
 const isConnection = (field: GraphQLField<unknown, unknown>): string | undefined => {
   const name = getNamedType(field.type).name;
@@ -143,6 +155,7 @@ function nestedProblems(
   info: GraphQLResolveInfo,
   rules: Parameters<typeof argumentProblems>[3],
 ): Problem[] {
+  if (!selectsArguments(info)) return [];
   const problems: Problem[] = [];
   const parentType = getNamedType(info.returnType);
   const stack: { selections: readonly SelectionNode[]; type: GraphQLNamedType; path: string[] }[] =
@@ -181,6 +194,41 @@ function nestedProblems(
     }
   }
   return problems;
+}
+
+/** Per field node of a parsed document (held by the parse cache): whether anything below it has arguments. */
+const withArguments = new WeakMap<FieldNode, boolean>();
+
+/**
+ * True when a field selected below this root field (through fragments too) is given arguments;
+ * false means only defaults, which are the schema's own, so there is nothing to check. Remembered
+ * per document: a start's answer selects the same fields every time.
+ */
+function selectsArguments(info: GraphQLResolveInfo): boolean {
+  const node = info.fieldNodes[0];
+  if (!node || info.fieldNodes.length > 1) return true;
+  const known = withArguments.get(node);
+  if (known !== undefined) return known;
+  let found = false;
+  const seen = new Set<string>();
+  const stack: SelectionNode[] = [...(node.selectionSet?.selections ?? [])];
+  while (stack.length && !found) {
+    const selection = stack.pop() as SelectionNode;
+    if (selection.kind === Kind.FIELD) {
+      if (selection.arguments?.length) found = true;
+      else stack.push(...(selection.selectionSet?.selections ?? []));
+    } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+      stack.push(...selection.selectionSet.selections);
+    } else if (!seen.has(selection.name.value)) {
+      seen.add(selection.name.value);
+      const fragment = info.fragments[selection.name.value];
+      if (!fragment)
+        found = true; // unknown: check the long way
+      else stack.push(...fragment.selectionSet.selections);
+    }
+  }
+  withArguments.set(node, found);
+  return found;
 }
 
 type MaskError = (error: unknown, message: string) => Error;

@@ -12,6 +12,7 @@ import {
   validate,
 } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import { nextLoopTurn } from '../event-loop.ts';
 
 /**
  * Request-level limits, checked before anything runs: the body and the query text before they are
@@ -62,9 +63,7 @@ const tooLarge = (maxBytes: number, measured: number) =>
   limitError('REQUEST_TOO_LARGE', 'The request body is too large', maxBytes, measured, 413);
 
 /** Bodies from this many bytes (or of unknown length) are read and parsed in turns of their own. */
-const LARGE_BODY_BYTES = 64 * 1024;
-
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+export const LARGE_BODY_BYTES = 64 * 1024;
 
 /**
  * Bounds every request body before it is parsed: a Content-Length above the limit is refused at
@@ -117,9 +116,9 @@ export function useRequestSizeLimit({ maxBytes }: RequestSizeOptions): Plugin {
         const text = large.text.bind(large);
         large.json = async () => {
           const json = await text();
-          await nextTurn();
+          await nextLoopTurn();
           const parsed: unknown = JSON.parse(json);
-          await nextTurn();
+          await nextLoopTurn();
           return parsed;
         };
         return parse(large);

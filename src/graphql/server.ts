@@ -12,6 +12,7 @@ import { LiveListError } from '../operations/live-updates.ts';
 import { ResubscribeError, SHARED_UPDATE_FIELDS } from '../operations/updates.ts';
 import type { Resources } from '../resources.ts';
 import { corsFor, useCsrfPrevention } from './browser.ts';
+import { useSlicedCoercion } from './coerce.ts';
 import type { Context } from './context.ts';
 import { createCostCheck, useQueryCost } from './cost.ts';
 import { createDocumentCache } from './document-cache.ts';
@@ -133,6 +134,7 @@ export async function startGraphQLServer(resources: Resources): Promise<GraphQLS
         maxDuplicateFields: config.queryMaxDuplicateFields,
       }),
       useQueryCost(checkCost),
+      useSlicedCoercion(),
       useSseStreamLimit({ maxPerUser: config.sseMaxStreamsPerUser }),
       useMetrics(resources.metrics),
     ],

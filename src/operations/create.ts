@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.ts';
 import { reserveCtes } from '../credits/ledger.ts';
-import { type Db, prepared } from '../db/prisma.ts';
+import { type Db, poolOf, prepared } from '../db/prisma.ts';
 import { fairPrioritySql } from '../quotas/fair-share.ts';
 import { admitSql, refusing } from '../quotas/quotas.ts';
+import { inStatementTurn } from '../request-context.ts';
 import { jobPrioritySql } from '../runs/timing.ts';
 import { CREATED_CTES, type NewOperation, operationValues } from './insert.ts';
 import { type JobTable, jobCtes } from './job-row.ts';
@@ -23,25 +24,39 @@ import { type EventMessage, eventJsonSql, operationJsonSql } from './record.ts';
  * Returns null, writing nothing and checking nothing, when the owner already used the idempotency
  * key. Starts that run more in their transaction (inline types, retries with their audit rows) use
  * insertOperation and enforceQuotas instead.
+ *
+ * The statement goes to the client's node-postgres pool directly (as a named prepared statement,
+ * taking the request's statement turn as every API statement does): Prisma's raw query path
+ * serializes each parameter to JSON and back and runs its query interpreter, CPU on the way to the
+ * commit that wakes a worker (issue 13, point 6: start latency). A client made otherwise (a
+ * transaction's) goes through Prisma.
  */
 export async function createOperation(
   db: Db,
-  config: Pick<Config, 'quotaMaxActive' | 'quotaStartsPerMinute'>,
+  config: Pick<Config, 'quotaMaxActive' | 'quotaStartsPerMinute' | 'apiStatementsPerRequest'>,
   table: JobTable,
   spec: NewOperation & { priority: number },
 ): Promise<EventMessage | null> {
   const options = jobOptions(spec.type.policy);
-  const run = () =>
-    db.$queryRawUnsafe<EventMessage[]>(
-      sql(table),
-      ...operationValues(spec, randomUUID(), randomUUID()),
-      spec.priority,
-      config.quotaMaxActive,
-      config.quotaStartsPerMinute,
-      options.retryLimit,
-      options.expireInSeconds,
-      options.heartbeatSeconds,
-    );
+  const text = sql(table);
+  const values = [
+    ...operationValues(spec, randomUUID(), randomUUID()),
+    spec.priority,
+    config.quotaMaxActive,
+    config.quotaStartsPerMinute,
+    options.retryLimit,
+    options.expireInSeconds,
+    options.heartbeatSeconds,
+  ];
+  const pool = poolOf(db);
+  const name = PREPARED_NAME.exec(text)?.[1];
+  const run = (): Promise<EventMessage[]> =>
+    pool && name
+      ? inStatementTurn(config.apiStatementsPerRequest, async () => {
+          const result = await pool.query<EventMessage>({ name, text, values });
+          return result.rows;
+        })
+      : db.$queryRawUnsafe<EventMessage[]>(text, ...values);
   const rows = await refusing(config, 1, () =>
     run().catch((error) => (waitedForPool(error) ? run() : Promise.reject(error))),
   );
@@ -56,6 +71,9 @@ export async function createOperation(
  */
 const waitedForPool = (error: unknown) =>
   error instanceof Error && error.message.includes('timeout exceeded when trying to connect');
+
+/** The name `prepared` gave a statement. */
+const PREPARED_NAME = /^\/\* prepared (\w{1,63}) \*\//;
 
 /** The statement per job table (schema and table are SQL identifiers; everything else a parameter), prepared. */
 const statements = new Map<string, string>();

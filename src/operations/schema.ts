@@ -125,6 +125,11 @@ export const OperationRef = builder.prismaNode('Operation', {
     updatedAt: t.expose('updatedAt', { type: 'DateTime', description: 'When its row last changed.' }),
     owner: t.relation('owner', {
       description: 'Who started it (only the name, unless it is you or you are an admin).',
+      // For a row no planned query loaded (the operation a start or cancel answers with), load the
+      // owner alone: without this the row itself was read again to include its owner, two
+      // statements after every start (issue 13, point 6). Lists load owners with their rows.
+      resolve: (query, op, _args, context) =>
+        context.resources.db.user.findUniqueOrThrow({ ...query, where: { id: op.ownerId } }),
     }),
     events: t.relatedConnection(
       'events',
