@@ -74,6 +74,7 @@ export function startFetcher(o: FetcherOptions): Fetcher {
   let again = false;
   let fetching: Promise<void> | null = null;
   let failing = false;
+  let fairDry = false;
 
   const complete = coalesce(
     async (jobs: Job<JobData>[]) => {
@@ -100,9 +101,13 @@ export function startFetcher(o: FetcherOptions): Fetcher {
       const wanted = free(general);
       let full = false;
       if (wanted > 0) full = await fetchInto(general, wanted);
-      // A short general fetch found the queue empty, priority 0 included.
+      // The fair-share slots matter only once the general ones are all busy (those take priority 0
+      // first anyway), and not when the general fetch came back short (none left of any priority),
+      // nor, until something new may have been queued (a NOTIFY, a poll), after a fair fetch that
+      // found no priority-0 job.
       const fairWanted = free(fair);
-      if (fairWanted > 0 && !stopped && (wanted === 0 || full)) await fetchInto(fair, fairWanted);
+      if (fairWanted > 0 && !stopped && !fairDry && free(general) === 0 && (wanted === 0 || full))
+        fairDry = !(await fetchInto(fair, fairWanted));
     } while (again && !stopped);
   };
 
@@ -131,8 +136,12 @@ export function startFetcher(o: FetcherOptions): Fetcher {
       });
   };
 
-  /** Fetches once in the next turn for every wake of this one (slots freed together share it). */
-  const wake = () => {
+  /**
+   * Fetches once in the next turn for every wake of this one (slots freed together share it).
+   * `news`: a job may have been queued (a NOTIFY, a poll, a due retry), not just a slot freed.
+   */
+  const wake = (news = true) => {
+    if (news) fairDry = false;
     if (stopped || scheduled) return;
     if (fetching) {
       again = true;
@@ -167,16 +176,16 @@ export function startFetcher(o: FetcherOptions): Fetcher {
     settling.add(done);
     // The slot frees at once: the settlement is grouped with others and waited for at shutdown.
     pool.busy -= 1;
-    wake();
+    wake(false);
   };
 
   const heartbeat = heartbeatTimer(boss, queue, held, log);
-  const poll = setInterval(wake, Math.max(0.5, o.pollSeconds) * 1000);
+  const poll = setInterval(() => wake(), Math.max(0.5, o.pollSeconds) * 1000);
   poll.unref();
   wake();
 
   return {
-    wake,
+    wake: () => wake(),
     async stop() {
       stopped = true;
       clearInterval(poll);
