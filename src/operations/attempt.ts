@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { fromPrisma } from 'pg-boss';
 import { retryWhileUnavailable } from '../db/unavailable.ts';
+import type { Published } from '../events/bus.ts';
 import type { Logger } from '../logger.ts';
 import { observeEvent } from '../metrics/events.ts';
 import type { Resources } from '../resources.ts';
@@ -233,21 +234,29 @@ const readInput = async (r: Resources, operationId: string) =>
  */
 export function publish(r: Resources, message: EventMessage): void {
   observeEvent(r.metrics, message);
-  r.bus.publish(operationChannel(message.operation.id), message);
   const { batchId, ownerId, collectionId } = message.operation;
   // Keyed by operation: while Redis is unreachable the latest message of each operation is kept
   // (live lists reconcile from the database anyway).
   const key = `:${message.operation.id}`;
-  r.bus.publish(userChannel(ownerId), message, userChannel(ownerId) + key);
+  const messages: Published[] = [
+    { channel: operationChannel(message.operation.id), payload: message },
+    { channel: userChannel(ownerId), payload: message, key: userChannel(ownerId) + key },
+  ];
   if (collectionId)
-    r.bus.publish(collectionChannel(collectionId), message, collectionChannel(collectionId) + key);
-  r.bus.publish(ALL_OPERATIONS_CHANNEL, message, ALL_OPERATIONS_CHANNEL + key);
+    messages.push({
+      channel: collectionChannel(collectionId),
+      payload: message,
+      key: collectionChannel(collectionId) + key,
+    });
+  messages.push({ channel: ALL_OPERATIONS_CHANNEL, payload: message, key: ALL_OPERATIONS_CHANNEL + key });
   if (batchId)
-    r.bus.publish(
-      batchChannel(batchId),
-      { operationId: message.operation.id },
-      `${batchChannel(batchId)}:${message.operation.id}`,
-    );
+    messages.push({
+      channel: batchChannel(batchId),
+      payload: { operationId: message.operation.id },
+      key: `${batchChannel(batchId)}:${message.operation.id}`,
+    });
+  // One socket write to Redis for all of them.
+  r.bus.publishMany(messages);
 }
 
 /** Retries a database write for up to a minute while the database is unreachable. */
