@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { type Job, PgBoss } from 'pg-boss';
 import type { Config } from '../src/config.ts';
 import { jobOptions } from '../src/operations/queues.ts';
@@ -276,7 +277,25 @@ interface Drain {
   drainMs: number;
   /** CPU time of the process running the workers over the drain, per job, in ms. */
   cpuMsPerJob: number;
+  /** Statements this process sent over the drain (its workers' and the count's polls), per job. */
+  statementsPerJob: number;
 }
+
+/** Statements sent through `pg` by this process (the drains' workers run in it). */
+let statements = 0;
+/** With OPSGRAPH_BENCH_STATEMENT_KINDS=1: statements by their first 60 characters, printed at the end. */
+const kinds = process.env.OPSGRAPH_BENCH_STATEMENT_KINDS ? new Map<string, number>() : undefined;
+const clientQuery = pg.Client.prototype.query;
+pg.Client.prototype.query = function countedQuery(this: pg.Client, ...args: unknown[]) {
+  statements += 1;
+  if (kinds) {
+    const first = args[0] as string | { text?: string; name?: string };
+    const text = typeof first === 'string' ? first : (first?.name ?? first?.text ?? '?');
+    const kind = text.replace(/\s+/g, ' ').trim().slice(0, 60);
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  }
+  return (clientQuery as (...a: unknown[]) => unknown).apply(this, args);
+} as typeof pg.Client.prototype.query;
 
 /** Waits for `n` completions of a backlog, then reads first started → last completed. */
 async function drained(
@@ -286,6 +305,8 @@ async function drained(
   cpu: () => Promise<number>,
 ): Promise<Omit<Drain, 'system' | 'round'>> {
   const cpuBefore = await cpu();
+  const statementsBefore = statements;
+  kinds?.clear();
   const done = await waitForCount(db.pool, probe.completed, [...probe.values, new Date(0)], n, {
     stallMs: args.stall * 1000,
   });
@@ -293,7 +314,19 @@ async function drained(
   const first = Math.min(...rows.map((row) => row.started.getTime()));
   const last = Math.max(...rows.map((row) => row.completed.getTime()));
   const cpuMsPerJob = ((await cpu()) - cpuBefore) * (1000 / Math.max(1, rows.length));
-  return { completed: rows.length, stalled: done.stalled, drainMs: Math.max(1, last - first), cpuMsPerJob };
+  const statementsPerJob = (statements - statementsBefore) / Math.max(1, rows.length);
+  if (kinds) {
+    const top = [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 15);
+    for (const [kind, count] of top) console.log(`    ${fixed(count / rows.length, 3)}/job  ${kind}`);
+    kinds.clear();
+  }
+  return {
+    completed: rows.length,
+    stalled: done.stalled,
+    drainMs: Math.max(1, last - first),
+    cpuMsPerJob,
+    statementsPerJob,
+  };
 }
 
 async function drainOpsgraph(round: number): Promise<Drain> {
@@ -373,7 +406,7 @@ async function benchDrain() {
       console.log(
         `  drain round ${round} ${result.system.padEnd(8)} ${fixed(drainRate(result), 0).padStart(6)} jobs/s, ` +
           `${result.completed}/${args.drain} in ${fixed(result.drainMs / 1000, 2)} s${result.stalled ? ' (stalled)' : ''}, ` +
-          `worker CPU ${fixed(result.cpuMsPerJob, 2)} ms/job`,
+          `worker CPU ${fixed(result.cpuMsPerJob, 2)} ms/job, ${fixed(result.statementsPerJob, 2)} statements/job`,
       );
     }
   }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { fromPrisma } from 'pg-boss';
 import { retryWhileUnavailable } from '../db/unavailable.ts';
+import type { Published } from '../events/bus.ts';
 import type { Logger } from '../logger.ts';
 import { observeEvent } from '../metrics/events.ts';
 import type { Resources } from '../resources.ts';
@@ -55,13 +56,14 @@ export async function runAttempt(
   const { controller } = handle;
   // Carries the starting request's id and the batch into the worker's lines (absent when null).
   const { requestId, batchId } = started.operation;
-  const log = parentLog.child({
+  // Created on first use: most attempts log nothing, and a pino child serializes its bindings.
+  const log = lazyChild(parentLog, () => ({
     operationId,
     type: type.name,
     attempt,
     requestId: requestId ?? undefined,
     batchId: batchId ?? undefined,
-  });
+  }));
   log.debug('attempt started');
   controller.signal.addEventListener(
     'abort',
@@ -87,20 +89,11 @@ export async function runAttempt(
   );
 
   const { softTimeoutSeconds, hardTimeoutSeconds } = type.policy;
-  let softEvent: Promise<unknown> | undefined;
-  const softTimer = setTimeout(() => {
-    // Recorded before the handler is asked to stop, so the event always precedes the outcome.
-    softEvent = transitions
-      .softTimeout(r.db, operationId, claim, softTimeoutSeconds)
-      .then(
-        (applied) => applied && publish(r, applied),
-        (error) => log.warn('soft timeout event failed', { error }),
-      )
-      .finally(() => controller.abort(ABORT.timeout));
-  }, softTimeoutSeconds * 1000);
+  const hardAt = Date.now() + hardTimeoutSeconds * 1000;
   let hardTimer: NodeJS.Timeout | undefined;
+  let onHardTimeout: () => void = () => {};
   const hardTimeout = new Promise<Outcome>((resolve) => {
-    hardTimer = setTimeout(() => {
+    onHardTimeout = () => {
       controller.abort(ABORT.timeout);
       resolve({
         kind: 'failed',
@@ -110,8 +103,25 @@ export async function runAttempt(
         },
         retryable: true,
       });
-    }, hardTimeoutSeconds * 1000);
+    };
   });
+  const startHardTimer = () => {
+    hardTimer = setTimeout(onHardTimeout, Math.max(0, hardAt - Date.now()));
+  };
+  let softEvent: Promise<unknown> | undefined;
+  const softTimer = setTimeout(() => {
+    // The hard timer starts here, for the same moment: one timer per attempt that ends in time.
+    if (!hardTimer) startHardTimer();
+    // Recorded before the handler is asked to stop, so the event always precedes the outcome.
+    softEvent = transitions
+      .softTimeout(r.db, operationId, claim, softTimeoutSeconds)
+      .then(
+        (applied) => applied && publish(r, applied),
+        (error) => log.warn('soft timeout event failed', { error }),
+      )
+      .finally(() => controller.abort(ABORT.timeout));
+  }, softTimeoutSeconds * 1000);
+  if (softTimeoutSeconds > hardTimeoutSeconds) startHardTimer();
 
   const handler = (async (): Promise<Outcome> => {
     try {
@@ -233,21 +243,50 @@ const readInput = async (r: Resources, operationId: string) =>
  */
 export function publish(r: Resources, message: EventMessage): void {
   observeEvent(r.metrics, message);
-  r.bus.publish(operationChannel(message.operation.id), message);
   const { batchId, ownerId, collectionId } = message.operation;
   // Keyed by operation: while Redis is unreachable the latest message of each operation is kept
   // (live lists reconcile from the database anyway).
   const key = `:${message.operation.id}`;
-  r.bus.publish(userChannel(ownerId), message, userChannel(ownerId) + key);
+  const messages: Published[] = [
+    { channel: operationChannel(message.operation.id), payload: message },
+    { channel: userChannel(ownerId), payload: message, key: userChannel(ownerId) + key },
+  ];
   if (collectionId)
-    r.bus.publish(collectionChannel(collectionId), message, collectionChannel(collectionId) + key);
-  r.bus.publish(ALL_OPERATIONS_CHANNEL, message, ALL_OPERATIONS_CHANNEL + key);
+    messages.push({
+      channel: collectionChannel(collectionId),
+      payload: message,
+      key: collectionChannel(collectionId) + key,
+    });
+  messages.push({ channel: ALL_OPERATIONS_CHANNEL, payload: message, key: ALL_OPERATIONS_CHANNEL + key });
   if (batchId)
-    r.bus.publish(
-      batchChannel(batchId),
-      { operationId: message.operation.id },
-      `${batchChannel(batchId)}:${message.operation.id}`,
-    );
+    messages.push({
+      channel: batchChannel(batchId),
+      payload: { operationId: message.operation.id },
+      key: `${batchChannel(batchId)}:${message.operation.id}`,
+    });
+  // One socket write to Redis for all of them.
+  r.bus.publishMany(messages);
+}
+
+/** A child of `parent` with `bindings`, created when it first logs (or is asked for a child). */
+function lazyChild(parent: Logger, bindings: () => Record<string, unknown>): Logger {
+  let child: Logger | undefined;
+  const get = () => {
+    child ??= parent.child(bindings());
+    return child;
+  };
+  return {
+    debug: (message, fields) => {
+      if (parent.isLevelEnabled('debug')) get().debug(message, fields);
+    },
+    info: (message, fields) => {
+      if (parent.isLevelEnabled('info')) get().info(message, fields);
+    },
+    warn: (message, fields) => get().warn(message, fields),
+    error: (message, fields) => get().error(message, fields),
+    child: (more) => get().child(more),
+    isLevelEnabled: (level) => parent.isLevelEnabled(level),
+  };
 }
 
 /** Retries a database write for up to a minute while the database is unreachable. */

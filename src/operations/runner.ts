@@ -1,9 +1,8 @@
-import type { Job, PgBoss } from 'pg-boss';
 import { observeRepairs } from '../metrics/events.ts';
 import type { Resources } from '../resources.ts';
 import { ABORT, type AttemptHandle, runAttempt } from './attempt.ts';
+import { type FetchedJob, type Fetcher, notifyChannel, startFetcher } from './fetcher.ts';
 import { bossQuery, groupedTransitions } from './grouped.ts';
-import type { JobData } from './queues.ts';
 import { reconcile } from './reconcile.ts';
 import { CANCEL_CHANNEL } from './record.ts';
 import type { OperationType } from './registry.ts';
@@ -23,7 +22,7 @@ interface Running extends AttemptHandle {
 /** How long shutdown waits for handlers after aborting them. */
 const ABORT_WAIT_MS = 5000;
 
-/** Thrown to pg-boss after an attempt ended badly, so the job's state says so too. */
+/** Thrown to the fetcher after an attempt ended badly: it fails the pg-boss job, so its state says so too. */
 class AttemptFailed extends Error {
   override name = 'AttemptFailed';
 }
@@ -40,13 +39,12 @@ export async function startRunner(r: Resources): Promise<Runner> {
 
   const work =
     (type: OperationType) =>
-    async ([job]: Job<JobData>[]) => {
-      if (!job) return;
+    async ({ job, signal }: FetchedJob): Promise<void> => {
       const controller = new AbortController();
       const operationId = job.data.operationId;
-      // pg-boss aborts the job's signal on cancel (through the heartbeat), expiry and shutdown.
+      // The fetcher aborts the job's signal when its heartbeat finds the job cancelled or expired.
       const onJobAbort = () => controller.abort(ABORT.cancelled);
-      job.signal.addEventListener('abort', onJobAbort, { once: true });
+      signal.addEventListener('abort', onJobAbort, { once: true });
       const entry: Running = { controller, done: Promise.resolve() };
       entry.done = runAttempt(r, type, operationId, entry, log, grouped);
       running.set(operationId, entry);
@@ -59,22 +57,36 @@ export async function startRunner(r: Resources): Promise<Runner> {
       } finally {
         r.metrics.running.dec({ type: type.name });
         running.delete(operationId);
-        job.signal.removeEventListener('abort', onJobAbort);
+        signal.removeEventListener('abort', onJobAbort);
       }
     };
 
-  // One single-slot pg-boss worker per concurrency slot, each fetching again as soon as it finishes
-  // a job: with batch size 1, pg-boss would otherwise sleep until the next poll (30 s with NOTIFY)
-  // after every job, and a backlog would drain one job per worker per poll. Every slot takes the
-  // highest fair-share priority first (src/quotas/fair-share.ts); the fair-share slots take only
-  // jobs of priority 0 (queued while their owner had nothing else unfinished), so a user's first
-  // operation finds a free slot however many long operations other users keep queued.
+  // One fetcher per type (src/operations/fetcher.ts): one fetch for all the slots free at a moment.
+  // Every general slot takes the highest fair-share priority first (src/quotas/fair-share.ts); the
+  // fair-share slots take only jobs of priority 0 (queued while their owner had nothing else
+  // unfinished), so a user's first operation finds a free slot however many long operations other
+  // users keep queued.
+  //
+  // pg-boss's NOTIFY names the queue of a job due now: it wakes that type's fetcher only. After the
+  // listener reconnects, every fetcher fetches once (notifications may have been missed).
+  const fetchers = new Map<string, Fetcher>();
+  const listener = await listen(r, fetchers).catch((error: Error) => {
+    log.warn('LISTEN for new jobs failed; polling only', { error: error.message });
+    return null;
+  });
+  const pollSeconds = listener ? r.config.bossNotifyPollingSeconds : r.config.bossPollingSeconds;
   for (const type of r.registry.jobTypes()) {
-    const handle = work(type);
-    for (let slot = 0; slot < r.config.workerConcurrency; slot += 1) await addSlot(r, type, handle);
-    for (let slot = 0; slot < r.config.fairShareSlots; slot += 1) {
-      await addSlot(r, type, handle, { minPriority: 0 });
-    }
+    const fetcher = startFetcher({
+      boss: r.boss,
+      queue: type.name,
+      slots: r.config.workerConcurrency,
+      fairSlots: r.config.fairShareSlots,
+      pollSeconds,
+      run: work(type),
+      log,
+    });
+    fetchers.set(type.name, fetcher);
+    r.waker.register(type.name, fetcher.wake);
   }
 
   const reconciler = startReconciler(r);
@@ -83,8 +95,8 @@ export async function startRunner(r: Resources): Promise<Runner> {
     running: () => [...running.keys()],
     async stop(graceMs) {
       reconciler.stop();
-      const types = r.registry.jobTypes().map((type) => type.name);
-      await Promise.all(types.map((name) => offWork(r.boss, name)));
+      await Promise.all([...fetchers.values()].map((fetcher) => fetcher.stop()));
+      await listener?.close().catch(() => undefined);
       // Settled, not all: one attempt failing must not cut the grace period short for the others.
       const all = Promise.allSettled([...running.values()].map((entry) => entry.done));
       const timedOut = await Promise.race([
@@ -96,43 +108,26 @@ export async function startRunner(r: Resources): Promise<Runner> {
         for (const entry of running.values()) entry.controller.abort(ABORT.shutdown);
         await Promise.race([all, new Promise((resolve) => setTimeout(resolve, ABORT_WAIT_MS).unref())]);
       }
+      // The ended attempts' pg-boss jobs completed (or failed), before pg-boss itself stops.
+      await Promise.all([...fetchers.values()].map((fetcher) => fetcher.settled()));
       await reconciler.idle();
       unsubscribe();
     },
   };
 }
 
-/** Starts one single-slot pg-boss worker for a type that fetches again after every job. */
-async function addSlot(
-  r: Resources,
-  type: OperationType,
-  handle: (jobs: Job<JobData>[]) => Promise<void>,
-  fetch: { minPriority?: number } = {},
-) {
-  let workerId: string | undefined;
-  workerId = await r.boss.work<JobData>(
-    type.name,
-    {
-      batchSize: 1,
-      localConcurrency: 1,
-      pollingIntervalSeconds: r.config.bossPollingSeconds,
-      notifyPollingIntervalSeconds: r.config.bossNotifyPollingSeconds,
-      ...fetch,
-    },
-    async (jobs: Job<JobData>[]) => {
-      try {
-        await handle(jobs);
-      } finally {
-        if (workerId) r.boss.notifyWorker(workerId);
-      }
+/** Listens on pg-boss's NOTIFY channel (its own connection) and wakes the named queue's fetcher. */
+async function listen(r: Resources, fetchers: Map<string, Fetcher>) {
+  const db = r.boss.getDb();
+  if (!db.listen) return null;
+  return db.listen(
+    notifyChannel(r.config.bossSchema),
+    (queue) => fetchers.get(queue)?.wake(),
+    () => {
+      for (const fetcher of fetchers.values()) fetcher.wake();
     },
   );
-  const id = workerId;
-  r.waker.register(type.name, () => r.boss.notifyWorker(id));
-  r.boss.notifyWorker(id);
 }
-
-const offWork = (boss: PgBoss, name: string) => boss.offWork(name, { wait: false });
 
 /** Runs the reconciler every `reconcileIntervalMs` in this process (never two passes at once). */
 function startReconciler(r: Resources) {

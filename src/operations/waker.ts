@@ -1,8 +1,8 @@
 /**
- * Wakes this process's pg-boss workers for a queue. pg-boss's NOTIFY only announces jobs that can
- * run at once; a job with a future `startAfter` (a scheduled retry) would otherwise wait for the
- * next poll (30 s under NOTIFY). The runner registers its workers; attempts and the reconciler
- * wake them when such a job falls due.
+ * Wakes this process's job fetcher for a queue (src/operations/fetcher.ts). pg-boss's NOTIFY only
+ * announces jobs that can run at once; a job with a future `startAfter` (a scheduled retry) would
+ * otherwise wait for the next poll (30 s under NOTIFY). The runner registers its fetchers; attempts
+ * and the reconciler wake them when such a job falls due.
  */
 export interface Waker {
   register(queue: string, wake: () => void): void;

@@ -1,0 +1,167 @@
+import { PgBoss } from 'pg-boss';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/logger.ts';
+import { type FetchedJob, startFetcher } from '../../src/operations/fetcher.ts';
+import type { JobData } from '../../src/operations/queues.ts';
+import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+
+/**
+ * The runner's fetcher (src/operations/fetcher.ts) against a real pg-boss: one fetch fills all free
+ * slots, never more jobs run than slots, the fair-share slots take only priority 0, finished jobs
+ * are completed and failed ones failed, and a job cancelled in pg-boss aborts its handler's signal
+ * through the heartbeat.
+ */
+
+const SCHEMA = 'fetcher_test';
+let db: TestDatabase;
+let boss: PgBoss;
+const log = createLogger({ level: 'silent' });
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  boss = new PgBoss({ connectionString: db.url, schema: SCHEMA, useListenNotify: true, supervise: false });
+  boss.on('error', () => undefined);
+  await boss.start();
+});
+
+afterAll(async () => {
+  await boss?.stop({ graceful: false });
+  await db?.drop();
+});
+
+const until = async (check: () => Promise<boolean> | boolean, ms = 10_000) => {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+};
+
+const states = async (queue: string) =>
+  Object.fromEntries(
+    (
+      await db.query<{ state: string; n: number }>(
+        `SELECT state, count(*)::int AS n FROM ${SCHEMA}.job WHERE name = $1 GROUP BY state`,
+        [queue],
+      )
+    ).map((row) => [row.state, row.n]),
+  );
+
+const start = (
+  queue: string,
+  slots: number,
+  fairSlots: number,
+  run: (fetched: FetchedJob) => Promise<void>,
+) => startFetcher({ boss, queue, slots, fairSlots, pollSeconds: 0.5, run, log });
+
+describe('fetcher', () => {
+  it('runs at most one job per slot, fetches the free slots in one fetch, and completes every job', async () => {
+    const queue = 'fetch-many';
+    await boss.createQueue(queue);
+    await boss.insert(
+      queue,
+      Array.from({ length: 20 }, (_, i) => ({ data: { operationId: String(i) } })),
+    );
+    let active = 0;
+    let most = 0;
+    const ran: string[] = [];
+    const fetches: number[] = [];
+    const fetch = boss.fetch.bind(boss);
+    boss.fetch = (async (name: string, options: { batchSize?: number }) => {
+      if (name === queue) fetches.push(options.batchSize ?? 1);
+      return fetch(name, options);
+    }) as typeof boss.fetch;
+    const fetcher = start(queue, 4, 0, async ({ job }) => {
+      active += 1;
+      most = Math.max(most, active);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      ran.push((job.data as JobData).operationId);
+      active -= 1;
+    });
+    try {
+      await until(() => ran.length === 20);
+      await fetcher.stop();
+      await fetcher.settled();
+    } finally {
+      boss.fetch = fetch;
+    }
+    expect(most).toBeLessThanOrEqual(4);
+    expect(fetches[0]).toBe(4);
+    // Far fewer fetches than jobs: slots freed together share one.
+    expect(fetches.length).toBeLessThan(20);
+    expect(await states(queue)).toEqual({ completed: 20 });
+  });
+
+  it('fails the job of a run that rejects', async () => {
+    const queue = 'fetch-fail';
+    // As opsgraph's queues: pg-boss never retries (src/operations/queues.ts).
+    await boss.createQueue(queue, { retryLimit: 0 });
+    await boss.send(queue, { operationId: 'x' });
+    let ran = false;
+    const fetcher = start(queue, 1, 0, async () => {
+      ran = true;
+      throw new Error('not recorded');
+    });
+    await until(() => ran);
+    await fetcher.stop();
+    await fetcher.settled();
+    expect(await states(queue)).toEqual({ failed: 1 });
+  });
+
+  it('gives the fair-share slots only jobs of priority 0', async () => {
+    const queue = 'fetch-fair';
+    await boss.createQueue(queue);
+    await boss.insert(queue, [
+      { data: { operationId: 'low-1' }, priority: -3 },
+      { data: { operationId: 'low-2' }, priority: -3 },
+      { data: { operationId: 'first' }, priority: 0 },
+    ]);
+    const release: (() => void)[] = [];
+    const ran: string[] = [];
+    const fetcher = start(queue, 1, 1, async ({ job }) => {
+      ran.push((job.data as JobData).operationId);
+      await new Promise<void>((resolve) => release.push(resolve));
+    });
+    // The general slot takes the highest priority (the first operation); the fair slot has no
+    // other priority-0 job, so the priority -3 ones wait for the general slot.
+    await until(() => ran.length === 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(ran).toEqual(['first']);
+    release.shift()?.();
+    await until(() => ran.length === 2);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(ran).toEqual(['first', 'low-1']);
+    for (const done of release.splice(0)) done();
+    await until(() => ran.length === 3);
+    for (const done of release.splice(0)) done();
+    await fetcher.stop();
+    await fetcher.settled();
+    expect(await states(queue)).toEqual({ completed: 3 });
+  });
+
+  it("aborts a running job's signal when the job is cancelled in pg-boss (heartbeat)", async () => {
+    const queue = 'fetch-cancel';
+    await boss.createQueue(queue, { heartbeatSeconds: 10 });
+    const id = (await boss.send(queue, { operationId: 'c' })) as string;
+    let aborted: (() => void) | undefined;
+    const abortedSeen = new Promise<void>((resolve) => {
+      aborted = resolve;
+    });
+    let started = false;
+    const fetcher = start(queue, 1, 0, async ({ signal }) => {
+      started = true;
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      aborted?.();
+    });
+    await until(() => started);
+    await boss.cancel(queue, id);
+    // The first heartbeat runs half a heartbeat (5 s) after the job was taken.
+    await Promise.race([
+      abortedSeen,
+      new Promise((_, reject) => setTimeout(() => reject(new Error('signal not aborted')), 8000)),
+    ]);
+    await fetcher.stop();
+    await fetcher.settled();
+    expect(await states(queue)).toEqual({ cancelled: 1 });
+  }, 15_000);
+});
