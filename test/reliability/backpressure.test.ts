@@ -24,8 +24,8 @@ let db: TestDatabase;
 let server: ServerProcess | undefined;
 let token: string;
 /** Live updates one subscriber may have waiting before it is closed, on the spawned server. */
-// Small enough that the stalled subscriptions overflow long before the operation's 600 updates end
-// (the kernel's socket buffers take ~250 of them); large enough that a reading subscriber is not
+// Small enough that the stalled subscriptions overflow long before the operation's updates end
+// (the kernel's socket buffers take ~235 of them, so ~300 overflow it); large enough that a reading subscriber is not
 // closed by a 40 ms scheduling pause of a 2-core machine running another test file (500 updates/s).
 const MAX_BACKLOG = 60;
 
@@ -138,7 +138,10 @@ const expectConsecutive = (sequences: number[]) => {
 
 describe('backpressure: a subscriber that stops reading its WebSocket', () => {
   it('holds up neither the worker nor other subscribers, and is closed with the sequence to resume after', async () => {
-    const steps = 600;
+    // 1,500 steps of 2 ms: a busy worker persists fewer progress events than steps (a step reported
+    // while the previous one is being written replaces it), and the stalled subscriptions must see
+    // well over the ~300 updates that overflow them (with 600 steps a loaded run persisted ~300).
+    const steps = 1500;
     const stepMs = 2;
     // 40 subscriptions on one socket: enough bytes to fill the kernel's socket buffers (~4 MB on
     // loopback) quickly, after which the server's sends stall and updates queue up in the stream.
