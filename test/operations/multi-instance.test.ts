@@ -73,7 +73,9 @@ async function waitForLog(
 describe('an api process and a worker process sharing PostgreSQL and Redis', () => {
   it('a subscriber on A receives every event of an operation that a worker on B runs', async () => {
     const steps = 8;
-    const operation = await start({ steps, stepMs: 150 });
+    // 300 ms before the first step: the subscription's snapshot must come before it on a loaded
+    // machine (at 150 ms a busy run once read it after the first PROGRESS event).
+    const operation = await start({ steps, stepMs: 300 });
     const sub = subscribeWs(api!.url, OperationUpdated, { id: operation.id }, token);
     try {
       // While it runs, the row names B as the worker holding it (A, role api, runs no jobs).
@@ -101,7 +103,7 @@ describe('an api process and a worker process sharing PostgreSQL and Redis', () 
     const { data } = await gql(api!.url, GetOperation, { id: operation.id }, token);
     const stored = data!.operation!.events.edges.map((edge) => edge.node);
     expect(stored.map((e) => e.kind)).toContain('STARTED');
-    // stepMs (150) exceeds the progress interval (100 ms): every step is persisted.
+    // stepMs (300) exceeds the progress interval (100 ms): every step is persisted.
     const storedSteps = stored.filter((e) => e.kind === 'PROGRESS').map((e) => e.progress.current);
     expect(storedSteps).toEqual(Array.from({ length: steps }, (_, i) => i + 1));
     // What the subscriber saw after its snapshot is exactly what was stored after it.
