@@ -47,8 +47,11 @@ export interface FetcherOptions {
   fairSlots: number;
   /** Seconds between fetches while nothing rings (the backstop poll). */
   pollSeconds: number;
-  /** Runs one job; a rejection fails the pg-boss job. */
-  run: (fetched: FetchedJob) => Promise<void>;
+  /**
+   * Runs one job; a rejection fails the pg-boss job. Resolves true when it completed the job itself
+   * (with the operation, src/operations/grouped.ts), else the fetcher completes it.
+   */
+  run: (fetched: FetchedJob) => Promise<unknown>;
   log: Logger;
 }
 
@@ -158,7 +161,7 @@ export function startFetcher(o: FetcherOptions): Fetcher {
     held.set(job.id, { job, claim });
     heartbeat.start(job.heartbeatSeconds);
     void o.run({ job, signal: claim.signal }).then(
-      () => settle(pool, job, () => complete(job)),
+      (completed) => settle(pool, job, () => (completed === true ? Promise.resolve() : complete(job))),
       (error: Error) => settle(pool, job, () => boss.fail(queue, job, { message: error.message })),
     );
   };
