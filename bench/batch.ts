@@ -209,8 +209,13 @@ async function machineTicks(): Promise<{ busy: number; total: number }> {
 }
 
 /** CPU used by the server process and the whole machine between start() and the returned stop(). */
-async function cpuMeter(pid: number | undefined, counts: () => Promise<{ statements: number }>) {
-  const statements = (await counts()).statements;
+interface Counts {
+  statements: number;
+  redisWrites?: number;
+}
+
+async function cpuMeter(pid: number | undefined, counts: () => Promise<Counts>) {
+  const before = await counts();
   const server = await cpuSeconds(pid);
   const machine = await machineTicks();
   return async () => {
@@ -219,7 +224,10 @@ async function cpuMeter(pid: number | undefined, counts: () => Promise<{ stateme
     return {
       serverCpu,
       machineBusy: (after.busy - machine.busy) / (after.total - machine.total),
-      statements: (await counts()).statements - statements,
+      ...(await counts().then((after) => ({
+        statements: after.statements - before.statements,
+        redisWrites: (after.redisWrites ?? 0) - (before.redisWrites ?? 0),
+      }))),
     };
   };
 }
@@ -329,8 +337,9 @@ interface Completion {
   lastItemEventMs?: number;
   serverCpu: number;
   machineBusy: number;
-  /** Statements the server sent (bench/count-statements.mjs), mutation sent → done. */
+  /** Statements the server sent and its socket writes to Redis (bench/count-statements.mjs), mutation sent → done. */
   statements: number;
+  redisWrites: number;
 }
 
 const since = (at: Date | null | undefined, start: Date) =>
@@ -580,6 +589,7 @@ await runBench(async () => {
         'server CPU s',
         'CPU ms/op',
         'statements/op',
+        'Redis writes/op',
         'busy',
       ],
       runs.map((run) => [
@@ -594,6 +604,7 @@ await runBench(async () => {
         fixed(run.serverCpu, 1),
         fixed((run.serverCpu * 1000) / run.completed, 2),
         fixed(run.statements / run.completed, 2),
+        fixed(run.redisWrites / run.completed, 2),
         fixed(run.machineBusy, 2),
       ]),
     );
