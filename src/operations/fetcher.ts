@@ -19,8 +19,9 @@ import type { JobData } from './queues.ts';
  *   supervisor) has its signal aborted, as pg-boss's job signal was;
  * - expiry: the attempt's hard timeout ends a handler well before the job's `expireInSeconds`
  *   (queues.ts), and pg-boss's supervisor still expires a job whose process died;
- * - settlement: a finished job is completed (jobs finishing together share one fenced `complete`),
- *   a job whose attempt could not be recorded is failed, so its state says so;
+ * - settlement: a finished job is completed (jobs finishing together share one fenced `complete`)
+ *   unless its run completed it with its operation (src/operations/grouped.ts), a job whose attempt
+ *   could not be recorded is failed, so its state says so;
  * - fair share: the fair-share slots fetch only jobs of priority 0 (src/quotas/fair-share.ts).
  */
 export interface Fetcher {
