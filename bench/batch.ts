@@ -209,14 +209,25 @@ async function machineTicks(): Promise<{ busy: number; total: number }> {
 }
 
 /** CPU used by the server process and the whole machine between start() and the returned stop(). */
-async function cpuMeter(pid: number | undefined) {
+interface Counts {
+  statements: number;
+  redisWrites?: number;
+}
+
+async function cpuMeter(pid: number | undefined, counts: () => Promise<Counts>) {
+  const before = await counts();
   const server = await cpuSeconds(pid);
   const machine = await machineTicks();
   return async () => {
     const after = await machineTicks();
+    const serverCpu = (await cpuSeconds(pid)) - server;
     return {
-      serverCpu: (await cpuSeconds(pid)) - server,
+      serverCpu,
       machineBusy: (after.busy - machine.busy) / (after.total - machine.total),
+      ...(await counts().then((after) => ({
+        statements: after.statements - before.statements,
+        redisWrites: (after.redisWrites ?? 0) - (before.redisWrites ?? 0),
+      }))),
     };
   };
 }
@@ -237,6 +248,10 @@ async function withServer<T>(
       OPSGRAPH_SHUTDOWN_GRACE_MS: '2000',
       ...BENCH_QUOTAS,
       ...env,
+      // e.g. BENCH_SERVER_NODE_OPTIONS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the servers.
+      ...(process.env.BENCH_SERVER_NODE_OPTIONS
+        ? { NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} ${process.env.BENCH_SERVER_NODE_OPTIONS}`.trim() }
+        : {}),
     });
     const close = defer(async () => {
       await app.stop();
@@ -322,6 +337,9 @@ interface Completion {
   lastItemEventMs?: number;
   serverCpu: number;
   machineBusy: number;
+  /** Statements the server sent and its socket writes to Redis (bench/count-statements.mjs), mutation sent → done. */
+  statements: number;
+  redisWrites: number;
 }
 
 const since = (at: Date | null | undefined, start: Date) =>
@@ -345,38 +363,42 @@ async function warmUp(server: Server, db: ScratchDatabase): Promise<void> {
 }
 
 async function runBatch(round: number): Promise<Completion> {
-  return withServer('batch_batch', 'all', async (server, db) => {
-    await warmUp(server, db);
-    const meter = await cpuMeter(server.app.child.pid);
-    const sentAt = new Date();
-    const t = performance.now();
-    const id = (await startBatch(server, { items: independentBatch(args.n), atomic: false }))!;
-    const requestMs = performance.now() - t;
-    // Progress = items completed, plus one once the batch has ended.
-    const done = await waitForCount(
-      db.pool,
-      `SELECT (SELECT count(*) FROM "Operation" WHERE "batchId" = $1 AND status = 'COMPLETED')::int
+  const counter = statementCounter();
+  return withServer(
+    'batch_batch',
+    'all',
+    async (server, db) => {
+      await warmUp(server, db);
+      const meter = await cpuMeter(server.app.child.pid, counter.read);
+      const sentAt = new Date();
+      const t = performance.now();
+      const id = (await startBatch(server, { items: independentBatch(args.n), atomic: false }))!;
+      const requestMs = performance.now() - t;
+      // Progress = items completed, plus one once the batch has ended.
+      const done = await waitForCount(
+        db.pool,
+        `SELECT (SELECT count(*) FROM "Operation" WHERE "batchId" = $1 AND status = 'COMPLETED')::int
             + (SELECT count(*) FROM "Operation" WHERE id = $1 AND status IN ${TERMINAL})::int AS n`,
-      [id],
-      args.n + 1,
-      { stallMs: args.stall * 1000, timeoutMs: 3_600_000 },
-    );
-    const cpu = await meter();
-    const { rows } = await db.pool.query<{
-      status: string;
-      started: Date | null;
-      ended: Date | null;
-      completed: number;
-      first_start: Date | null;
-      last_completion: Date | null;
-      first_release: Date | null;
-      last_release: Date | null;
-      events: number;
-      item_events: number;
-      first_item_event: Date | null;
-      last_item_event: Date | null;
-    }>(
-      `SELECT b.status::text, b."startedAt" AS started, b."completedAt" AS ended,
+        [id],
+        args.n + 1,
+        { stallMs: args.stall * 1000, timeoutMs: 3_600_000 },
+      );
+      const cpu = await meter();
+      const { rows } = await db.pool.query<{
+        status: string;
+        started: Date | null;
+        ended: Date | null;
+        completed: number;
+        first_start: Date | null;
+        last_completion: Date | null;
+        first_release: Date | null;
+        last_release: Date | null;
+        events: number;
+        item_events: number;
+        first_item_event: Date | null;
+        last_item_event: Date | null;
+      }>(
+        `SELECT b.status::text, b."startedAt" AS started, b."completedAt" AS ended,
               (SELECT count(*)::int FROM "Operation" WHERE "batchId" = b.id AND status = 'COMPLETED') AS completed,
               (SELECT min("startedAt") FROM "Operation" WHERE "batchId" = b.id) AS first_start,
               (SELECT max("completedAt") FROM "Operation" WHERE "batchId" = b.id) AS last_completion,
@@ -390,71 +412,79 @@ async function runBatch(round: number): Promise<Completion> {
               LATERAL (SELECT count(*)::int AS n, min("createdAt") AS first, max("createdAt") AS last
                          FROM "OperationEvent" WHERE "operationId" = b.id AND kind = 'ITEM') i
         WHERE b.id = $1`,
-      [id],
-    );
-    const row = rows[0]!;
-    if (!done.stalled && row.status !== 'COMPLETED') throw new Error(`the batch ended ${row.status}`);
-    return {
-      system: 'startBatch',
-      round,
-      completed: row.completed,
-      stalled: done.stalled,
-      totalMs: done.stalled ? since(row.last_completion, sentAt) : since(row.ended, sentAt),
-      requestMs,
-      firstStartMs: since(row.first_start, sentAt),
-      lastCompletedMs: since(row.last_completion, sentAt),
-      coordinatorMs: since(row.started, sentAt),
-      firstReleaseMs: since(row.first_release, sentAt),
-      lastReleaseMs: since(row.last_release, sentAt),
-      batchEvents: row.events,
-      itemEvents: row.item_events,
-      firstItemEventMs: since(row.first_item_event, sentAt),
-      lastItemEventMs: since(row.last_item_event, sentAt),
-      ...cpu,
-    };
-  });
+        [id],
+      );
+      const row = rows[0]!;
+      if (!done.stalled && row.status !== 'COMPLETED') throw new Error(`the batch ended ${row.status}`);
+      return {
+        system: 'startBatch',
+        round,
+        completed: row.completed,
+        stalled: done.stalled,
+        totalMs: done.stalled ? since(row.last_completion, sentAt) : since(row.ended, sentAt),
+        requestMs,
+        firstStartMs: since(row.first_start, sentAt),
+        lastCompletedMs: since(row.last_completion, sentAt),
+        coordinatorMs: since(row.started, sentAt),
+        firstReleaseMs: since(row.first_release, sentAt),
+        lastReleaseMs: since(row.last_release, sentAt),
+        batchEvents: row.events,
+        itemEvents: row.item_events,
+        firstItemEventMs: since(row.first_item_event, sentAt),
+        lastItemEventMs: since(row.last_item_event, sentAt),
+        ...cpu,
+      };
+    },
+    counter.env,
+  );
 }
 
 async function runOneByOne(round: number): Promise<Completion> {
-  return withServer('batch_single', 'all', async (server, db) => {
-    await warmUp(server, db);
-    const meter = await cpuMeter(server.app.child.pid);
-    const sentAt = new Date();
-    await inParallel(args.n, args.clients, (i) => startOne(server, i));
-    const requestMs = Date.now() - sentAt.getTime();
-    const where = `"createdAt" >= $1 AND "batchId" IS NULL AND type = '${ECHO}'`;
-    const done = await waitForCount(
-      db.pool,
-      `SELECT count(*)::int AS n FROM "Operation" WHERE ${where} AND status = 'COMPLETED'`,
-      [sentAt],
-      args.n,
-      { stallMs: args.stall * 1000, timeoutMs: 3_600_000 },
-    );
-    const cpu = await meter();
-    const { rows } = await db.pool.query<{
-      completed: number;
-      first_start: Date | null;
-      last_completion: Date | null;
-    }>(
-      `SELECT count(*) FILTER (WHERE status = 'COMPLETED')::int AS completed,
+  const counter = statementCounter();
+  return withServer(
+    'batch_single',
+    'all',
+    async (server, db) => {
+      await warmUp(server, db);
+      const meter = await cpuMeter(server.app.child.pid, counter.read);
+      const sentAt = new Date();
+      await inParallel(args.n, args.clients, (i) => startOne(server, i));
+      const requestMs = Date.now() - sentAt.getTime();
+      const where = `"createdAt" >= $1 AND "batchId" IS NULL AND type = '${ECHO}'`;
+      const done = await waitForCount(
+        db.pool,
+        `SELECT count(*)::int AS n FROM "Operation" WHERE ${where} AND status = 'COMPLETED'`,
+        [sentAt],
+        args.n,
+        { stallMs: args.stall * 1000, timeoutMs: 3_600_000 },
+      );
+      const cpu = await meter();
+      const { rows } = await db.pool.query<{
+        completed: number;
+        first_start: Date | null;
+        last_completion: Date | null;
+      }>(
+        `SELECT count(*) FILTER (WHERE status = 'COMPLETED')::int AS completed,
               min("startedAt") AS first_start, max("completedAt") AS last_completion
          FROM "Operation" WHERE ${where}`,
-      [sentAt],
-    );
-    const row = rows[0]!;
-    const lastCompletedMs = since(row.last_completion, sentAt);
-    return {
-      system: 'one by one',
-      round,
-      completed: row.completed,
-      stalled: done.stalled,
-      totalMs: Math.max(requestMs, lastCompletedMs),
-      requestMs,
-      firstStartMs: since(row.first_start, sentAt),
-      lastCompletedMs,
-      ...cpu,
-    };
-  });
+        [sentAt],
+      );
+      const row = rows[0]!;
+      const lastCompletedMs = since(row.last_completion, sentAt);
+      return {
+        system: 'one by one',
+        round,
+        completed: row.completed,
+        stalled: done.stalled,
+        totalMs: Math.max(requestMs, lastCompletedMs),
+        requestMs,
+        firstStartMs: since(row.first_start, sentAt),
+        lastCompletedMs,
+        ...cpu,
+      };
+    },
+    counter.env,
+  );
 }
 
 // ---------------------------------------------------------------- report
@@ -557,6 +587,9 @@ await runBench(async () => {
         'first start s',
         'last done s',
         'server CPU s',
+        'CPU ms/op',
+        'statements/op',
+        'Redis writes/op',
         'busy',
       ],
       runs.map((run) => [
@@ -569,6 +602,9 @@ await runBench(async () => {
         seconds(run.firstStartMs),
         seconds(run.lastCompletedMs),
         fixed(run.serverCpu, 1),
+        fixed((run.serverCpu * 1000) / run.completed, 2),
+        fixed(run.statements / run.completed, 2),
+        fixed(run.redisWrites / run.completed, 2),
         fixed(run.machineBusy, 2),
       ]),
     );

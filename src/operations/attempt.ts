@@ -6,7 +6,7 @@ import type { Logger } from '../logger.ts';
 import { observeEvent } from '../metrics/events.ts';
 import type { Resources } from '../resources.ts';
 import { safeFailure } from './failure.ts';
-import type { GroupedTransitions } from './grouped.ts';
+import type { GroupedTransitions, JobRef } from './grouped.ts';
 import { ProgressThrottle } from './progress.ts';
 import { type JobData, jobOptions } from './queues.ts';
 import {
@@ -26,6 +26,10 @@ export const ABORT = { cancelled: 'cancelled', timeout: 'timeout', shutdown: 'sh
 /** A running attempt, as the runner tracks it. */
 export interface AttemptHandle {
   controller: AbortController;
+  /** The pg-boss job the attempt runs under, completed with the operation when it completes. */
+  job?: JobRef;
+  /** Set once the job's completion was written with the operation's (the fetcher skips its own). */
+  jobCompleted?: boolean;
 }
 
 type Outcome =
@@ -175,7 +179,8 @@ export async function runAttempt(
       ),
     );
   } else if (outcome.kind === 'completed') {
-    applied = await persist(() => grouped.complete(operationId, claim, outcome.result));
+    applied = await persist(() => grouped.complete(operationId, claim, outcome.result, handle.job));
+    if (handle.job) handle.jobCompleted = true;
   } else {
     applied = await persist(() =>
       endAttempt(r, type, { operationId, claimId: claim, attempt }, { ...outcome, release: false }),

@@ -19,8 +19,9 @@ import type { JobData } from './queues.ts';
  *   supervisor) has its signal aborted, as pg-boss's job signal was;
  * - expiry: the attempt's hard timeout ends a handler well before the job's `expireInSeconds`
  *   (queues.ts), and pg-boss's supervisor still expires a job whose process died;
- * - settlement: a finished job is completed (jobs finishing together share one fenced `complete`),
- *   a job whose attempt could not be recorded is failed, so its state says so;
+ * - settlement: a finished job is completed (jobs finishing together share one fenced `complete`)
+ *   unless its run completed it with its operation (src/operations/grouped.ts), a job whose attempt
+ *   could not be recorded is failed, so its state says so;
  * - fair share: the fair-share slots fetch only jobs of priority 0 (src/quotas/fair-share.ts).
  */
 export interface Fetcher {
@@ -47,8 +48,11 @@ export interface FetcherOptions {
   fairSlots: number;
   /** Seconds between fetches while nothing rings (the backstop poll). */
   pollSeconds: number;
-  /** Runs one job; a rejection fails the pg-boss job. */
-  run: (fetched: FetchedJob) => Promise<void>;
+  /**
+   * Runs one job; a rejection fails the pg-boss job. Resolves true when it completed the job itself
+   * (with the operation, src/operations/grouped.ts), else the fetcher completes it.
+   */
+  run: (fetched: FetchedJob) => Promise<unknown>;
   log: Logger;
 }
 
@@ -158,7 +162,7 @@ export function startFetcher(o: FetcherOptions): Fetcher {
     held.set(job.id, { job, claim });
     heartbeat.start(job.heartbeatSeconds);
     void o.run({ job, signal: claim.signal }).then(
-      () => settle(pool, job, () => complete(job)),
+      (completed) => settle(pool, job, () => (completed === true ? Promise.resolve() : complete(job))),
       (error: Error) => settle(pool, job, () => boss.fail(queue, job, { message: error.message })),
     );
   };

@@ -38,22 +38,36 @@ export const bossQuery =
 export interface GroupedTransitions {
   /** transitions.start for one operation, grouped with the starts made meanwhile. */
   start(operationId: string): Promise<Applied | null>;
-  /** transitions.complete for one operation, grouped with the completions made meanwhile. */
-  complete(operationId: string, claimId: string, result: unknown): Promise<Applied | null>;
+  /**
+   * transitions.complete for one operation, grouped with the completions made meanwhile; with
+   * `job`, the attempt's pg-boss job is completed in the same statement (see completeMany).
+   */
+  complete(operationId: string, claimId: string, result: unknown, job?: JobRef): Promise<Applied | null>;
+}
+
+/** The pg-boss job an attempt runs under, as fetched: its queue, id and attempt (fences the completion). */
+export interface JobRef {
+  name: string;
+  id: string;
+  retryCount: number;
 }
 
 /** How many operations one grouped statement changes at most. */
 const MAX_GROUP = 64;
 
-export function groupedTransitions(db: NamedQuery, workerId: string): GroupedTransitions {
+/**
+ * `bossSchema`: pg-boss's schema (a validated SQL identifier), where completions that name their
+ * job complete it too.
+ */
+export function groupedTransitions(db: NamedQuery, workerId: string, bossSchema: string): GroupedTransitions {
   // A group that fails for another reason than an unreachable database (a deadlock with a bulk
   // cancel, a result that cannot be serialized) is retried one by one, so each fails on its own.
   const options = { max: MAX_GROUP, retrySingly: (error: unknown) => !isConnectionError(error) };
   const start = coalesce((ids: string[]) => startMany(db, workerId, ids), options);
-  const complete = coalesce((items: Completion[]) => completeMany(db, items), options);
+  const complete = coalesce((items: Completion[]) => completeMany(db, items, bossSchema), options);
   return {
     start,
-    complete: (operationId, claimId, result) => complete({ operationId, claimId, result }),
+    complete: (operationId, claimId, result, job) => complete({ operationId, claimId, result, job }),
   };
 }
 
@@ -61,7 +75,27 @@ export interface Completion {
   operationId: string;
   claimId: string;
   result: unknown;
+  /** The attempt's pg-boss job, completed in the same statement (only where a bossSchema is given). */
+  job?: JobRef;
 }
+
+/**
+ * The completion of the listed pg-boss jobs, as `boss.complete(name, jobs)` writes it with pg-boss 12
+ * (its `completeJobs` plan, fenced to the fetched attempt, no output): only a job still active under
+ * that attempt. It runs whether or not the operation's own change applied (an attempt whose result
+ * was discarded has still ended, and its job with it), as the fetcher's `boss.complete` did after
+ * the handler returned. Through the partitioned parent table `job`, which routes by queue name to
+ * the queue's own table. test/operations/complete-job.test.ts compares the row with boss.complete's.
+ */
+const jobCompletionCte = (schema: string) => `
+  job_done AS (
+    UPDATE ${schema}.job j
+       SET completed_on = ${schema}.job_now(), state = 'completed', output = NULL
+      FROM input
+     WHERE input.job IS NOT NULL AND j.name = input."jobName" AND j.id = input.job
+       AND j.state = 'active' AND (j.id::text || ':' || j.retry_count::text) = input."jobAttempt"
+    RETURNING j.id
+  ),`;
 
 type Row = { operation: OperationJson; event: EventJson };
 
@@ -114,7 +148,16 @@ export async function startMany(
   return inOrder(ids, rows);
 }
 
-export async function completeMany(db: NamedQuery, items: Completion[]): Promise<(Applied | null)[]> {
+/**
+ * Completes the listed operations; with `bossSchema`, also the pg-boss job each completion names,
+ * in the same statement (one transaction for the row, its event and its job, and one statement
+ * per group instead of two).
+ */
+export async function completeMany(
+  db: NamedQuery,
+  items: Completion[],
+  bossSchema?: string,
+): Promise<(Applied | null)[]> {
   // One JSON parameter carries every operation's claim and result (each result serialized once).
   const input = JSON.stringify(
     items.map((item) => ({
@@ -122,13 +165,17 @@ export async function completeMany(db: NamedQuery, items: Completion[]): Promise
       claim: item.claimId,
       result: item.result ?? null,
       hasResult: item.result !== undefined,
+      job: item.job?.id ?? null,
+      jobName: item.job?.name ?? null,
+      jobAttempt: item.job ? `${item.job.id.toLowerCase()}:${item.job.retryCount}` : null,
     })),
   );
   const rows = await db<Row>(
-    'opsgraph_complete_many',
+    bossSchema ? 'opsgraph_complete_many_jobs' : 'opsgraph_complete_many',
     `WITH input AS (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(id uuid, claim uuid, result jsonb, "hasResult" boolean)
-     ), updated AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb)
+         AS t(id uuid, claim uuid, result jsonb, "hasResult" boolean, job uuid, "jobName" text, "jobAttempt" text)
+     ), ${bossSchema ? jobCompletionCte(bossSchema) : ''} updated AS (
        UPDATE "Operation" o
           SET status = 'COMPLETED', sequence = o.sequence + 1, "updatedAt" = now(),
               result = COALESCE(input.result, 'null'::jsonb), "completedAt" = now(), "workerId" = NULL, "claimId" = NULL

@@ -30,7 +30,7 @@ class AttemptFailed extends Error {
 export async function startRunner(r: Resources): Promise<Runner> {
   const running = new Map<string, Running>();
   const log = r.logger.child({ component: 'runner' });
-  const grouped = groupedTransitions(bossQuery(r.boss), r.config.instanceId);
+  const grouped = groupedTransitions(bossQuery(r.boss), r.config.instanceId, r.config.bossSchema);
 
   const unsubscribe = await r.bus.subscribe(CANCEL_CHANNEL, (message) => {
     const { operationId } = message as { operationId: string };
@@ -39,18 +39,23 @@ export async function startRunner(r: Resources): Promise<Runner> {
 
   const work =
     (type: OperationType) =>
-    async ({ job, signal }: FetchedJob): Promise<void> => {
+    async ({ job, signal }: FetchedJob): Promise<boolean> => {
       const controller = new AbortController();
       const operationId = job.data.operationId;
       // The fetcher aborts the job's signal when its heartbeat finds the job cancelled or expired.
       const onJobAbort = () => controller.abort(ABORT.cancelled);
       signal.addEventListener('abort', onJobAbort, { once: true });
-      const entry: Running = { controller, done: Promise.resolve() };
+      const entry: Running = {
+        controller,
+        done: Promise.resolve(),
+        job: { name: job.name, id: job.id, retryCount: job.retryCount },
+      };
       entry.done = runAttempt(r, type, operationId, entry, log, grouped);
       running.set(operationId, entry);
       r.metrics.running.inc({ type: type.name });
       try {
         await entry.done;
+        return entry.jobCompleted === true;
       } catch (error) {
         log.error('attempt could not be recorded; the reconciler will repair it', { operationId, error });
         throw new AttemptFailed('attempt could not be recorded');

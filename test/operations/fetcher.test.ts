@@ -51,7 +51,7 @@ const start = (
   queue: string,
   slots: number,
   fairSlots: number,
-  run: (fetched: FetchedJob) => Promise<void>,
+  run: (fetched: FetchedJob) => Promise<unknown>,
 ) => startFetcher({ boss, queue, slots, fairSlots, pollSeconds: 0.5, run, log });
 
 describe('fetcher', () => {
@@ -106,6 +106,33 @@ describe('fetcher', () => {
     await fetcher.stop();
     await fetcher.settled();
     expect(await states(queue)).toEqual({ failed: 1 });
+  });
+
+  it('leaves the job to a run that says it completed the job itself (with its operation)', async () => {
+    const queue = 'fetch-self-completed';
+    await boss.createQueue(queue);
+    await boss.send(queue, { operationId: 'x' });
+    const completes: string[] = [];
+    const complete = boss.complete.bind(boss);
+    boss.complete = ((name: string, ...rest: unknown[]) => {
+      completes.push(name);
+      return (complete as (...args: unknown[]) => unknown)(name, ...rest);
+    }) as typeof boss.complete;
+    let ran = false;
+    const fetcher = start(queue, 1, 0, async () => {
+      ran = true;
+      return true;
+    });
+    try {
+      await until(() => ran);
+      await fetcher.stop();
+      await fetcher.settled();
+    } finally {
+      boss.complete = complete;
+    }
+    expect(completes).toEqual([]);
+    // Still active here: in opsgraph the run's grouped completion statement completed it.
+    expect(await states(queue)).toEqual({ active: 1 });
   });
 
   it('gives the fair-share slots only jobs of priority 0', async () => {
