@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { diagnosticsSleep } from '../src/operations/types/diagnostics-sleep.ts';
 import { spawnServer, uniquePrefix } from '../test/support/app.ts';
 import { gql, tokenFor } from '../test/support/client.ts';
-import { StartOperation } from '../test/support/documents.ts';
+import { StartOperation, StartTrivial } from '../test/support/documents.ts';
 import { REDIS_URL } from '../test/support/services.ts';
 import { BENCH_QUOTAS, createScratchDatabase, defer, readArgs, runBench } from './support.ts';
 
@@ -18,9 +18,12 @@ import { BENCH_QUOTAS, createScratchDatabase, defer, readArgs, runBench } from '
  * heaviest functions and packages, inclusive and self.
  *
  *   npx tsx bench/api-profile.ts [--requests 400] [--warmup 50] [--top 30] [--profile 0]
+ *                                [--clients 1] [--trivial 0]
  *
  * `--profile 0` runs without the profiler: the API process's CPU time per request (from /proc,
  * not inflated by waiting for a core as wall times are) and statements per request only.
+ * `--clients 16 --trivial 1` sends them as bench/throughput.ts does: 16 at a time, each asking for
+ * the operation's id alone (StartTrivial), not its fields and owner (StartOperation).
  */
 
 const args = readArgs({
@@ -28,6 +31,8 @@ const args = readArgs({
   warmup: { default: 50, min: 0 },
   top: { default: 30, min: 1 },
   profile: { default: 1, min: 0 },
+  clients: { default: 1, min: 1 },
+  trivial: { default: 0, min: 0 },
 });
 
 /** CPU time (user + system) a process has used, in ms, from /proc (Linux; 10 ms ticks). */
@@ -138,27 +143,36 @@ await runBench(async () => {
   const worker = await spawnServer({ ...shared, OPSGRAPH_ROLE: 'worker' });
   defer(() => worker.stop());
   const token = await tokenFor(db.url, 'bench');
+  const variables = { input: { type: diagnosticsSleep.name, input: { steps: 0, stepMs: 0 } } };
   const start = async () => {
-    const response = await gql(
-      api.url,
-      StartOperation,
-      { input: { type: diagnosticsSleep.name, input: { steps: 0, stepMs: 0 } } },
-      token,
-    );
+    const response = args.trivial
+      ? await gql(api.url, StartTrivial, variables, token)
+      : await gql(api.url, StartOperation, variables, token);
     if (response.data?.startOperation?.__typename !== 'StartOperationSuccess')
       throw new Error(`startOperation failed: ${JSON.stringify(response)}`);
   };
-  for (let i = 0; i < args.warmup; i += 1) await start();
+  /** `count` starts, `args.clients` at a time. */
+  const starts = async (count: number) => {
+    let next = 0;
+    const client = async () => {
+      while (next < count) {
+        next += 1;
+        await start();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(args.clients, count) }, client));
+  };
+  await starts(args.warmup);
   // The profile's clock is CLOCK_MONOTONIC in µs, as process.hrtime is (both processes).
   const statementsBefore = await statements();
   const pid = api.child.pid as number;
   const cpuBefore = cpuMsOf(pid);
   const from = Number(process.hrtime.bigint() / 1000n);
   const wall = performance.now();
-  for (let i = 0; i < args.requests; i += 1) await start();
+  await starts(args.requests);
   const to = Number(process.hrtime.bigint() / 1000n);
   console.log(
-    `${args.requests} serial startOperation: ${((performance.now() - wall) / args.requests).toFixed(2)} ms each (wall)`,
+    `${args.requests} startOperation, ${args.clients} at a time: ${((performance.now() - wall) / args.requests).toFixed(2)} ms each (wall)`,
   );
   const cpuPer = (cpuMsOf(pid) - cpuBefore) / args.requests;
   const statementsPer = ((await statements()) - statementsBefore) / args.requests;

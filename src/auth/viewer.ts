@@ -111,6 +111,11 @@ export interface ViewerResolver {
   (authorization: string | null | undefined): Promise<Viewer | null>;
   /** The same, with the moment the token expires. */
   session(authorization: string | null | undefined): Promise<Session | null>;
+  /**
+   * The viewer when the answer is known without waiting: no `Authorization` (null), or a token
+   * whose viewer is remembered and still fresh. Undefined otherwise (call the resolver).
+   */
+  known(authorization: string | null | undefined): Viewer | null | undefined;
 }
 
 /**
@@ -126,12 +131,18 @@ export function createViewerResolver(
   maxEntries = 10_000,
 ): ViewerResolver {
   const cache = new Map<string, { session: Session; until: number }>();
+  /** The fresh remembered session of a token, if any (a stale one is forgotten). */
+  const fresh = (authorization: string): Session | undefined => {
+    const hit = cache.get(authorization);
+    if (!hit) return undefined;
+    if (hit.until > Date.now()) return hit.session;
+    cache.delete(authorization);
+    return undefined;
+  };
   const session = async (authorization: string | null | undefined): Promise<Session | null> => {
     if (!authorization) return null;
-    const now = Date.now();
-    const hit = cache.get(authorization);
-    if (hit && hit.until > now) return hit.session;
-    if (hit) cache.delete(authorization);
+    const hit = fresh(authorization);
+    if (hit) return hit;
     const found = await resolveSession(db, secret, authorization);
     if (found) {
       if (cache.size >= maxEntries) cache.clear();
@@ -142,5 +153,6 @@ export function createViewerResolver(
   const resolver = (async (authorization) =>
     (await session(authorization))?.viewer ?? null) as ViewerResolver;
   resolver.session = session;
+  resolver.known = (authorization) => (authorization ? fresh(authorization)?.viewer : null);
   return resolver;
 }

@@ -97,25 +97,31 @@ export function guardArguments(schema: GraphQLSchema): GraphQLSchema {
       };
       // A mutation's arguments may be megabytes (a batch): parsing a large body and coercing it ran
       // just before; let other requests and heartbeats in before checking them, and while checking
-      // them, in slices. A small HTTP body (most starts) goes straight on: nothing long ran.
+      // them, in slices. A small HTTP body (most starts, under LARGE_BODY_BYTES) is checked at once
+      // by the same checks, as other fields' arguments are: nothing long ran, and its arguments
+      // are too small to hold the loop (no promise and no slice per check step).
+      const guardedInSlices: GraphQLFieldResolver<unknown, unknown> = async (parent, args, context, info) => {
+        await nextLoopTurn();
+        const slice = slicer();
+        const problems = await argumentProblemsSliced(
+          field.args,
+          args,
+          isConnection(field),
+          rulesOf(context as Context),
+          slice,
+        );
+        const refused = refusal(problems, context as Context, info);
+        if (refused && asData) return wrapErrorIfMatches(refused, [ValidationError]);
+        if (refused) throw refused;
+        await slice();
+        return resolve(parent, args, context, info);
+      };
       field.resolve =
         type === mutationType
-          ? async (parent, args, context, info) => {
-              if (!isSmallRequest(context)) await nextLoopTurn();
-              const slice = slicer();
-              const problems = await argumentProblemsSliced(
-                field.args,
-                args,
-                isConnection(field),
-                rulesOf(context as Context),
-                slice,
-              );
-              const refused = refusal(problems, context as Context, info);
-              if (refused && asData) return wrapErrorIfMatches(refused, [ValidationError]);
-              if (refused) throw refused;
-              await slice();
-              return resolve(parent, args, context, info);
-            }
+          ? (parent, args, context, info) =>
+              isSmallRequest(context)
+                ? guarded(parent, args, context, info)
+                : guardedInSlices(parent, args, context, info)
           : guarded;
       const subscribe = field.subscribe;
       if (subscribe) {

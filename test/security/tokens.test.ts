@@ -1,7 +1,7 @@
 import { decodeJwt, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
-import { issueToken } from '../../src/auth/viewer.ts';
+import { createViewerResolver, InvalidTokenError, issueToken } from '../../src/auth/viewer.ts';
 import { createDb } from '../../src/db/prisma.ts';
 import { runToExit, startTestApp, TEST_JWT_SECRET } from '../support/app.ts';
 import { useServer } from '../support/fixtures.ts';
@@ -47,6 +47,30 @@ describe('token expiry', () => {
     expect(Date.now() - expiresAt).toBeLessThan(1000);
     expect(after.status).toBe(401);
     expect(after.json?.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+  });
+});
+
+describe('viewers known without a lookup', () => {
+  it('are only the anonymous one and fresh remembered ones: never stale, never invalid tokens', async () => {
+    const db = createDb(server.db.url, { poolSize: 1 });
+    try {
+      const viewers = createViewerResolver(db, TEST_JWT_SECRET, 300);
+      const token = `Bearer ${await issueToken(db, TEST_JWT_SECRET, 'alice')}`;
+      expect(viewers.known(null)).toBeNull();
+      expect(viewers.known('')).toBeNull();
+      // Not looked up yet: the caller must wait for the resolver.
+      expect(viewers.known(token)).toBeUndefined();
+      const viewer = await viewers(token);
+      expect(viewer?.name).toBe('alice');
+      expect(viewers.known(token)).toEqual(viewer);
+      // Past the cache's time, the token is checked (and its user looked up) again.
+      await new Promise((resolve) => setTimeout(resolve, 350));
+      expect(viewers.known(token)).toBeUndefined();
+      await expect(viewers('Bearer not-a-token')).rejects.toBeInstanceOf(InvalidTokenError);
+      expect(viewers.known('Bearer not-a-token')).toBeUndefined();
+    } finally {
+      await db.$disconnect();
+    }
   });
 });
 
