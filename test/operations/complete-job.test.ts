@@ -1,12 +1,10 @@
 import type { Job } from 'pg-boss';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createOperation } from '../../src/operations/create.ts';
 import { bossQuery, completeMany, startMany } from '../../src/operations/grouped.ts';
 import { jobTable } from '../../src/operations/job-row.ts';
 import type { JobData } from '../../src/operations/queues.ts';
-import { startTestApp } from '../support/app.ts';
-import { tokenFor } from '../support/client.ts';
-import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { useApiOnlyApp } from '../support/fixtures.ts';
 
 /**
  * The worker completes an operation and its pg-boss job in one statement (completeMany with the
@@ -17,31 +15,17 @@ import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 
 const TYPE = 'diagnostics.sleep';
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestApp>>;
-let ownerId: string;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  // API role only: no worker takes the jobs; the test fetches them itself.
-  app = await startTestApp(db.url, { role: 'api' });
-  await tokenFor(db.url, 'alice');
-  ownerId = (await db.query<{ id: string }>(`SELECT id FROM "User" WHERE name = 'alice'`))[0]!.id;
-});
-
-afterAll(async () => {
-  await app?.close();
-  await db?.drop();
-});
+// API role only: no worker takes the jobs; the test fetches them itself.
+const fixture = useApiOnlyApp();
 
 /** A new operation whose job is fetched (active) and which is started (PROCESSING, with a claim). */
 async function running(): Promise<{ operationId: string; claimId: string; job: Job<JobData> }> {
-  const r = app.resources;
+  const r = fixture.app.resources;
   const type = r.registry.get(TYPE)!;
   const created = await createOperation(r.db, r.config, await jobTable(r.boss, r.config.bossSchema, TYPE), {
     type,
     input: { steps: 1, stepMs: 1 },
-    ownerId,
+    ownerId: fixture.ownerId,
     idempotencyKey: null,
     inputHash: 'test-hash',
     priority: 0,
@@ -67,11 +51,15 @@ const COMPARABLE = `name, state, retry_limit, retry_count, retry_delay, retry_ba
   completed_on >= started_on AS ordered, keep_until - start_after AS kept`;
 
 const jobRow = async (id: string) =>
-  (await db.query<Record<string, unknown>>(`SELECT ${COMPARABLE} FROM pgboss.job WHERE id = $1`, [id]))[0];
+  (
+    await fixture.db.query<Record<string, unknown>>(`SELECT ${COMPARABLE} FROM pgboss.job WHERE id = $1`, [
+      id,
+    ])
+  )[0];
 
 describe('completing an operation and its job in one statement', () => {
   it("writes the job row pg-boss's complete writes, with the operation COMPLETED", async () => {
-    const r = app.resources;
+    const r = fixture.app.resources;
     const ours = await running();
     const theirs = await running();
     const [applied] = await completeMany(
@@ -87,7 +75,7 @@ describe('completing an operation and its job in one statement', () => {
   });
 
   it('leaves a job that is no longer held under the fetched attempt as it is', async () => {
-    const r = app.resources;
+    const r = fixture.app.resources;
     const stale = await running();
     const before = await jobRow(stale.job.id);
     const [applied] = await completeMany(
@@ -109,7 +97,7 @@ describe('completing an operation and its job in one statement', () => {
   });
 
   it("completes the job of an attempt whose result was discarded, as the fetcher's complete did", async () => {
-    const r = app.resources;
+    const r = fixture.app.resources;
     const held = await running();
     const [applied] = await completeMany(
       bossQuery(r.boss),
@@ -118,9 +106,10 @@ describe('completing an operation and its job in one statement', () => {
       r.config.bossSchema,
     );
     expect(applied).toBeNull();
-    const status = await db.query<{ status: string }>(`SELECT status FROM "Operation" WHERE id = $1`, [
-      held.operationId,
-    ]);
+    const status = await fixture.db.query<{ status: string }>(
+      `SELECT status FROM "Operation" WHERE id = $1`,
+      [held.operationId],
+    );
     expect(status[0]?.status).toBe('PROCESSING');
     expect(await jobRow(held.job.id)).toMatchObject({ state: 'completed' });
   });

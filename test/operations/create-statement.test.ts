@@ -1,11 +1,9 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createOperation } from '../../src/operations/create.ts';
 import { jobTable } from '../../src/operations/job-row.ts';
 import { jobOptions } from '../../src/operations/queues.ts';
-import { startTestApp } from '../support/app.ts';
-import { tokenFor } from '../support/client.ts';
-import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { useApiOnlyApp } from '../support/fixtures.ts';
 
 /**
  * createOperation (src/operations/create.ts) writes a start in one statement with its own pg-boss
@@ -15,32 +13,18 @@ import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 
 const TYPE = 'diagnostics.sleep';
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestApp>>;
-let ownerId: string;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  // API role only: no worker takes the jobs, so they stay as inserted.
-  app = await startTestApp(db.url, { role: 'api' });
-  await tokenFor(db.url, 'alice');
-  ownerId = (await db.query<{ id: string }>(`SELECT id FROM "User" WHERE name = 'alice'`))[0]!.id;
-});
-
-afterAll(async () => {
-  await app?.close();
-  await db?.drop();
-});
+// API role only: no worker takes the jobs, so they stay as inserted.
+const fixture = useApiOnlyApp();
 
 function spec(priority = 0) {
-  const type = app.resources.registry.get(TYPE);
+  const type = fixture.app.resources.registry.get(TYPE);
   if (!type) throw new Error(`${TYPE} is not registered`);
   const input = { steps: 1, stepMs: 1 };
-  return { type, input, ownerId, idempotencyKey: null, inputHash: 'test-hash', priority };
+  return { type, input, ownerId: fixture.ownerId, idempotencyKey: null, inputHash: 'test-hash', priority };
 }
 
 const create = async (s: ReturnType<typeof spec>) => {
-  const { resources: r } = app;
+  const { resources: r } = fixture.app;
   return createOperation(r.db, r.config, await jobTable(r.boss, r.config.bossSchema, s.type.name), s);
 };
 
@@ -53,15 +37,15 @@ const COMPARABLE = `name, priority, state, retry_limit, retry_count, retry_delay
 
 describe('starting an operation in one statement', () => {
   it("writes the job row pg-boss's send writes with the same options", async () => {
-    const type = app.resources.registry.get(TYPE)!;
+    const type = fixture.app.resources.registry.get(TYPE)!;
     const created = await create(spec(0));
     // The fair-share rank of alice's first operation is 0, so the job's priority is the client's: 0.
-    const sentId = await app.resources.boss.send(
+    const sentId = await fixture.app.resources.boss.send(
       TYPE,
       { operationId: created!.operation.id },
       { id: crypto.randomUUID(), ...jobOptions(type.policy, 0) },
     );
-    const rows = await db.query<Record<string, unknown>>(
+    const rows = await fixture.db.query<Record<string, unknown>>(
       `SELECT ${COMPARABLE}, data FROM pgboss.job WHERE id = ANY($1::uuid[]) ORDER BY id = $2::uuid`,
       [[created!.operation.jobId, sentId], created!.operation.jobId],
     );
@@ -75,7 +59,7 @@ describe('starting an operation in one statement', () => {
   });
 
   it("wakes workers on pg-boss's own channel, as its send does", async () => {
-    const listener = new pg.Client({ connectionString: db.url });
+    const listener = new pg.Client({ connectionString: fixture.db.url });
     await listener.connect();
     try {
       const heard: string[] = [];
@@ -83,11 +67,11 @@ describe('starting an operation in one statement', () => {
       const [{ channel }] = (
         await listener.query<{ channel: string }>(
           `SELECT 'pgboss_' || left(encode(sha224($1::bytea), 'hex'), 24) AS channel`,
-          [app.resources.config.bossSchema],
+          [fixture.app.resources.config.bossSchema],
         )
       ).rows as [{ channel: string }];
       await listener.query(`LISTEN "${channel}"`);
-      await app.resources.boss.send(TYPE, { operationId: crypto.randomUUID() });
+      await fixture.app.resources.boss.send(TYPE, { operationId: crypto.randomUUID() });
       await expect.poll(() => heard).toEqual([`${channel} ${TYPE}`]);
       await create(spec());
       await expect.poll(() => heard).toEqual([`${channel} ${TYPE}`, `${channel} ${TYPE}`]);
@@ -99,20 +83,20 @@ describe('starting an operation in one statement', () => {
   it('a failure after the operation row is written leaves no row, event, audit, credits or job', async () => {
     const totals = async () =>
       (
-        await db.query<Record<string, number>>(
+        await fixture.db.query<Record<string, number>>(
           `SELECT (SELECT count(*)::int FROM "Operation") AS operations,
                   (SELECT count(*)::int FROM "OperationEvent") AS events,
                   (SELECT count(*)::int FROM "AuditEvent") AS audit,
                   (SELECT count(*)::int FROM "CreditLedger") AS ledger,
                   (SELECT balance::int FROM "CreditAccount" WHERE "userId" = $1) AS balance,
                   (SELECT count(*)::int FROM pgboss.job) AS jobs`,
-          [ownerId],
+          [fixture.ownerId],
         )
       )[0]!;
     const before = await totals();
     // A type whose queue does not exist: the job's insert, last in the statement, fails on its foreign key.
     const s = spec();
-    const r = app.resources;
+    const r = fixture.app.resources;
     const table = await jobTable(r.boss, r.config.bossSchema, TYPE);
     const missing = { ...s, type: { ...s.type, name: 'no.such.queue' } };
     await expect(createOperation(r.db, r.config, table, missing)).rejects.toThrow(/foreign key|q_fkey/);

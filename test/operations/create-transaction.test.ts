@@ -1,37 +1,27 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { insertOperation } from '../../src/operations/insert.ts';
 import type { EventMessage } from '../../src/operations/record.ts';
-import { startTestApp } from '../support/app.ts';
-import { tokenFor } from '../support/client.ts';
-import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { useApiOnlyApp } from '../support/fixtures.ts';
 
 const TYPE = 'diagnostics.sleep';
 
-let db: TestDatabase;
-let app: Awaited<ReturnType<typeof startTestApp>>;
-let ownerId: string;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  // API role only: no worker takes the committed job, so its row and events stay as inserted.
-  app = await startTestApp(db.url, { role: 'api' });
-  await tokenFor(db.url, 'alice');
-  ownerId = (await db.query<{ id: string }>(`SELECT id FROM "User" WHERE name = 'alice'`))[0]!.id;
-});
-
-afterAll(async () => {
-  await app?.close();
-  await db?.drop();
-});
+// API role only: no worker takes the committed job, so its row and events stay as inserted.
+const fixture = useApiOnlyApp();
 
 function spec(idempotencyKey: string | null = null) {
-  const type = app.resources.registry.get(TYPE);
+  const type = fixture.app.resources.registry.get(TYPE);
   if (!type) throw new Error(`${TYPE} is not registered`);
-  return { type, input: { steps: 1, stepMs: 1 }, ownerId, idempotencyKey, inputHash: 'test-hash' };
+  return {
+    type,
+    input: { steps: 1, stepMs: 1 },
+    ownerId: fixture.ownerId,
+    idempotencyKey,
+    inputHash: 'test-hash',
+  };
 }
 
 async function counts(operationId: string, jobId: string) {
-  const [row] = await db.query<{ operations: number; events: number; jobs: number }>(
+  const [row] = await fixture.db.query<{ operations: number; events: number; jobs: number }>(
     `SELECT (SELECT count(*)::int FROM "Operation" WHERE id = $1) AS operations,
             (SELECT count(*)::int FROM "OperationEvent" WHERE "operationId" = $1) AS events,
             (SELECT count(*)::int FROM pgboss.job WHERE id = $2) AS jobs`,
@@ -44,8 +34,8 @@ describe('creating an operation in a transaction', () => {
   it('a rolled-back creation leaves no operation row, no event and no job', async () => {
     let created: EventMessage | null = null;
     const rollback = new Error('rollback');
-    const outcome = app.resources.db.$transaction(async (tx) => {
-      created = await insertOperation(tx, app.resources, spec());
+    const outcome = fixture.app.resources.db.$transaction(async (tx) => {
+      created = await insertOperation(tx, fixture.app.resources, spec());
       // Inside the transaction all three exist...
       const [inside] = await tx.$queryRawUnsafe<{ operations: number; jobs: number }[]>(
         `SELECT (SELECT count(*)::int FROM "Operation" WHERE id = $1::uuid) AS operations,
@@ -71,10 +61,12 @@ describe('creating an operation in a transaction', () => {
   });
 
   it('a committed creation leaves exactly one operation, one CREATED event and one queued job', async () => {
-    const created = await app.resources.db.$transaction((tx) => insertOperation(tx, app.resources, spec()));
+    const created = await fixture.app.resources.db.$transaction((tx) =>
+      insertOperation(tx, fixture.app.resources, spec()),
+    );
     expect(created).not.toBeNull();
     const { operation, event } = created!;
-    expect(operation).toMatchObject({ type: TYPE, ownerId, status: 'PENDING', sequence: 1 });
+    expect(operation).toMatchObject({ type: TYPE, ownerId: fixture.ownerId, status: 'PENDING', sequence: 1 });
     expect(event).toMatchObject({
       operationId: operation.id,
       sequence: 1,
@@ -83,12 +75,12 @@ describe('creating an operation in a transaction', () => {
     });
 
     expect(await counts(operation.id, operation.jobId!)).toEqual({ operations: 1, events: 1, jobs: 1 });
-    const [job] = await db.query<{ name: string; data: { operationId: string }; state: string }>(
+    const [job] = await fixture.db.query<{ name: string; data: { operationId: string }; state: string }>(
       'SELECT name, data, state FROM pgboss.job WHERE id = $1',
       [operation.jobId],
     );
     expect(job).toEqual({ name: TYPE, data: { operationId: operation.id }, state: 'created' });
-    const [row] = await db.query<{ jobId: string; status: string }>(
+    const [row] = await fixture.db.query<{ jobId: string; status: string }>(
       'SELECT "jobId", status FROM "Operation" WHERE id = $1',
       [operation.id],
     );
@@ -98,7 +90,7 @@ describe('creating an operation in a transaction', () => {
   it('a repeated idempotency key writes nothing and returns null', async () => {
     const totals = async () =>
       (
-        await db.query<{ operations: number; events: number; jobs: number }>(
+        await fixture.db.query<{ operations: number; events: number; jobs: number }>(
           `SELECT (SELECT count(*)::int FROM "Operation") AS operations,
                   (SELECT count(*)::int FROM "OperationEvent") AS events,
                   (SELECT count(*)::int FROM pgboss.job) AS jobs`,
@@ -106,7 +98,9 @@ describe('creating an operation in a transaction', () => {
       )[0]!;
     const before = await totals();
     const insert = () =>
-      app.resources.db.$transaction((tx) => insertOperation(tx, app.resources, spec('same-key')));
+      fixture.app.resources.db.$transaction((tx) =>
+        insertOperation(tx, fixture.app.resources, spec('same-key')),
+      );
     expect(await insert()).not.toBeNull();
     expect(await insert()).toBeNull();
     const after = await totals();

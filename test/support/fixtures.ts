@@ -36,6 +36,34 @@ export function useServer(overrides: Partial<Config> = {}): Fixture {
   return fixture;
 }
 
+export interface ApiOnlyApp {
+  db: TestDatabase;
+  /** An in-process app with OPSGRAPH_ROLE=api: no worker takes the jobs, they stay as written. */
+  app: App & { url: string };
+  /** alice's user id. */
+  ownerId: string;
+}
+
+/**
+ * One database and an in-process API-only app per test file, for tests that write operations and
+ * jobs through the modules themselves and read the rows back. Fields are filled in beforeAll.
+ */
+export function useApiOnlyApp(): ApiOnlyApp {
+  const fixture = {} as ApiOnlyApp;
+  beforeAll(async () => {
+    fixture.db = await createTestDatabase();
+    fixture.app = await startTestApp(fixture.db.url, { role: 'api' });
+    await tokenFor(fixture.db.url, 'alice');
+    const [alice] = await fixture.db.query<{ id: string }>(`SELECT id FROM "User" WHERE name = 'alice'`);
+    fixture.ownerId = alice!.id;
+  });
+  afterAll(async () => {
+    await fixture.app?.close();
+    await fixture.db?.drop();
+  });
+  return fixture;
+}
+
 export interface Cluster {
   db: TestDatabase;
   /** An API-only process (OPSGRAPH_ROLE=api). */
