@@ -210,26 +210,35 @@ async function runOpsgraph(round: number): Promise<Run> {
   }
 }
 
+/**
+ * Raw pg-boss as opsgraph's startBoss runs it (LISTEN/NOTIFY on, a pool of 10), with the queue and
+ * job options opsgraph uses for diagnostics.sleep; `send` queues one job as both raw phases do.
+ */
+async function startRawBoss(url: string) {
+  const boss = new PgBoss({ connectionString: url, useListenNotify: true, max: 10 });
+  boss.on('error', (error: Error) => console.error(`pg-boss error: ${error.message}`));
+  await boss.start();
+  const stop = defer(() => boss.stop({ graceful: false, timeout: 5000 }));
+  const options = jobOptions(diagnosticsSleep.policy);
+  try {
+    await boss.createQueue(RAW_QUEUE, { notify: true, ...options });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const send = async () => {
+    await boss.send(RAW_QUEUE, { operationId: randomUUID() }, { id: randomUUID(), ...options });
+  };
+  return { boss, stop, send };
+}
+
 async function runRawBoss(round: number): Promise<Run> {
   const db = await createScratchDatabase('tp_pgboss', { migrate: false });
   try {
-    // As opsgraph's startBoss: LISTEN/NOTIFY on, a pool of 10.
-    const boss = new PgBoss({ connectionString: db.url, useListenNotify: true, max: 10 });
-    boss.on('error', (error: Error) => console.error(`pg-boss error: ${error.message}`));
-    await boss.start();
-    const stop = defer(() => boss.stop({ graceful: false, timeout: 5000 }));
+    const { boss, stop, send } = await startRawBoss(db.url);
     try {
-      // The same queue and job options as opsgraph's for diagnostics.sleep.
-      const options = jobOptions(diagnosticsSleep.policy);
-      await boss.createQueue(RAW_QUEUE, { notify: true, ...options });
       await startRawWorkers(boss, RAW_QUEUE);
-      const result = await measure(
-        db,
-        async () => {
-          await boss.send(RAW_QUEUE, { operationId: randomUUID() }, { id: randomUUID(), ...options });
-        },
-        RAW_PROBE,
-      );
+      const result = await measure(db, send, RAW_PROBE);
       return { system: 'pg-boss', round, ...result };
     } finally {
       await stop();
@@ -371,16 +380,9 @@ const ownCpu = async () => {
 async function drainRawBoss(round: number): Promise<Drain> {
   const db = await createScratchDatabase('tp_drain_pgboss', { migrate: false });
   try {
-    const boss = new PgBoss({ connectionString: db.url, useListenNotify: true, max: 10 });
-    boss.on('error', (error: Error) => console.error(`pg-boss error: ${error.message}`));
-    await boss.start();
-    const stop = defer(() => boss.stop({ graceful: false, timeout: 5000 }));
+    const { boss, stop, send } = await startRawBoss(db.url);
     try {
-      const options = jobOptions(diagnosticsSleep.policy);
-      await boss.createQueue(RAW_QUEUE, { notify: true, ...options });
-      await inParallel(args.drain, args.clients, async () => {
-        await boss.send(RAW_QUEUE, { operationId: randomUUID() }, { id: randomUUID(), ...options });
-      });
+      await inParallel(args.drain, args.clients, send);
       await startRawWorkers(boss, RAW_QUEUE);
       // The raw workers run in this process (which also polls for the count).
       const result = await drained(db, RAW_PROBE, args.drain, ownCpu);
