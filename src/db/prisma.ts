@@ -47,6 +47,9 @@ const PREPARED = /^\/\* prepared (\w{1,63}) \*\//;
  */
 export const prepared = (name: string, sql: string): string => `/* prepared ${name} */ ${sql}`;
 
+/** The name `prepared` gave a statement; undefined for a statement it did not mark. */
+export const preparedName = (sql: string): string | undefined => PREPARED.exec(sql)?.[1];
+
 /**
  * Creates a Prisma client over a node-postgres pool for one database URL. The pool survives a
  * database restart without a process restart: broken connections are discarded (TCP keepalive
@@ -67,7 +70,7 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
     onPoolError: options.onIdleConnectionError ?? (() => {}),
     disposeExternalPool: true,
     // Undefined (an unnamed statement, parsed and planned each time) unless marked by `prepared`.
-    statementNameGenerator: (query) => PREPARED.exec(query.sql)?.[1] as string,
+    statementNameGenerator: (query) => preparedName(query.sql) as string,
   });
   const onQuery = options.onQuery;
   let client: Db;

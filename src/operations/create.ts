@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.ts';
 import { reserveCtes } from '../credits/ledger.ts';
-import { type Db, poolOf, prepared } from '../db/prisma.ts';
+import { type Db, poolOf, prepared, preparedName } from '../db/prisma.ts';
 import { fairPrioritySql } from '../quotas/fair-share.ts';
 import { admitSql, refusing } from '../quotas/quotas.ts';
 import { inStatementTurn } from '../request-context.ts';
@@ -49,7 +49,7 @@ export async function createOperation(
     options.heartbeatSeconds,
   ];
   const pool = poolOf(db);
-  const name = PREPARED_NAME.exec(text)?.[1];
+  const name = preparedName(text);
   const run = (): Promise<EventMessage[]> =>
     pool && name
       ? inStatementTurn(config.apiStatementsPerRequest, async () => {
@@ -71,9 +71,6 @@ export async function createOperation(
  */
 const waitedForPool = (error: unknown) =>
   error instanceof Error && error.message.includes('timeout exceeded when trying to connect');
-
-/** The name `prepared` gave a statement. */
-const PREPARED_NAME = /^\/\* prepared (\w{1,63}) \*\//;
 
 /** The statement per job table (schema and table are SQL identifiers; everything else a parameter), prepared. */
 const statements = new Map<string, string>();
