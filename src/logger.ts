@@ -143,3 +143,24 @@ function withErr(fields: LogFields): LogFields {
   const { error, ...rest } = fields;
   return { ...rest, err: error };
 }
+
+/** A child of `parent` with `bindings`, created when it first logs (or is asked for a child). */
+export function lazyChild(parent: Logger, bindings: () => LogFields): Logger {
+  let child: Logger | undefined;
+  const get = () => {
+    child ??= parent.child(bindings());
+    return child;
+  };
+  return {
+    debug: (message, fields) => {
+      if (parent.isLevelEnabled('debug')) get().debug(message, fields);
+    },
+    info: (message, fields) => {
+      if (parent.isLevelEnabled('info')) get().info(message, fields);
+    },
+    warn: (message, fields) => get().warn(message, fields),
+    error: (message, fields) => get().error(message, fields),
+    child: (more) => get().child(more),
+    isLevelEnabled: (level) => parent.isLevelEnabled(level),
+  };
+}

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { fromPrisma } from 'pg-boss';
 import { retryWhileUnavailable } from '../db/unavailable.ts';
 import type { Published } from '../events/bus.ts';
-import type { Logger } from '../logger.ts';
+import { type Logger, lazyChild } from '../logger.ts';
 import { observeEvent } from '../metrics/events.ts';
 import type { Resources } from '../resources.ts';
 import { safeFailure } from './failure.ts';
@@ -271,27 +271,6 @@ export function publish(r: Resources, message: EventMessage): void {
     });
   // One socket write to Redis for all of them.
   r.bus.publishMany(messages);
-}
-
-/** A child of `parent` with `bindings`, created when it first logs (or is asked for a child). */
-function lazyChild(parent: Logger, bindings: () => Record<string, unknown>): Logger {
-  let child: Logger | undefined;
-  const get = () => {
-    child ??= parent.child(bindings());
-    return child;
-  };
-  return {
-    debug: (message, fields) => {
-      if (parent.isLevelEnabled('debug')) get().debug(message, fields);
-    },
-    info: (message, fields) => {
-      if (parent.isLevelEnabled('info')) get().info(message, fields);
-    },
-    warn: (message, fields) => get().warn(message, fields),
-    error: (message, fields) => get().error(message, fields),
-    child: (more) => get().child(more),
-    isLevelEnabled: (level) => parent.isLevelEnabled(level),
-  };
 }
 
 /** Retries a database write for up to a minute while the database is unreachable. */
