@@ -121,6 +121,19 @@ function catchUnsubscribes(subscriber: Redis): void {
   }
 }
 
+/**
+ * graphql-redis-subscriptions keeps a second promise for a channel's first SUBSCRIBE, for the
+ * subscribers that join while it is unanswered, and drops it. When the SUBSCRIBE fails (the
+ * connection closed at shutdown before Redis answered) that promise rejects with nobody waiting, and
+ * unhandled it ended the whole process. The rejection itself reaches the caller of `subscribe`; the
+ * library's copy is caught here.
+ */
+function catchPendingSubscribe(engine: RedisPubSub, name: string): void {
+  const pending = (engine as unknown as { subsPendingRefsMap: Map<string, { pending: Promise<unknown> }> })
+    .subsPendingRefsMap;
+  pending.get(name)?.pending.catch(() => {});
+}
+
 function createRedisBus(redisUrl: string, options: EventBusOptions): EventBus {
   const { prefix, logger, maxUnsentChannels = 10_000, maxReconnectDelayMs = 1000 } = options;
   const retryStrategy = (attempt: number) => Math.min(attempt * 100, maxReconnectDelayMs);
@@ -279,9 +292,13 @@ function createRedisBus(redisUrl: string, options: EventBusOptions): EventBus {
       );
     },
     async subscribe(channel, onMessage) {
+      // A subscription opened during shutdown, after `close`: nothing to send, nothing to end.
+      if (closed) return () => {};
       let id: number | undefined;
       let ended = false;
-      const acknowledged = engine.subscribe(prefix + channel, guarded(onMessage, logger, channel), {}).then(
+      const subscribed = engine.subscribe(prefix + channel, guarded(onMessage, logger, channel), {});
+      catchPendingSubscribe(engine, prefix + channel);
+      const acknowledged = subscribed.then(
         (value) => {
           if (ended) unsubscribe(value);
           else id = value;
