@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { directTransaction, type SqlExecutor } from '../db/direct.ts';
 import { poolOf } from '../db/prisma.ts';
 import { safeFailure } from '../operations/failure.ts';
@@ -138,10 +139,10 @@ function committed(
  * `readAhead` prepares, three in memory); when a batch fails, the one behind it fails too (its order
  * check) and is awaited before the error is thrown.
  *
- * The connection is held for the whole loop with the settings `batchTransaction` gives each of its
- * transactions: the statement timeout, and commits that do not wait for the disk (see there why
- * that is safe). It goes back to the pool with them reset, or is closed. Without the driver's pool
- * (a client made otherwise), each batch is sent on its own once the one before has committed.
+ * The connection is one of its own for the whole loop, outside the worker pool (which the progress
+ * writes meanwhile use), pipelined and with the settings `batchTransaction` gives each of its
+ * transactions (`onBatchConnection`). Without the driver's pool (a client made otherwise), each
+ * batch is sent on its own once the one before has committed.
  */
 export async function eachStatement<B extends { readonly length: number }>(
   ctx: RunContext,
@@ -178,8 +179,9 @@ export async function eachStatement<B extends { readonly length: number }>(
 }
 
 /**
- * Runs `loop` on a connection held for it (see `eachStatement`); `pipelined` says whether a
- * statement can be sent before the one before has answered.
+ * Runs `loop` on a connection of its own (see `eachStatement`) in the driver's pipeline mode:
+ * a statement goes on the wire when it is made, not when the one before has answered; `pipelined`
+ * is false where there is no such connection.
  */
 async function onBatchConnection(
   ctx: RunContext,
@@ -187,14 +189,16 @@ async function onBatchConnection(
 ): Promise<void> {
   const pool = poolOf(ctx.db);
   if (!pool) return loop(withLiterals(ctx.db), false);
-  const client = await pool.connect();
-  // A connection that breaks while checked out emits 'error': the failing query reports it.
+  const client = new pg.Client({
+    ...pool.options,
+    password: pool.options.password, // not enumerable: the pool hides it
+    pipeline: true,
+    options: [pool.options.options, ...BATCH_SETTINGS].filter(Boolean).join(' '),
+  });
+  // A connection that breaks emits 'error': the failing statement reports it.
   client.on('error', ignore);
-  let broken: Error | undefined;
   try {
-    await client.query(
-      `SET statement_timeout = ${TX_OPTIONS.timeout}; SET synchronous_commit = off; SET opsgraph.batches = 0`,
-    );
+    await client.connect();
     await loop(
       {
         $queryRawUnsafe: async <T>(query: string, ...values: unknown[]) =>
@@ -205,15 +209,20 @@ async function onBatchConnection(
       true,
     );
   } finally {
-    await client
-      .query('RESET statement_timeout; RESET synchronous_commit; RESET opsgraph.batches')
-      .catch((failure: Error) => {
-        broken = failure; // not reusable with these settings: the pool closes it
-      });
-    client.removeListener('error', ignore);
-    client.release(broken);
+    await client.end().catch(ignore);
   }
 }
+
+/**
+ * The session of `onBatchConnection`: what `batchTransaction` sets for each of its transactions
+ * (the statement timeout, commits that do not wait for the disk: see there why that is safe), and
+ * the start of `opsgraph_batch_in_order`'s count.
+ */
+const BATCH_SETTINGS = [
+  `-c statement_timeout=${TX_OPTIONS.timeout}`,
+  '-c synchronous_commit=off',
+  '-c opsgraph.batches=0',
+];
 
 const ignore = () => {};
 

@@ -16,8 +16,8 @@ import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 
 /**
  * A batch of documents as one statement with its own checks (`writeBatch`), as `eachStatement`
- * sends it: on one connection, each statement its own transaction, the next sent before the one
- * before has answered.
+ * sends it: on a pipelined connection, each statement its own transaction, the next on the wire
+ * before the one before has answered.
  */
 let db: TestDatabase;
 let client: pg.Client;
@@ -34,7 +34,7 @@ const executor: SqlExecutor = {
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  client = new pg.Client({ connectionString: db.url });
+  client = new pg.Client({ connectionString: db.url, pipeline: true });
   await client.connect();
   const [user] = await db.query<{ id: string }>(`INSERT INTO "User" (name) VALUES ('batch') RETURNING id`);
   const [operation] = await db.query<{ id: string }>(
