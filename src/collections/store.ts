@@ -40,7 +40,7 @@ export async function stillHeld(tx: Executor, operationId: string, claimId: stri
   if (rows.length === 0) throw new ClaimLostError('the operation was cancelled or taken over');
 }
 
-/** The SQLSTATE of `heldCheck`'s error. */
+/** The SQLSTATE of `opsgraph_batch_held`'s error (migration `20261208000000_batch_held`). */
 const CLAIM_LOST_CODE = 'OG001';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -51,10 +51,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 export function heldCheck(operationId: string, claimId: string): string {
   if (!UUID.test(operationId) || !UUID.test(claimId)) throw new Error('heldCheck: ids must be UUIDs');
-  return `DO $held$ BEGIN
-    PERFORM 1 FROM "Operation" WHERE id = '${operationId}'::uuid AND "claimId" = '${claimId}'::uuid AND status = 'PROCESSING' FOR SHARE;
-    IF NOT FOUND THEN RAISE EXCEPTION 'the operation was cancelled or taken over' USING ERRCODE = '${CLAIM_LOST_CODE}'; END IF;
-  END $held$`;
+  return `SELECT opsgraph_batch_held('${operationId}'::uuid, '${claimId}'::uuid)`;
 }
 
 /** The error of `heldCheck` as a ClaimLostError; other errors as they are. */
@@ -120,30 +117,50 @@ export interface BatchCounts {
   chunks: number;
 }
 
+/** What the checks ending a batch statement need (`writeBatch`; migration `20261208000000_batch_held`). */
+export interface BatchChecks {
+  /** The operation, and the claim of the attempt writing the batch. */
+  operationId: string;
+  claimId: string;
+  /**
+   * The batch's place among those sent back to back on its connection (`eachStatement`): it
+   * commits only after the one before it did. Null for a batch sent on its own.
+   */
+  sequence: number | null;
+}
+
 /**
- * Stores one prepared batch of documents in the caller's transaction: new ones are added, changed
- * ones (different content hash) replaced, unchanged ones skipped; chunks are indexed in the active
- * generation and the collection's counts move with them. The big parameters were encoded by
- * `prepareBatch`; what is encoded here is one id per document.
+ * Stores one prepared batch of documents: new ones are added, changed ones (different content
+ * hash) replaced, unchanged ones skipped; chunks are indexed in the active generation and the
+ * collection's counts move with them. The big parameters were encoded by `prepareBatch`; what is
+ * encoded here is one id per document.
+ *
+ * It is one statement, which ends by checking that the batch before it committed
+ * (`opsgraph_batch_in_order`, SQLSTATE OG002) and that the attempt still holds the operation
+ * (`opsgraph_batch_held`, SQLSTATE OG001: `claimLost`); either raises, so nothing commits. It is
+ * therefore its own transaction, one round trip, sent while the batch before is still in the
+ * database (`eachStatement`). The checks come last (their calls need the row the writes produce),
+ * so the operation row is locked only from then to the commit: the previous batch's progress
+ * write, an UPDATE of that row, does not wait for a batch.
  */
 export async function writeBatch(
-  tx: Executor,
+  db: Executor,
   collection: CollectionRow,
-  operationId: string,
+  checks: BatchChecks,
   batch: PreparedBatch,
 ): Promise<BatchCounts> {
   const { documents, chunks } = batch;
-  // An id for every position; documents already stored keep theirs (below).
+  // A new id for every position; documents already stored keep theirs.
   const made = batch.keys.map(() => randomUUID());
-  // One round trip for what an index or an append of new files does: finds the stored documents of
-  // the batch, adds the others with their chunks, and moves the collection's counts. The first row
-  // carries the count of chunks added, the others are the stored documents (changed ones follow).
-  const rows = await tx.$queryRawUnsafe<
-    { n: number | null; id: string; contentHash: string; chunks: number }[]
-  >(
+  // `existing`: the stored documents of the batch, by position, and whether their content is the
+  // same. New documents are added and changed ones updated; the chunks of both are indexed (a
+  // changed document's chunks of the active generation replaced: the DELETE sees only the rows from
+  // before the statement). The OFFSET 0 keeps the writes' counts a row of their own, produced before
+  // the claim check of the outer SELECT runs.
+  const [counts] = await db.$queryRawUnsafe<{ added: number; updated: number; chunks: number }[]>(
     `WITH existing AS (
-       SELECT k.n::int AS n, d.id, d."contentHash"
-         FROM "Document" d JOIN unnest($4::text[], $5::text[]) WITH ORDINALITY AS k(source, "externalId", n)
+       SELECT k.n::int AS n, d.id, d."contentHash" = k.h AS same
+         FROM "Document" d JOIN unnest($4::text[], $5::text[], $8::text[]) WITH ORDINALITY AS k(source, "externalId", h, n)
            ON d.source = k.source AND d."externalId" = k."externalId"
         WHERE d."collectionId" = $1::uuid
      ), added AS (
@@ -152,24 +169,38 @@ export async function writeBatch(
          FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS x(s, e, t, c, h, m, n)
         WHERE n NOT IN (SELECT n FROM existing)
        RETURNING 1
+     ), updated AS (
+       UPDATE "Document" d SET title = x.t, content = x.c, "contentHash" = x.h, metadata = x.m::jsonb, "updatedAt" = now()
+         FROM unnest($6::text[], $7::text[], $8::text[], $9::text[]) WITH ORDINALITY AS x(t, c, h, m, n)
+         JOIN existing e ON e.n = x.n AND NOT e.same
+        WHERE d.id = e.id
+       RETURNING 1
+     ), removed_chunks AS (
+       DELETE FROM "Chunk"
+        WHERE "documentId" IN (SELECT id FROM existing WHERE NOT same) AND generation = $10::int
+       RETURNING 1
      ), added_chunks AS (
        INSERT INTO "Chunk" ("collectionId", "documentId", generation, ordinal, content, tsv)
-       SELECT $1::uuid, ($2::uuid[])[p], $10::int, o, c, setweight(to_tsvector($11::regconfig, t), 'A') || to_tsvector($11::regconfig, c)
+       SELECT $1::uuid, coalesce(e.id, ($2::uuid[])[p]), $10::int, o, c, setweight(to_tsvector($11::regconfig, t), 'A') || to_tsvector($11::regconfig, c)
          FROM unnest($12::int[], $13::int[], $14::text[], $15::text[]) AS x(p, o, c, t)
-        WHERE p NOT IN (SELECT n FROM existing)
+         LEFT JOIN existing e ON e.n = x.p
+        WHERE e.same IS NOT TRUE
        RETURNING 1
      ), counted AS (
        UPDATE "Collection"
           SET "documentCount" = "documentCount" + (SELECT count(*)::int FROM added),
-              "chunkCount" = "chunkCount" + (SELECT count(*)::int FROM added_chunks), "updatedAt" = now()
+              "chunkCount" = "chunkCount" + (SELECT count(*)::int FROM added_chunks) - (SELECT count(*)::int FROM removed_chunks),
+              "updatedAt" = now()
         WHERE id = $1::uuid
+       RETURNING 1
      )
-     SELECT NULL::int AS n, NULL::uuid AS id, NULL::text AS "contentHash", (SELECT count(*)::int FROM added_chunks) AS chunks
-     UNION ALL
-     SELECT n, id, "contentHash", NULL FROM existing`,
+     SELECT added, updated, chunks, opsgraph_batch_in_order($17::int), opsgraph_batch_held($3::uuid, $16::uuid)
+       FROM (SELECT (SELECT count(*)::int FROM added) AS added, (SELECT count(*)::int FROM updated) AS updated,
+                    (SELECT count(*)::int FROM added_chunks) AS chunks, (SELECT count(*) FROM counted) AS counted
+             OFFSET 0) AS done`,
     collection.id,
     arrayLiteral(made),
-    operationId,
+    checks.operationId,
     documents.sources,
     documents.externalIds,
     documents.titles,
@@ -182,77 +213,11 @@ export async function writeBatch(
     chunks.ordinals,
     chunks.contents,
     chunks.titles,
+    checks.claimId,
+    checks.sequence,
   );
-  let indexed = 0;
-  const byPosition = new Map<number, { id: string; contentHash: string }>();
-  for (const row of rows) {
-    if (row.n === null) indexed = row.chunks;
-    else byPosition.set(row.n, row);
-  }
-  // The stored documents whose content changed: their chunks are replaced.
-  const ids: (string | null)[] = [];
-  const fresh: number[] = [];
-  const changed: number[] = [];
-  batch.keys.forEach((key, i) => {
-    const row = byPosition.get(i + 1);
-    if (!row) {
-      ids.push(null); // added above
-      fresh.push(i + 1);
-    } else if (row.contentHash !== key.hash) {
-      ids.push(row.id);
-      changed.push(i + 1);
-    } else ids.push(null);
-  });
-  if (changed.length) indexed += await replaceChanged(tx, collection, batch, ids, changed);
-  return {
-    added: fresh.length,
-    updated: changed.length,
-    unchanged: batch.length - fresh.length - changed.length,
-    chunks: indexed,
-  };
-}
-
-/**
- * Replaces the content and chunks of stored documents that changed. `ids` has the id of each
- * changed document at its position, null elsewhere. Returns how many chunks were indexed.
- */
-async function replaceChanged(
-  tx: Executor,
-  collection: CollectionRow,
-  batch: PreparedBatch,
-  ids: (string | null)[],
-  changed: number[],
-): Promise<number> {
-  const { documents } = batch;
-  const idList = arrayLiteral(ids);
-  const removedChunks = await tx.$executeRawUnsafe(
-    `DELETE FROM "Chunk" WHERE "documentId" = ANY($1::uuid[]) AND generation = $2`,
-    arrayLiteral(changed.map((n) => ids[n - 1]!)),
-    collection.activeGeneration,
-  );
-  await tx.$executeRawUnsafe(
-    `UPDATE "Document" d SET title = x.t, content = x.c, "contentHash" = x.h, metadata = x.m::jsonb, "updatedAt" = now()
-       FROM (SELECT ($1::uuid[])[n] AS id, t, c, h, m
-               FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS u(t, c, h, m, n)
-              WHERE n = ANY($6::int[])) AS x
-      WHERE d.id = x.id`,
-    idList,
-    documents.titles,
-    documents.contents,
-    documents.hashes,
-    documents.metadata,
-    arrayLiteral(changed),
-  );
-  const [counted] = await tx.$queryRawUnsafe<{ chunks: number }[]>(
-    `WITH added AS (${INSERT_CHUNKS} RETURNING 1)
-     UPDATE "Collection"
-        SET "chunkCount" = "chunkCount" + (SELECT count(*)::int FROM added) - $9::int, "updatedAt" = now()
-      WHERE id = $1::uuid
-     RETURNING (SELECT count(*)::int FROM added) AS chunks`,
-    ...chunkParameters(collection, collection.activeGeneration, idList, batch.chunks),
-    removedChunks,
-  );
-  return counted?.chunks ?? 0;
+  const { added, updated, chunks: indexed } = counts!;
+  return { added, updated, unchanged: batch.length - added - updated, chunks: indexed };
 }
 
 /**
@@ -269,23 +234,12 @@ export async function insertChunks(
   chunks: EncodedChunks,
 ): Promise<number> {
   if (chunks.count === 0) return 0;
-  return tx.$executeRawUnsafe(INSERT_CHUNKS, ...chunkParameters(settings, generation, ids, chunks));
-}
-
-/** `insertChunks`' statement; its parameters ($1–$8) are `chunkParameters`. */
-const INSERT_CHUNKS = `INSERT INTO "Chunk" ("collectionId", "documentId", generation, ordinal, content, tsv)
+  return tx.$executeRawUnsafe(
+    `INSERT INTO "Chunk" ("collectionId", "documentId", generation, ordinal, content, tsv)
      SELECT $1::uuid, d, $2::int, o, c, setweight(to_tsvector($3::regconfig, t), 'A') || to_tsvector($3::regconfig, c)
        FROM (SELECT ($4::uuid[])[p] AS d, o, c, t
                FROM unnest($5::int[], $6::int[], $7::text[], $8::text[]) AS x(p, o, c, t)) AS x
-      WHERE d IS NOT NULL`;
-
-const chunkParameters = (
-  settings: { id: string; language: string },
-  generation: number,
-  ids: string,
-  chunks: EncodedChunks,
-) =>
-  [
+      WHERE d IS NOT NULL`,
     settings.id,
     generation,
     settings.language,
@@ -294,7 +248,8 @@ const chunkParameters = (
     chunks.ordinals,
     chunks.contents,
     chunks.titles,
-  ] as const;
+  );
+}
 
 /** Which documents a removal takes. */
 export type Selection = { source: string } | { operationId: string } | 'all';

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { directTransaction, type SqlExecutor } from '../db/direct.ts';
 import { poolOf } from '../db/prisma.ts';
 import { safeFailure } from '../operations/failure.ts';
@@ -5,6 +6,7 @@ import type { RunContext } from '../operations/registry.ts';
 import { binaryToLiteral } from './prepare.ts';
 import {
   acquire,
+  type BatchChecks,
   ClaimLostError,
   type CollectionRow,
   claimLost,
@@ -109,12 +111,120 @@ export async function eachBatch<B extends { readonly length: number }>(
   for await (const batch of readAhead(batches)) {
     checkpoint(ctx.signal);
     await batchTransaction(ctx, (tx) => step(tx, batch));
-    if (!options.unseen) tally.changed = true;
-    tally.done += batch.length;
-    ctx.progress({ current: tally.done, total: tally.total, message: message() });
+    committed(ctx, tally, batch, message, options);
   }
   checkpoint(ctx.signal);
 }
+
+/** Counts a committed batch and reports the progress. */
+function committed(
+  ctx: RunContext,
+  tally: Tally,
+  batch: { readonly length: number },
+  message: () => string,
+  options: { unseen?: boolean },
+): void {
+  if (!options.unseen) tally.changed = true;
+  tally.done += batch.length;
+  ctx.progress({ current: tally.done, total: tally.total, message: message() });
+}
+
+/**
+ * `eachBatch` for a step that is one statement ending with its own checks (`writeBatch`): each
+ * batch is that statement alone, its own transaction, and the next one is sent on the same
+ * connection as soon as it is prepared, behind the one in the database, so that the database goes
+ * from batch to batch without waiting for this process (under load, each round trip waited for
+ * it to get the CPU; there were 3 a batch). `sequence` keeps them in order: a batch commits only
+ * after the one before it did. At most one batch waits behind the one running (with the one
+ * `readAhead` prepares, three in memory); when a batch fails, the one behind it fails too (its order
+ * check) and is awaited before the error is thrown.
+ *
+ * The connection is one of its own for the whole loop, outside the worker pool (which the progress
+ * writes meanwhile use), pipelined and with the settings `batchTransaction` gives each of its
+ * transactions (`onBatchConnection`). Without the driver's pool (a client made otherwise), each
+ * batch is sent on its own once the one before has committed.
+ */
+export async function eachStatement<B extends { readonly length: number }>(
+  ctx: RunContext,
+  batches: AsyncIterable<B>,
+  tally: Tally,
+  step: (db: Tx, batch: B, checks: BatchChecks) => Promise<void>,
+  message: () => string,
+): Promise<void> {
+  checkpoint(ctx.signal);
+  await onBatchConnection(ctx, async (db, pipelined) => {
+    let sent: Promise<void> | undefined; // the last batch sent, counted once it has committed
+    let sequence = 0;
+    try {
+      for await (const batch of readAhead(batches)) {
+        checkpoint(ctx.signal);
+        const checks = {
+          operationId: ctx.operationId,
+          claimId: ctx.claimId,
+          sequence: pipelined ? sequence : null,
+        };
+        sequence += 1;
+        const before = sent;
+        sent = fenced(ctx, step(db, batch, checks)).then(() => committed(ctx, tally, batch, message, {}));
+        sent.catch(ignore); // awaited below, or in `finally` when the one before fails
+        if (!pipelined) await sent;
+        await before;
+      }
+      await sent;
+    } finally {
+      await sent?.catch(ignore);
+    }
+  });
+  checkpoint(ctx.signal);
+}
+
+/**
+ * Runs `loop` on a connection of its own (see `eachStatement`) in the driver's pipeline mode:
+ * a statement goes on the wire when it is made, not when the one before has answered; `pipelined`
+ * is false where there is no such connection.
+ */
+async function onBatchConnection(
+  ctx: RunContext,
+  loop: (db: Tx, pipelined: boolean) => Promise<void>,
+): Promise<void> {
+  const pool = poolOf(ctx.db);
+  if (!pool) return loop(withLiterals(ctx.db), false);
+  const client = new pg.Client({
+    ...pool.options,
+    password: pool.options.password, // not enumerable: the pool hides it
+    pipeline: true,
+    options: [pool.options.options, ...BATCH_SETTINGS].filter(Boolean).join(' '),
+  });
+  // A connection that breaks emits 'error': the failing statement reports it.
+  client.on('error', ignore);
+  try {
+    await client.connect();
+    await loop(
+      {
+        $queryRawUnsafe: async <T>(query: string, ...values: unknown[]) =>
+          (await client.query(query, values)).rows as T,
+        $executeRawUnsafe: async (query: string, ...values: unknown[]) =>
+          (await client.query(query, values)).rowCount ?? 0,
+      },
+      true,
+    );
+  } finally {
+    await client.end().catch(ignore);
+  }
+}
+
+/**
+ * The session of `onBatchConnection`: what `batchTransaction` sets for each of its transactions
+ * (the statement timeout, commits that do not wait for the disk: see there why that is safe), and
+ * the start of `opsgraph_batch_in_order`'s count.
+ */
+const BATCH_SETTINGS = [
+  `-c statement_timeout=${TX_OPTIONS.timeout}`,
+  '-c synchronous_commit=off',
+  '-c opsgraph.batches=0',
+];
+
+const ignore = () => {};
 
 /**
  * Yields what `source` yields, asking it for the next item as soon as it has handed one out, so
@@ -191,28 +301,36 @@ function transaction<T>(ctx: RunContext, body: (tx: Tx) => Promise<T>): Promise<
  */
 async function batchTransaction(ctx: RunContext, body: (tx: Tx) => Promise<void>): Promise<void> {
   const pool = poolOf(ctx.db);
+  await fenced(
+    ctx,
+    pool
+      ? // The claim is checked in the COMMIT's round trip.
+        directTransaction(
+          pool,
+          {
+            timeoutMs: TX_OPTIONS.timeout,
+            synchronousCommit: false,
+            commitWith: heldCheck(ctx.operationId, ctx.claimId),
+          },
+          body,
+        )
+      : ctx.db.$transaction(async (tx) => {
+          await body(withLiterals(tx));
+          await stillHeld(tx, ctx.operationId, ctx.claimId);
+        }, TX_OPTIONS),
+  );
+}
+
+/**
+ * Waits for a batch's write; its error as a ClaimLostError when the claim check failed
+ * (`claimLost`), or when the batch failed while another attempt held the operation (its rows may
+ * collide with ours).
+ */
+async function fenced(ctx: RunContext, write: Promise<unknown>): Promise<void> {
   try {
-    if (pool) {
-      // The claim is checked in the COMMIT's round trip.
-      await directTransaction(
-        pool,
-        {
-          timeoutMs: TX_OPTIONS.timeout,
-          synchronousCommit: false,
-          commitWith: heldCheck(ctx.operationId, ctx.claimId),
-        },
-        body,
-      ).catch((error: unknown) => {
-        throw claimLost(error);
-      });
-    } else {
-      await ctx.db.$transaction(async (tx) => {
-        await body(withLiterals(tx));
-        await stillHeld(tx, ctx.operationId, ctx.claimId);
-      }, TX_OPTIONS);
-    }
-  } catch (error) {
-    // The batch failed while another attempt held the operation (its rows may collide with ours).
+    await write;
+  } catch (failure) {
+    const error = claimLost(failure);
     if (!(error instanceof ClaimLostError) && !(await holds(ctx))) {
       throw new ClaimLostError('the operation was cancelled or taken over', { cause: error });
     }

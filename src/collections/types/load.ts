@@ -13,7 +13,7 @@ import {
   sourceInput,
 } from '../sources.ts';
 import { type BatchCounts, type CollectionRow, removeBatch, writeBatch } from '../store.ts';
-import { eachBatch, mapBatches, onCollection, removeAll, type Tally } from '../work.ts';
+import { eachStatement, mapBatches, onCollection, removeAll, type Tally } from '../work.ts';
 
 const input = z.strictObject({
   collectionId: collectionIdInput,
@@ -64,12 +64,12 @@ async function loadAll(
 ): Promise<BatchCounts> {
   tally.total = opened.total;
   const counts: BatchCounts = { added: 0, updated: 0, unchanged: 0, chunks: 0 };
-  await eachBatch(
+  await eachStatement(
     ctx,
     mapBatches(opened.batches(batchSize), (docs) => prepareBatch(docs, collection.chunkSize)),
     tally,
-    async (tx, batch) => {
-      const done = await writeBatch(tx, collection, ctx.operationId, batch);
+    async (db, batch, checks) => {
+      const done = await writeBatch(db, collection, checks, batch);
       counts.added += done.added;
       counts.updated += done.updated;
       counts.unchanged += done.unchanged;
