@@ -181,37 +181,66 @@ export async function eachStatement<B extends { readonly length: number }>(
 /**
  * Runs `loop` on a connection of its own (see `eachStatement`) in the driver's pipeline mode:
  * a statement goes on the wire when it is made, not when the one before has answered; `pipelined`
- * is false where there is no such connection.
+ * is false where there is no such connection: without the driver's pool, or when
+ * `LOAD_CONNECTIONS` loads of this pool already have one (then it runs on the workers' pool).
  */
 async function onBatchConnection(
   ctx: RunContext,
   loop: (db: Tx, pipelined: boolean) => Promise<void>,
 ): Promise<void> {
   const pool = poolOf(ctx.db);
-  if (!pool) return loop(withLiterals(ctx.db), false);
+  const onPool = () => loop(withLiterals(ctx.db), false);
+  if (!pool) return onPool();
+  return onLoadConnection(pool, (db) => loop(db, true), onPool);
+}
+
+/**
+ * Loads of one pool that hold a pipelined connection of their own at once. Those connections are
+ * beside the pool's (`OPSGRAPH_WORKER_POOL_SIZE`), so their number is bounded: further loads run
+ * their batches on the pool, one after the other, as correct but without the overlap. On two
+ * cores, two loads already keep PostgreSQL busy.
+ */
+export const LOAD_CONNECTIONS = 2;
+const loadConnections = new WeakMap<pg.Pool, number>();
+
+/**
+ * Runs `pipelined` on a new pipelined connection made with `pool`'s settings and the batch session
+ * settings (`BATCH_SETTINGS`), closed after it; or `otherwise` when `LOAD_CONNECTIONS` of them are
+ * open for this pool.
+ */
+export async function onLoadConnection<T>(
+  pool: pg.Pool,
+  pipelined: (db: SqlExecutor) => Promise<T>,
+  otherwise: () => Promise<T>,
+): Promise<T> {
+  const open = loadConnections.get(pool) ?? 0;
+  if (open >= LOAD_CONNECTIONS) return otherwise();
+  loadConnections.set(pool, open + 1);
   const client = new pg.Client({
     ...pool.options,
     password: pool.options.password, // not enumerable: the pool hides it
     pipeline: true,
+    application_name: LOAD_APPLICATION_NAME,
     options: [pool.options.options, ...BATCH_SETTINGS].filter(Boolean).join(' '),
   });
   // A connection that breaks emits 'error': the failing statement reports it.
   client.on('error', ignore);
   try {
     await client.connect();
-    await loop(
-      {
-        $queryRawUnsafe: async <T>(query: string, ...values: unknown[]) =>
-          (await client.query(query, values)).rows as T,
-        $executeRawUnsafe: async (query: string, ...values: unknown[]) =>
-          (await client.query(query, values)).rowCount ?? 0,
-      },
-      true,
-    );
+    return await pipelined({
+      $queryRawUnsafe: async <R>(query: string, ...values: unknown[]) =>
+        (await client.query(query, values)).rows as R,
+      $executeRawUnsafe: async (query: string, ...values: unknown[]) =>
+        (await client.query(query, values)).rowCount ?? 0,
+    });
   } finally {
+    loadConnections.set(pool, (loadConnections.get(pool) ?? 1) - 1);
     await client.end().catch(ignore);
   }
 }
+
+/** `application_name` of a load's own connection, as `pg_stat_activity` shows it. */
+export const LOAD_APPLICATION_NAME = 'opsgraph load';
 
 /**
  * The session of `onBatchConnection`: what `batchTransaction` sets for each of its transactions
