@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaClient } from '../generated/prisma/client.ts';
@@ -46,6 +47,25 @@ const PREPARED = /^\/\* prepared (\w{1,63}) \*\//;
  * connection holds a few statements, not one per distinct query text.
  */
 export const prepared = (name: string, sql: string): string => `/* prepared ${name} */ ${sql}`;
+
+/**
+ * `prepared` for statements built in code from a bounded number of shapes: each distinct text is
+ * named `<kind>_` and a hash of it. At most `max` texts of a kind get a name; later ones are
+ * returned unmarked (planned each time), so no caller can grow each connection's statement cache
+ * without bound.
+ */
+export function preparedByText(kind: string, max: number): (sql: string) => string {
+  const names = new Map<string, string>();
+  return (sql) => {
+    let name = names.get(sql);
+    if (name === undefined) {
+      if (names.size >= max) return sql;
+      name = `${kind}_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
+      names.set(sql, name);
+    }
+    return prepared(name, sql);
+  };
+}
 
 /** The name `prepared` gave a statement; undefined for a statement it did not mark. */
 export const preparedName = (sql: string): string | undefined => PREPARED.exec(sql)?.[1];

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { Viewer } from '../auth/viewer.ts';
-import { type Db, prepared } from '../db/prisma.ts';
+import { type Db, preparedByText } from '../db/prisma.ts';
 import { type Operation, type OperationStatus, Prisma } from '../generated/prisma/client.ts';
 
 /** What `operations(filter)` narrows to, with ids already parsed. */
@@ -114,8 +113,6 @@ export async function countOperations(
 /** Most list statements (shapes × page sizes) a process prepares; others are planned each time. */
 export const MAX_PREPARED_LISTS = 64;
 
-const preparedNames = new Map<string, string>();
-
 /**
  * A list statement marked to be prepared once per pooled connection (src/db/prisma.ts `prepared`),
  * named after a hash of its text: each shape (which filters, cursor, direction, viewer kind) and
@@ -125,15 +122,7 @@ const preparedNames = new Map<string, string>();
  * (`npm run bench:list` prints them). At most MAX_PREPARED_LISTS texts get a name, so a client
  * trying every combination cannot grow each connection's statement cache without bound.
  */
-export function preparedList(sql: string): string {
-  let name = preparedNames.get(sql);
-  if (name === undefined) {
-    if (preparedNames.size >= MAX_PREPARED_LISTS) return sql;
-    name = `list_${createHash('sha1').update(sql).digest('hex').slice(0, 20)}`;
-    preparedNames.set(sql, name);
-  }
-  return prepared(name, sql);
-}
+export const preparedList = preparedByText('list', MAX_PREPARED_LISTS);
 
 /** The statement of `pageOperationIds` (its rows nearest the cursor first), for EXPLAIN too. */
 export function operationPageStatement(

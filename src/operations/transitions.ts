@@ -1,5 +1,5 @@
 import { SETTLE_CTES } from '../credits/ledger.ts';
-import type { Db } from '../db/prisma.ts';
+import { type Db, preparedByText } from '../db/prisma.ts';
 import { completeMany, type NamedQuery, startMany } from './grouped.ts';
 import { type EventJson, eventJsonSql, type OperationJson, operationJsonSql } from './record.ts';
 import { isTerminal, mayApply, type OperationStatus, sourcesOf } from './status.ts';
@@ -81,7 +81,7 @@ export async function apply(db: Executor, change: Change): Promise<Applied | nul
   if (isTerminal(change.to) && !settles && from.some((status) => !isTerminal(status)))
     throw new Error('a change into a terminal status mixes terminal and unfinished sources');
   const rows = await db.$queryRawUnsafe<{ operation: OperationJson; event: EventJson }[]>(
-    `WITH updated AS (
+    preparedChange(`WITH updated AS (
        UPDATE "Operation"
           SET status = $3::"OperationStatus", sequence = sequence + 1, "updatedAt" = now()${sets.map((s) => `, ${s}`).join('')}
         WHERE id = $1::uuid AND status = ANY($2::"OperationStatus"[])${guard}
@@ -91,11 +91,21 @@ export async function apply(db: Executor, change: Change): Promise<Applied | nul
        SELECT id, sequence, $4, status, "progressCurrent", "progressTotal", $5, COALESCE($6::jsonb, ${change.dataSql ? renumber(change.dataSql) : 'NULL'}) FROM updated
        RETURNING *
      )${settles ? `, ${SETTLE_CTES}` : ''}${change.ctes ? `, ${renumber(change.ctes)}` : ''}
-     SELECT ${operationJsonSql('u')} AS operation, ${eventJsonSql('i')} AS event FROM updated u, inserted i`,
+     SELECT ${operationJsonSql('u')} AS operation, ${eventJsonSql('i')} AS event FROM updated u, inserted i`),
     ...params,
   );
   return rows[0] ?? null;
 }
+
+/**
+ * `apply`'s statements, prepared once per pooled connection: a progress step or a cancel spent
+ * 0.3–0.75 ms of its ~1–1.8 ms (p50) parsing and planning (measured calling `progress` and `cancel`
+ * alternately, unprepared vs prepared: p50 1.08–1.26 vs 0.75–0.84 ms and 1.44–1.80 vs 0.85–1.05 ms).
+ * Every text is built here from code (values are parameters), a few dozen shapes in all; the
+ * statement's result is two JSON columns, so a migration adding a column cannot change it under a
+ * prepared plan.
+ */
+const preparedChange = preparedByText('change', 64);
 
 /**
  * A NamedQuery (grouped.ts) on a Prisma client or transaction: the worker's start and complete
