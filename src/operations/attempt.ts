@@ -30,6 +30,8 @@ export interface AttemptHandle {
   job?: JobRef;
   /** Set once the job's completion was written with the operation's (the fetcher skips its own). */
   jobCompleted?: boolean;
+  /** Called once the handler has returned (or was given up at the hard timeout), before the outcome is written. */
+  handlerEnded?: () => void;
 }
 
 type Outcome =
@@ -154,6 +156,8 @@ export async function runAttempt(
   })();
   // A handler that ignores its signal cannot hold the attempt past the hard timeout.
   const outcome = await Promise.race([handler, hardTimeout]);
+  // The worker's slot may take the next job while this outcome is written (src/operations/fetcher.ts).
+  handle.handlerEnded?.();
   clearTimeout(softTimer);
   clearTimeout(hardTimer);
   await softEvent;

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Job, PgBoss } from 'pg-boss';
 import type { Logger } from '../logger.ts';
 import { coalesce } from './coalesce.ts';
+import { type Held, heartbeatTimer } from './heartbeat.ts';
 import type { JobData } from './queues.ts';
 
 /**
@@ -12,6 +13,14 @@ import type { JobData } from './queues.ts';
  * slots that freed in the same turn. A NOTIFY while every slot is busy costs nothing: the next
  * freed slot fetches anyway. Before this, each of the type's 10 pg-boss workers ran its own fetch
  * per job, and every NOTIFY woke all of them.
+ *
+ * Two things keep a slot from waiting on round trips that are not its job's (with trivial handlers
+ * they were most of a job's time):
+ * - a slot counts a running handler: it frees once the handler returns, while the outcome is
+ *   written (at most `slots` such writes per pool at once; beyond, the slot frees when its run ends);
+ * - while jobs take a slot briefly (SHORT_SLOT_MS), up to `slots` more jobs are fetched ahead and
+ *   handed to slots the moment they free, so the next claims go out with no fetch in between.
+ *   At shutdown, jobs fetched ahead go back to pg-boss for any worker.
  *
  * What pg-boss's `work()` did around each job is kept here:
  * - heartbeat: the held jobs of the type are refreshed with one fenced `touch` every half heartbeat;
@@ -27,7 +36,10 @@ import type { JobData } from './queues.ts';
 export interface Fetcher {
   /** Fetch now if a slot is free (a NOTIFY, a due retry, a poll). */
   wake(): void;
-  /** Stops fetching; resolves once no fetch is in flight. Held jobs stay held until they end. */
+  /**
+   * Stops fetching; resolves once no fetch is in flight and the jobs fetched ahead were given back.
+   * Running jobs stay held until they end.
+   */
   stop(): Promise<void>;
   /** Waits until every finished job's completion or failure was written. */
   settled(): Promise<void>;
@@ -37,6 +49,12 @@ export interface Fetcher {
 export interface FetchedJob {
   job: Job<JobData>;
   signal: AbortSignal;
+  /**
+   * Called by the run once its handler has returned: the slot then frees for the next job while the
+   * run writes the outcome (slots count handlers running, not writes in flight). Without the call,
+   * the slot frees when the run ends.
+   */
+  handlerEnded: () => void;
 }
 
 export interface FetcherOptions {
@@ -58,19 +76,26 @@ export interface FetcherOptions {
 
 interface Pool {
   size: number;
+  /** Slots taken: handlers running, and runs that have not ended without calling handlerEnded. */
   busy: number;
+  /** Runs whose handler ended (the slot freed early) still writing their outcome; at most `size`. */
+  ending: number;
   minPriority?: number;
 }
 
-interface Held {
-  job: Job<JobData>;
-  claim: AbortController;
-}
+/**
+ * The average time a general slot is taken per job (claim and handler, in ms) under which jobs are
+ * fetched ahead, as graphile-worker's local queue does: the next claims then go out as soon as slots
+ * free, without a fetch's round trip between. A job fetched ahead waits about one such time for a
+ * slot (at most a slot's current job); for longer jobs nothing is fetched ahead, so another process
+ * with free slots takes them.
+ */
+const SHORT_SLOT_MS = 100;
 
 export function startFetcher(o: FetcherOptions): Fetcher {
   const { boss, queue, log } = o;
-  const general: Pool = { size: o.slots, busy: 0 };
-  const fair: Pool = { size: o.fairSlots, busy: 0, minPriority: 0 };
+  const general: Pool = { size: o.slots, busy: 0, ending: 0 };
+  const fair: Pool = { size: o.fairSlots, busy: 0, ending: 0, minPriority: 0 };
   const held = new Map<string, Held>();
   const settling = new Set<Promise<void>>();
   let stopped = false;
@@ -79,6 +104,10 @@ export function startFetcher(o: FetcherOptions): Fetcher {
   let fetching: Promise<void> | null = null;
   let failing = false;
   let fairDry = false;
+  /** Jobs fetched ahead for the general slots, oldest first (held: the heartbeat refreshes them). */
+  const ahead: Held[] = [];
+  /** Moving average of how long a general slot is taken per job (claim and handler), in ms. */
+  let slotMs = Number.POSITIVE_INFINITY;
 
   const complete = coalesce(
     async (jobs: Job<JobData>[]) => {
@@ -89,20 +118,39 @@ export function startFetcher(o: FetcherOptions): Fetcher {
   );
 
   const free = (pool: Pool) => pool.size - pool.busy;
+  /** How many more jobs to fetch ahead: up to the general slots' number, while jobs take them briefly. */
+  const room = () => (slotMs <= SHORT_SLOT_MS ? general.size - ahead.length : 0);
 
-  /** Fetches for one pool; true when it came back full (more may be waiting). */
+  /** Fetches for one pool (and ahead of it); true when it came back full (more may be waiting). */
   const fetchInto = async (pool: Pool, batchSize: number) => {
     const options =
       pool.minPriority === undefined ? { batchSize } : { batchSize, minPriority: pool.minPriority };
     const jobs = await boss.fetch<JobData>(queue, options);
-    for (const job of jobs) begin(pool, job);
+    for (const job of jobs) {
+      const entry: Held = { job, claim: new AbortController() };
+      held.set(job.id, entry);
+      heartbeat.start(job.heartbeatSeconds);
+      if (free(pool) > 0 && !stopped) begin(pool, entry);
+      else ahead.push(entry);
+    }
     return jobs.length === batchSize;
+  };
+
+  /** Hands jobs fetched ahead to the free general slots, at once (their claims then group together). */
+  const takeAhead = () => {
+    while (free(general) > 0 && !stopped) {
+      const entry = ahead.shift();
+      if (!entry) return;
+      // Cancelled or expired in pg-boss while it waited here (the heartbeat found it gone): not ours.
+      if (entry.claim.signal.aborted) held.delete(entry.job.id);
+      else begin(general, entry);
+    }
   };
 
   const fetchLoop = async () => {
     do {
       again = false;
-      const wanted = free(general);
+      const wanted = free(general) + room();
       let full = false;
       if (wanted > 0) full = await fetchInto(general, wanted);
       // The fair-share slots matter only once the general ones are all busy (those take priority 0
@@ -151,23 +199,46 @@ export function startFetcher(o: FetcherOptions): Fetcher {
       again = true;
       return;
     }
-    if (free(general) === 0 && free(fair) === 0) return;
+    if (free(general) === 0 && free(fair) === 0 && room() === 0) return;
     scheduled = true;
     setImmediate(fetchNow);
   };
 
-  const begin = (pool: Pool, job: Job<JobData>) => {
+  const begin = (pool: Pool, { job, claim }: Held) => {
     pool.busy += 1;
-    const claim = new AbortController();
-    held.set(job.id, { job, claim });
-    heartbeat.start(job.heartbeatSeconds);
-    void o.run({ job, signal: claim.signal }).then(
-      (completed) => settle(pool, job, () => (completed === true ? Promise.resolve() : complete(job))),
-      (error: Error) => settle(pool, job, () => boss.fail(queue, job, { message: error.message })),
+    const takenAt = performance.now();
+    // The slot frees when the handler ends, unless `size` runs of the pool are still writing their
+    // outcome (which bounds the writes waiting); then when the run ends.
+    let slotHeld = true;
+    let early = false;
+    const freeSlot = () => {
+      if (!slotHeld) return;
+      slotHeld = false;
+      pool.busy -= 1;
+      const ms = performance.now() - takenAt;
+      slotMs = Number.isFinite(slotMs) ? slotMs * 0.8 + ms * 0.2 : ms;
+      takeAhead();
+      wake(false);
+    };
+    const handlerEnded = () => {
+      if (!slotHeld || pool.ending >= pool.size) return;
+      early = true;
+      pool.ending += 1;
+      freeSlot();
+    };
+    const ended = (write: () => Promise<unknown>) => {
+      if (early) pool.ending -= 1;
+      settle(job, write);
+      freeSlot();
+    };
+    void o.run({ job, signal: claim.signal, handlerEnded }).then(
+      (completed) => ended(() => (completed === true ? Promise.resolve() : complete(job))),
+      (error: Error) => ended(() => boss.fail(queue, job, { message: error.message })),
     );
   };
 
-  const settle = (pool: Pool, job: Job<JobData>, write: () => Promise<unknown>) => {
+  /** Writes a run's job settlement (grouped with others; waited for at shutdown). */
+  const settle = (job: Job<JobData>, write: () => Promise<unknown>) => {
     held.delete(job.id);
     const done: Promise<void> = write()
       .then(
@@ -178,9 +249,26 @@ export function startFetcher(o: FetcherOptions): Fetcher {
       )
       .finally(() => settling.delete(done));
     settling.add(done);
-    // The slot frees at once: the settlement is grouped with others and waited for at shutdown.
-    pool.busy -= 1;
-    wake(false);
+  };
+
+  /**
+   * Gives jobs fetched ahead back to pg-boss for any worker (at shutdown): cancelled under the
+   * attempt they were fetched with, then resumed as new. If that fails, the job stays active without
+   * heartbeat until pg-boss expires it or the reconciler gives its operation a new one.
+   */
+  const release = async (entries: Held[]) => {
+    if (entries.length === 0) return;
+    for (const entry of entries) held.delete(entry.job.id);
+    try {
+      const jobs = entries.map((entry) => entry.job);
+      await boss.cancel(queue, jobs);
+      await boss.resume(
+        queue,
+        jobs.map((job) => job.id),
+      );
+    } catch (error) {
+      log.warn('releasing jobs fetched ahead failed', { queue, error: (error as Error).message });
+    }
   };
 
   const heartbeat = heartbeatTimer(boss, queue, held, log);
@@ -194,65 +282,11 @@ export function startFetcher(o: FetcherOptions): Fetcher {
       stopped = true;
       clearInterval(poll);
       await fetching;
+      await release(ahead.splice(0));
     },
     async settled() {
       heartbeat.stop();
       while (settling.size > 0) await Promise.all([...settling]);
-    },
-  };
-}
-
-/**
- * Refreshes the held jobs of a queue with one fenced `touch` every half heartbeat (the smallest of
- * the held jobs', as pg-boss does per batch), and aborts the claim of a job the touch did not find
- * under this attempt: cancelled (`boss.cancel`), failed or expired by pg-boss.
- */
-function heartbeatTimer(boss: PgBoss, queue: string, held: Map<string, Held>, log: Logger) {
-  let timer: NodeJS.Timeout | undefined;
-  let seconds = 0;
-  let touching = false;
-  const beat = async () => {
-    if (touching) return;
-    const jobs = [...held.values()].filter((entry) => entry.job.heartbeatSeconds);
-    if (jobs.length === 0) {
-      clearInterval(timer);
-      timer = undefined;
-      seconds = 0;
-      return;
-    }
-    touching = true;
-    try {
-      // pg-boss returns the ids it refreshed beside the count (untyped: `settled`).
-      const touched = (await boss.touch(
-        queue,
-        jobs.map((entry) => entry.job),
-      )) as { settled?: string[] };
-      // Without the ids it refreshed, a touch cannot tell which job went missing: abort nothing.
-      if (!touched.settled) return;
-      const refreshed = new Set(touched.settled);
-      for (const entry of jobs) {
-        // A job that ended meanwhile is no longer held, and was not refreshed for that reason.
-        if (!refreshed.has(entry.job.id) && held.get(entry.job.id) === entry)
-          entry.claim.abort(new Error(`job ${entry.job.id} is no longer active under this worker's claim`));
-      }
-    } catch (error) {
-      // A heartbeat that could not run says nothing about the claims.
-      log.warn('job heartbeat failed', { queue, error: (error as Error).message });
-    } finally {
-      touching = false;
-    }
-  };
-  return {
-    start(heartbeatSeconds: number | null | undefined) {
-      if (!heartbeatSeconds || (timer && seconds <= heartbeatSeconds)) return;
-      clearInterval(timer);
-      seconds = heartbeatSeconds;
-      timer = setInterval(() => void beat(), (heartbeatSeconds * 1000) / 2);
-      timer.unref();
-    },
-    stop() {
-      clearInterval(timer);
-      timer = undefined;
     },
   };
 }

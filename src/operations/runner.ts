@@ -39,7 +39,7 @@ export async function startRunner(r: Resources): Promise<Runner> {
 
   const work =
     (type: OperationType) =>
-    async ({ job, signal }: FetchedJob): Promise<boolean> => {
+    async ({ job, signal, handlerEnded }: FetchedJob): Promise<boolean> => {
       const controller = new AbortController();
       const operationId = job.data.operationId;
       // The fetcher aborts the job's signal when its heartbeat finds the job cancelled or expired.
@@ -49,6 +49,7 @@ export async function startRunner(r: Resources): Promise<Runner> {
         controller,
         done: Promise.resolve(),
         job: { name: job.name, id: job.id, retryCount: job.retryCount },
+        handlerEnded,
       };
       entry.done = runAttempt(r, type, operationId, entry, log, grouped);
       running.set(operationId, entry);

@@ -8,8 +8,9 @@ import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 /**
  * The runner's fetcher (src/operations/fetcher.ts) against a real pg-boss: one fetch fills all free
  * slots, never more jobs run than slots, the fair-share slots take only priority 0, finished jobs
- * are completed and failed ones failed, and a job cancelled in pg-boss aborts its handler's signal
- * through the heartbeat.
+ * are completed and failed ones failed, a job cancelled in pg-boss aborts its handler's signal
+ * through the heartbeat, a slot frees when its handler ends, and jobs are fetched ahead only while
+ * they take slots briefly, and given back at stop.
  */
 
 const SCHEMA = 'fetcher_test';
@@ -90,6 +91,85 @@ describe('fetcher', () => {
     // Far fewer fetches than jobs: slots freed together share one.
     expect(fetches.length).toBeLessThan(20);
     expect(await states(queue)).toEqual({ completed: 20 });
+  });
+
+  it('frees a slot when its handler ends, while at most as many outcomes as slots are still written', async () => {
+    const queue = 'fetch-handler-ended';
+    await boss.createQueue(queue);
+    await boss.insert(
+      queue,
+      [1, 2, 3].map((i) => ({ data: { operationId: String(i) } })),
+    );
+    const ran: string[] = [];
+    const writes: (() => void)[] = [];
+    let ended = 0;
+    const fetcher = start(queue, 1, 0, async ({ job, handlerEnded }) => {
+      ran.push((job.data as JobData).operationId);
+      handlerEnded();
+      // The outcome's write, held open by the test.
+      await new Promise<void>((resolve) => writes.push(resolve));
+      ended += 1;
+    });
+    // The first handler ended: the second job runs while the first outcome is being written.
+    await until(() => ran.length === 2);
+    // One outcome already in flight for the one slot: the second run keeps its slot until it ends.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(ran).toHaveLength(2);
+    for (const write of writes.splice(0)) write();
+    await until(() => ran.length === 3);
+    await until(() => writes.length === 1);
+    writes.shift()?.();
+    await until(() => ended === 3);
+    await fetcher.stop();
+    await fetcher.settled();
+    expect(await states(queue)).toEqual({ completed: 3 });
+  });
+
+  it('fetches ahead only while jobs take slots briefly, never runs more than slots, and gives back at stop what it fetched ahead', async () => {
+    const queue = 'fetch-ahead';
+    await boss.createQueue(queue);
+    await boss.insert(
+      queue,
+      Array.from({ length: 20 }, (_, i) => ({ data: { operationId: String(i) } })),
+    );
+    const fetches: number[] = [];
+    const fetch = boss.fetch.bind(boss);
+    boss.fetch = (async (name: string, options: { batchSize?: number }) => {
+      if (name === queue) fetches.push(options.batchSize ?? 1);
+      return fetch(name, options);
+    }) as typeof boss.fetch;
+    let active = 0;
+    let most = 0;
+    const ran: string[] = [];
+    const blocked: (() => void)[] = [];
+    // The first four jobs end at once (slots are taken briefly); the next ones wait for the test.
+    const fetcher = start(queue, 2, 0, async ({ job }) => {
+      active += 1;
+      most = Math.max(most, active);
+      ran.push((job.data as JobData).operationId);
+      if (ran.length > 4) await new Promise<void>((resolve) => blocked.push(resolve));
+      active -= 1;
+    });
+    try {
+      await until(() => blocked.length === 2);
+      // Two jobs running, two more fetched ahead (a fetch of the two slots and two ahead).
+      await until(async () => (await states(queue)).active === 4);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(ran).toHaveLength(6);
+      expect(fetches[0]).toBe(2);
+      expect(Math.max(...fetches)).toBe(4);
+      await fetcher.stop();
+      // The two fetched ahead are back for any worker; the two running stay held.
+      expect(await states(queue)).toEqual({ completed: 4, active: 2, created: 14 });
+      for (const resolve of blocked.splice(0)) resolve();
+      await until(() => active === 0);
+      await fetcher.settled();
+    } finally {
+      boss.fetch = fetch;
+    }
+    expect(most).toBeLessThanOrEqual(2);
+    expect(ran).toHaveLength(6);
+    expect(await states(queue)).toEqual({ completed: 6, created: 14 });
   });
 
   it('fails the job of a run that rejects', async () => {
