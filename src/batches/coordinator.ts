@@ -2,7 +2,7 @@ import { encodeGlobalID } from '@pothos/plugin-relay';
 import { z } from 'zod';
 import type { Viewer } from '../auth/viewer.ts';
 import { observeBatchOutcome } from '../metrics/events.ts';
-import { publish } from '../operations/attempt.ts';
+import { publish, publishCommittedTogether } from '../operations/attempt.ts';
 import * as batchTransitions from '../operations/batch-transitions.ts';
 import { cancelNow } from '../operations/cancel.ts';
 import { batchChannel } from '../operations/record.ts';
@@ -279,7 +279,7 @@ async function announcedStatuses(r: Resources, batchId: string): Promise<Map<str
 
 /**
  * Records each item's status change as an ITEM event of the batch (what batchUpdated carries), up
- * to 500 in one statement, published after commit.
+ * to 500 in one statement, published after commit (to the live lists as of the last one).
  */
 async function announce(r: Resources, ctx: RunContext, rows: ItemRow[], announced: Map<string, ItemStatus>) {
   const changes = rows.flatMap((row) => {
@@ -305,7 +305,7 @@ async function announce(r: Resources, ctx: RunContext, rows: ItemRow[], announce
     }));
     const written = await batchTransitions.notes(r.db, ctx.operationId, ctx.claimId, 'ITEM', entries);
     if (!written) throw new Error('the batch is no longer held by this coordinator');
-    for (const message of written) publish(r, message);
+    publishCommittedTogether(r, written);
     for (const { row, status } of chunk) announced.set(row.batchItemId, status);
   }
 }
