@@ -48,6 +48,22 @@ const states = async (queue: string) =>
     ).map((row) => [row.state, row.n]),
   );
 
+/**
+ * Calls `record` with the arguments of each call of `boss[method]` before it runs; returns the
+ * function that puts the method back.
+ */
+const spy = <M extends 'fetch' | 'complete'>(method: M, record: (...args: unknown[]) => void) => {
+  const original = boss[method];
+  const call = original.bind(boss) as (...args: unknown[]) => unknown;
+  boss[method] = ((...args: unknown[]) => {
+    record(...args);
+    return call(...args);
+  }) as PgBoss[M];
+  return () => {
+    boss[method] = original;
+  };
+};
+
 const start = (
   queue: string,
   slots: number,
@@ -67,11 +83,9 @@ describe('fetcher', () => {
     let most = 0;
     const ran: string[] = [];
     const fetches: number[] = [];
-    const fetch = boss.fetch.bind(boss);
-    boss.fetch = (async (name: string, options: { batchSize?: number }) => {
-      if (name === queue) fetches.push(options.batchSize ?? 1);
-      return fetch(name, options);
-    }) as typeof boss.fetch;
+    const restore = spy('fetch', (name, options) => {
+      if (name === queue) fetches.push((options as { batchSize?: number }).batchSize ?? 1);
+    });
     const fetcher = start(queue, 4, 0, async ({ job }) => {
       active += 1;
       most = Math.max(most, active);
@@ -84,7 +98,7 @@ describe('fetcher', () => {
       await fetcher.stop();
       await fetcher.settled();
     } finally {
-      boss.fetch = fetch;
+      restore();
     }
     expect(most).toBeLessThanOrEqual(4);
     expect(fetches[0]).toBe(4);
@@ -133,11 +147,9 @@ describe('fetcher', () => {
       Array.from({ length: 20 }, (_, i) => ({ data: { operationId: String(i) } })),
     );
     const fetches: number[] = [];
-    const fetch = boss.fetch.bind(boss);
-    boss.fetch = (async (name: string, options: { batchSize?: number }) => {
-      if (name === queue) fetches.push(options.batchSize ?? 1);
-      return fetch(name, options);
-    }) as typeof boss.fetch;
+    const restore = spy('fetch', (name, options) => {
+      if (name === queue) fetches.push((options as { batchSize?: number }).batchSize ?? 1);
+    });
     let active = 0;
     let most = 0;
     const ran: string[] = [];
@@ -165,7 +177,7 @@ describe('fetcher', () => {
       await until(() => active === 0);
       await fetcher.settled();
     } finally {
-      boss.fetch = fetch;
+      restore();
     }
     expect(most).toBeLessThanOrEqual(2);
     expect(ran).toHaveLength(6);
@@ -193,11 +205,7 @@ describe('fetcher', () => {
     await boss.createQueue(queue);
     await boss.send(queue, { operationId: 'x' });
     const completes: string[] = [];
-    const complete = boss.complete.bind(boss);
-    boss.complete = ((name: string, ...rest: unknown[]) => {
-      completes.push(name);
-      return (complete as (...args: unknown[]) => unknown)(name, ...rest);
-    }) as typeof boss.complete;
+    const restore = spy('complete', (name) => completes.push(name as string));
     let ran = false;
     const fetcher = start(queue, 1, 0, async () => {
       ran = true;
@@ -208,7 +216,7 @@ describe('fetcher', () => {
       await fetcher.stop();
       await fetcher.settled();
     } finally {
-      boss.complete = complete;
+      restore();
     }
     expect(completes).toEqual([]);
     // Still active here: in opsgraph the run's grouped completion statement completed it.
