@@ -272,18 +272,13 @@ export function publishCommittedTogether(r: Resources, messages: readonly EventM
     // (live lists reconcile from the database anyway).
     const key = `:${message.operation.id}`;
     if (index === messages.length - 1) {
-      published.push({ channel: userChannel(ownerId), payload: message, key: userChannel(ownerId) + key });
-      if (collectionId)
-        published.push({
-          channel: collectionChannel(collectionId),
-          payload: message,
-          key: collectionChannel(collectionId) + key,
-        });
-      published.push({
-        channel: ALL_OPERATIONS_CHANNEL,
-        payload: message,
-        key: ALL_OPERATIONS_CHANNEL + key,
-      });
+      const lists = [
+        userChannel(ownerId),
+        collectionId && collectionChannel(collectionId),
+        ALL_OPERATIONS_CHANNEL,
+      ];
+      for (const channel of lists)
+        if (channel) published.push({ channel, payload: message, key: channel + key });
     }
     if (batchId)
       published.push({
