@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { directTransaction, type SqlExecutor } from '../db/direct.ts';
+import { directTransaction, executorOf, type SqlExecutor } from '../db/direct.ts';
 import { poolOf } from '../db/prisma.ts';
 import { safeFailure } from '../operations/failure.ts';
 import type { RunContext } from '../operations/registry.ts';
@@ -227,12 +227,7 @@ export async function onLoadConnection<T>(
   client.on('error', ignore);
   try {
     await client.connect();
-    return await pipelined({
-      $queryRawUnsafe: async <R>(query: string, ...values: unknown[]) =>
-        (await client.query(query, values)).rows as R,
-      $executeRawUnsafe: async (query: string, ...values: unknown[]) =>
-        (await client.query(query, values)).rowCount ?? 0,
-    });
+    return await pipelined(executorOf(client));
   } finally {
     loadConnections.set(pool, (loadConnections.get(pool) ?? 1) - 1);
     await client.end().catch(ignore);

@@ -9,7 +9,8 @@ export interface SqlExecutor {
   $executeRawUnsafe(query: string, ...values: unknown[]): Promise<number>;
 }
 
-const executorOf = (client: pg.PoolClient): SqlExecutor => ({
+/** Raw SQL on one node-postgres connection (a pooled one, or a client of its own). */
+export const executorOf = (client: pg.ClientBase): SqlExecutor => ({
   async $queryRawUnsafe<T>(query: string, ...values: unknown[]) {
     return (await client.query(query, values)).rows as T;
   },

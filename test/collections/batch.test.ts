@@ -11,7 +11,7 @@ import {
   writeBatch,
 } from '../../src/collections/store.ts';
 import type { SourceDocument } from '../../src/collections/text.ts';
-import type { SqlExecutor } from '../../src/db/direct.ts';
+import { executorOf, type SqlExecutor } from '../../src/db/direct.ts';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
 
 /**
@@ -21,21 +21,16 @@ import { createTestDatabase, type TestDatabase } from '../support/db.ts';
  */
 let db: TestDatabase;
 let client: pg.Client;
+let executor: SqlExecutor;
 let operationId: string;
 let collectionId: string;
 const claimId = randomUUID();
-
-const executor: SqlExecutor = {
-  $queryRawUnsafe: async <T>(query: string, ...values: unknown[]) =>
-    (await client.query(query, values)).rows as T,
-  $executeRawUnsafe: async (query: string, ...values: unknown[]) =>
-    (await client.query(query, values)).rowCount ?? 0,
-};
 
 beforeAll(async () => {
   db = await createTestDatabase();
   client = new pg.Client({ connectionString: db.url, pipeline: true });
   await client.connect();
+  executor = executorOf(client);
   const [user] = await db.query<{ id: string }>(`INSERT INTO "User" (name) VALUES ('batch') RETURNING id`);
   const [operation] = await db.query<{ id: string }>(
     `INSERT INTO "Operation" (type, input, "ownerId", status, "claimId")
